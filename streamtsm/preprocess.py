@@ -1,0 +1,228 @@
+"""Frame validation and model-input preprocessing (numpy + OpenCV only; on the Jetson path).
+
+Two jobs, kept apart:
+
+* :func:`as_bgr_uint8` turns whatever a user pushes (a grey image, a BGRA screenshot, a float
+  image from another library, a strided view) into the one frame format the runtime works with:
+  ``H x W x 3`` uint8 BGR, C-contiguous. It converts only when the meaning is unambiguous and
+  otherwise raises :class:`FrameError` saying what was wrong and what to pass instead, so a bad
+  frame fails at the door and not as an OpenCV assertion three modules further down.
+* :class:`FramePreprocessor` applies the weights' :class:`~streamtsm.card.Preprocessing`
+  (resize, centre crop, channel order, mean/std) and returns ``float32 (3, crop, crop)``.
+  It is in the per-frame hot path, so everything that does not depend on the pixels (scale and
+  offset vectors, output geometry for a given input size) is computed once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+
+from streamtsm.card import Preprocessing
+
+#: Frames smaller than this on either side carry no usable content (and break a centre crop).
+MIN_SIDE = 8
+#: Larger than any real sensor (16K); beyond this an array is almost certainly not an image.
+MAX_SIDE = 16384
+#: Shrinking by more than this factor switches resize from INTER_LINEAR to INTER_AREA.
+AREA_BELOW_SCALE = 0.5
+
+_EXPECTED = "pass an H x W x 3 uint8 BGR numpy array (what cv2.imread / cv2.VideoCapture.read return)"
+
+
+class FrameError(ValueError):
+    """A pushed frame cannot be used; the message says what was wrong and what to pass instead."""
+
+
+def as_bgr_uint8(frame: Any) -> np.ndarray:
+    """Validate ``frame`` and return it as a C-contiguous ``H x W x 3`` uint8 BGR array.
+
+    Accepted and converted (because the meaning is unambiguous):
+
+    * uint8 ``H x W x 3``: returned as is (made contiguous if it is a strided view);
+    * grey ``H x W`` or ``H x W x 1``: replicated to three channels;
+    * BGRA ``H x W x 4``: alpha dropped (the runtime has no use for transparency);
+    * uint16: scaled from 0-65535 to 0-255 (16-bit sensors and PNGs);
+    * other integer types whose values all lie in 0-255: cast;
+    * float with all values in [0, 1]: scaled by 255 and rounded; float in [0, 255]: rounded.
+      (A float frame whose 0-255 values happen to all be <= 1 is read as 0-1; such a frame is
+      black to within one grey level either way.)
+
+    Everything else raises :class:`FrameError`: ``None``, non-arrays, empty arrays, wrong
+    number of dimensions, channel counts other than 1/3/4, NaN/inf, negative or >255 values,
+    booleans, sides below :data:`MIN_SIDE` or above :data:`MAX_SIDE` pixels.
+    """
+    if frame is None:
+        raise FrameError(f"frame is None (the source returned no image, e.g. a failed camera read); {_EXPECTED}")
+    if not isinstance(frame, np.ndarray):
+        raise FrameError(f"frame is a {type(frame).__name__}, not a numpy array; {_EXPECTED}")
+    arr = np.asarray(frame)  # drops ndarray subclasses (matrix, masked) to a plain view
+    if arr.size == 0:
+        raise FrameError(f"frame has shape {arr.shape} with no pixels; {_EXPECTED}")
+    if arr.ndim not in (2, 3):
+        raise FrameError(f"frame has {arr.ndim} dimensions (shape {arr.shape}); {_EXPECTED}")
+    channels = 1 if arr.ndim == 2 else arr.shape[2]
+    if channels not in (1, 3, 4):
+        raise FrameError(
+            f"frame has {channels} channels (shape {arr.shape}); expected 3 (BGR), 1 (grey) or 4 (BGRA). "
+            "If the channels come first (C x H x W), transpose with frame.transpose(1, 2, 0)"
+        )
+    height, width = arr.shape[:2]
+    if min(height, width) < MIN_SIDE:
+        raise FrameError(f"frame is {height}x{width} pixels; both sides must be at least {MIN_SIDE}")
+    if max(height, width) > MAX_SIDE:
+        raise FrameError(
+            f"frame is {height}x{width} pixels; sides above {MAX_SIDE} are not images this runtime accepts "
+            "(downscale it first)"
+        )
+    arr = _to_uint8(arr)
+    if channels == 3:
+        return np.ascontiguousarray(arr)
+    if channels == 4:
+        return cv2.cvtColor(np.ascontiguousarray(arr), cv2.COLOR_BGRA2BGR)
+    grey = np.ascontiguousarray(arr.reshape(height, width))
+    return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+
+
+def _to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Convert pixel values to uint8 or raise FrameError; shape is untouched."""
+    kind = arr.dtype.kind
+    if kind in "iuf" and not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.uint16:
+        # Exact rounding of v * 255 / 65535 in integer arithmetic (no float copy of a big frame).
+        return ((arr.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    if kind in "iu":
+        lo, hi = int(arr.min()), int(arr.max())
+        if lo < 0 or hi > 255:
+            raise FrameError(
+                f"frame has dtype {arr.dtype} with values in [{lo}, {hi}], outside 0-255; "
+                "scale it to 0-255 and pass uint8"
+            )
+        return arr.astype(np.uint8)
+    if kind == "f":
+        if not np.isfinite(arr).all():
+            raise FrameError(f"frame ({arr.dtype}) contains NaN or infinite values; {_EXPECTED}")
+        lo, hi = float(arr.min()), float(arr.max())
+        if lo < 0.0 or hi > 255.0:
+            raise FrameError(
+                f"frame ({arr.dtype}) has values in [{lo:g}, {hi:g}]; float frames must be in [0, 1] or "
+                "[0, 255] (it looks already normalised: pass the raw image, the runtime normalises it)"
+            )
+        scaled = arr * 255.0 if hi <= 1.0 else arr
+        return np.rint(scaled).astype(np.uint8)
+    raise FrameError(f"frame has dtype {arr.dtype}, which is not an image pixel type; {_EXPECTED}")
+
+
+class FramePreprocessor:
+    """``BGR uint8 H x W x 3`` -> ``float32 (3, crop, crop)`` for the weights' card.
+
+    Steps: resize (short side to ``resize_short`` keeping aspect, or exactly ``resize_hw``),
+    centre crop ``crop_size`` (offset ``(size - crop) // 2``, as mmaction2's CenterCrop), put
+    channels in ``channel_order``, then ``(x - mean) / std``.
+
+    Resize: ``cv2.INTER_LINEAR`` (what mmaction2/mmcv use for training) unless the image shrinks
+    by more than 2x (scale < :data:`AREA_BELOW_SCALE`), where bilinear only looks at 2x2
+    neighbours and aliases badly (a 4K or 8K camera frame down to 256); there ``cv2.INTER_AREA``
+    averages all covered pixels, which is closer to the antialiased PIL resize the official TSM
+    weights were trained with. Pass ``antialias=False`` to always use INTER_LINEAR.
+
+    Resize happens first, on uint8, so the cost of an 8K frame is one OpenCV resize; the float
+    work is on the crop only. Normalisation is one fused multiply-add with precomputed
+    ``scale = 1/std`` and ``offset = -mean/std`` per channel.
+    """
+
+    def __init__(self, preprocessing: Preprocessing, *, antialias: bool = True, validate: bool = True) -> None:
+        self.preprocessing = preprocessing
+        self.antialias = antialias
+        self.validate = validate
+        crop = preprocessing.crop_size
+        if preprocessing.resize_short is not None and preprocessing.resize_short < crop:
+            raise ValueError(
+                f"preprocessing.resize_short={preprocessing.resize_short} is smaller than crop_size={crop}; "
+                "the centre crop would not fit"
+            )
+        if preprocessing.resize_hw is not None and min(preprocessing.resize_hw) < crop:
+            raise ValueError(
+                f"preprocessing.resize_hw={preprocessing.resize_hw} is smaller than crop_size={crop} on one side"
+            )
+        mean = np.asarray(preprocessing.mean, dtype=np.float64)
+        std = np.asarray(preprocessing.std, dtype=np.float64)
+        # Card mean/std are in channel_order; the crop is BGR until reordered. The reorder is a
+        # view (reverse channel axis), so the vectors stay in channel_order.
+        self._reverse_channels = preprocessing.channel_order == "RGB"
+        self._scale = (1.0 / std).astype(np.float32).reshape(3, 1, 1)
+        self._offset = (-mean / std).astype(np.float32).reshape(3, 1, 1)
+        self._geometry_for: tuple[int, int] | None = None
+        self._geometry: tuple[tuple[int, int], int, int, int] = ((0, 0), 0, 0, cv2.INTER_LINEAR)
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        c = self.preprocessing.crop_size
+        return (3, c, c)
+
+    def resized_hw(self, height: int, width: int) -> tuple[int, int]:
+        """Size (H, W) of a ``height x width`` frame after the resize step."""
+        p = self.preprocessing
+        if p.resize_hw is not None:
+            return (int(p.resize_hw[0]), int(p.resize_hw[1]))
+        short = p.resize_short
+        assert short is not None
+        if height <= width:
+            return (short, max(short, int(round(width * short / height))))
+        return (max(short, int(round(height * short / width))), short)
+
+    def interpolation(self, src_hw: tuple[int, int], dst_hw: tuple[int, int]) -> int:
+        """The cv2 interpolation flag used for a resize from ``src_hw`` to ``dst_hw``."""
+        scale = min(dst_hw[0] / src_hw[0], dst_hw[1] / src_hw[1])
+        if self.antialias and scale < AREA_BELOW_SCALE:
+            return cv2.INTER_AREA
+        return cv2.INTER_LINEAR
+
+    def _plan(self, height: int, width: int) -> tuple[tuple[int, int], int, int, int]:
+        # Sources deliver frames of one size; recompute the geometry only when it changes.
+        if self._geometry_for != (height, width):
+            rh, rw = self.resized_hw(height, width)
+            crop = self.preprocessing.crop_size
+            self._geometry = ((rh, rw), (rh - crop) // 2, (rw - crop) // 2, self.interpolation((height, width), (rh, rw)))
+            self._geometry_for = (height, width)
+        return self._geometry
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        """One frame -> C-contiguous ``float32 (3, crop, crop)``."""
+        img = as_bgr_uint8(frame) if self.validate else frame
+        (rh, rw), top, left, interp = self._plan(img.shape[0], img.shape[1])
+        if (rh, rw) != img.shape[:2]:
+            img = cv2.resize(img, (rw, rh), interpolation=interp)
+        crop = self.preprocessing.crop_size
+        patch = img[top : top + crop, left : left + crop]
+        if self._reverse_channels:
+            patch = patch[:, :, ::-1]
+        chw = patch.transpose(2, 0, 1)
+        out = np.empty((3, crop, crop), dtype=np.float32)
+        np.multiply(chw, self._scale, out=out, casting="unsafe")
+        out += self._offset
+        return out
+
+    def preprocess_clip(self, frames: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+        """``T`` frames (a sequence, or an array ``T x H x W x C``) -> ``float32 (T, 3, crop, crop)``."""
+        if frames is None or len(frames) == 0:
+            raise FrameError("clip has no frames; pass a non-empty sequence of H x W x 3 uint8 BGR frames")
+        crop = self.preprocessing.crop_size
+        out = np.empty((len(frames), 3, crop, crop), dtype=np.float32)
+        for t, frame in enumerate(frames):
+            try:
+                out[t] = self(frame)
+            except FrameError as exc:
+                raise FrameError(f"clip frame {t}: {exc}") from None
+        return out
+
+
+def preprocess_clip(frames: Sequence[np.ndarray] | np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
+    """Convenience: preprocess a clip with a one-off :class:`FramePreprocessor`."""
+    return FramePreprocessor(preprocessing).preprocess_clip(frames)
