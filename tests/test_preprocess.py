@@ -1,0 +1,203 @@
+"""Frame validation and preprocessing against a plain step-by-step reference."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from streamtsm.card import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, Preprocessing
+from streamtsm.preprocess import FrameError, FramePreprocessor, as_bgr_uint8, preprocess_clip
+
+
+def reference(frame_bgr: np.ndarray, p: Preprocessing, interpolation: int) -> np.ndarray:
+    """The obvious way: resize, crop, BGR->RGB if asked, float, (x - mean) / std, HWC->CHW."""
+    h, w = frame_bgr.shape[:2]
+    if p.resize_hw is not None:
+        nh, nw = p.resize_hw
+    elif h <= w:
+        nh, nw = p.resize_short, round(w * p.resize_short / h)
+    else:
+        nh, nw = round(h * p.resize_short / w), p.resize_short
+    img = cv2.resize(frame_bgr, (nw, nh), interpolation=interpolation)
+    c = p.crop_size
+    top, left = (nh - c) // 2, (nw - c) // 2
+    img = img[top : top + c, left : left + c]
+    if p.channel_order == "RGB":
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    x = (img.astype(np.float64) - np.array(p.mean)) / np.array(p.std)
+    return x.transpose(2, 0, 1).astype(np.float32)
+
+
+CASES = [
+    # (preprocessing, frame HxW, interpolation the reference uses)
+    (Preprocessing(crop_size=224, resize_short=256), (480, 640), cv2.INTER_LINEAR),
+    (Preprocessing(crop_size=224, resize_short=256), (640, 360), cv2.INTER_LINEAR),  # portrait
+    (Preprocessing(crop_size=112, resize_short=None, resize_hw=(128, 171), mean=KINETICS_MEAN, std=KINETICS_STD), (240, 320), cv2.INTER_LINEAR),
+    (Preprocessing(crop_size=160, resize_short=160, channel_order="BGR", mean=IMAGENET_MEAN[::-1], std=IMAGENET_STD[::-1]), (120, 160), cv2.INTER_LINEAR),  # upscale
+    (Preprocessing(crop_size=224, resize_short=256), (1080, 1920), cv2.INTER_AREA),  # shrinks > 2x
+]
+
+
+@pytest.mark.parametrize("p, hw, interp", CASES)
+def test_matches_reference(p: Preprocessing, hw: tuple[int, int], interp: int) -> None:
+    rng = np.random.default_rng(hw[0])
+    # Smooth content plus noise, so a crop offset or channel mistake changes the numbers.
+    yy, xx = np.mgrid[0 : hw[0], 0 : hw[1]]
+    base = np.stack([xx * 255 / hw[1], yy * 255 / hw[0], (xx + yy) % 256], axis=-1)
+    frame = np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+    pre = FramePreprocessor(p)
+    out = pre(frame)
+    assert out.shape == (3, p.crop_size, p.crop_size) and out.dtype == np.float32 and out.flags.c_contiguous
+    np.testing.assert_allclose(out, reference(frame, p, interp), atol=1e-5, rtol=0)
+    # The second call reuses the cached geometry and must give the same result.
+    np.testing.assert_array_equal(pre(frame), out)
+
+
+def test_channel_order_and_normalisation_are_not_swapped() -> None:
+    """A pure-blue BGR frame: with RGB order, channel 2 (B) is high and channel 0 (R) low."""
+    frame = np.zeros((64, 64, 3), np.uint8)
+    frame[..., 0] = 255
+    p = Preprocessing(crop_size=32, resize_short=32)
+    out = FramePreprocessor(p)(frame)
+    np.testing.assert_allclose(out[2], (255 - IMAGENET_MEAN[2]) / IMAGENET_STD[2], atol=1e-5)
+    np.testing.assert_allclose(out[0], (0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0], atol=1e-5)
+
+
+def test_antialias_off_uses_linear() -> None:
+    frame = np.random.default_rng(1).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    p = Preprocessing(crop_size=224, resize_short=256)
+    pre = FramePreprocessor(p, antialias=False)
+    np.testing.assert_allclose(pre(frame), reference(frame, p, cv2.INTER_LINEAR), atol=1e-5)
+
+
+def test_8k_frame_is_accepted_and_fast() -> None:
+    frame = np.random.default_rng(0).integers(0, 256, (4320, 7680, 3), dtype=np.uint8)
+    pre = FramePreprocessor(Preprocessing())
+    pre(frame)  # warm-up
+    t0 = time.perf_counter()
+    out = pre(frame)
+    elapsed = time.perf_counter() - t0
+    assert out.shape == (3, 224, 224)
+    assert elapsed < 0.5, f"8K preprocessing took {elapsed:.3f} s"
+
+
+def test_preprocess_clip() -> None:
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(4)]
+    p = Preprocessing(crop_size=64, resize_short=72)
+    clip = preprocess_clip(frames, p)
+    assert clip.shape == (4, 3, 64, 64) and clip.dtype == np.float32
+    pre = FramePreprocessor(p)
+    for t in range(4):
+        np.testing.assert_array_equal(clip[t], pre(frames[t]))
+    with pytest.raises(FrameError, match="no frames"):
+        pre.preprocess_clip([])
+    with pytest.raises(FrameError, match="clip frame 1"):
+        pre.preprocess_clip([frames[0], None])
+
+
+def test_crop_larger_than_resize_is_refused() -> None:
+    with pytest.raises(ValueError, match="crop"):
+        FramePreprocessor(Preprocessing(crop_size=224, resize_short=200))
+    with pytest.raises(ValueError, match="crop"):
+        FramePreprocessor(Preprocessing(crop_size=224, resize_short=None, resize_hw=(128, 171)))
+
+
+# -- as_bgr_uint8 ------------------------------------------------------------------------------
+
+
+def test_uint8_bgr_passes_through_without_copy() -> None:
+    frame = np.zeros((10, 12, 3), np.uint8)
+    assert as_bgr_uint8(frame) is frame
+
+
+def test_conversions() -> None:
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (20, 30), dtype=np.uint8)
+    out = as_bgr_uint8(grey)
+    assert out.shape == (20, 30, 3) and all((out[..., c] == grey).all() for c in range(3))
+    np.testing.assert_array_equal(as_bgr_uint8(grey[..., None]), out)
+
+    bgra = rng.integers(0, 256, (20, 30, 4), dtype=np.uint8)
+    np.testing.assert_array_equal(as_bgr_uint8(bgra), bgra[..., :3])
+
+    bgr = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    view = bgr[:, ::-1]  # non-contiguous
+    out = as_bgr_uint8(view)
+    assert out.flags.c_contiguous
+    np.testing.assert_array_equal(out, view)
+
+    unit = bgr.astype(np.float32) / 255.0
+    np.testing.assert_array_equal(as_bgr_uint8(unit), bgr)
+    np.testing.assert_array_equal(as_bgr_uint8((bgr.astype(np.float64) - 0.3).clip(0, None)), bgr)  # rounds
+    np.testing.assert_array_equal(as_bgr_uint8(bgr.astype(np.uint16) * 257), bgr)  # 16-bit full range
+    np.testing.assert_array_equal(as_bgr_uint8(bgr.astype(np.int64)), bgr)
+    np.testing.assert_array_equal(as_bgr_uint8(bgr.astype(">u2") * 257), bgr)  # big-endian
+
+
+@pytest.mark.parametrize(
+    "frame, message",
+    [
+        (None, "None"),
+        ([[1, 2], [3, 4]], "not a numpy array"),
+        (np.zeros((0, 10, 3), np.uint8), "no pixels"),
+        (np.zeros((10, 10, 3, 2), np.uint8), "dimensions"),
+        (np.zeros(100, np.uint8), "dimensions"),
+        (np.zeros((10, 10, 2), np.uint8), "channels"),
+        (np.zeros((3, 32, 32), np.uint8), "channels"),  # CHW by mistake
+        (np.full((10, 10, 3), np.nan, np.float32), "NaN"),
+        (np.full((10, 10, 3), np.inf), "NaN or infinite"),
+        (np.full((10, 10, 3), -1.0), "normalised"),
+        (np.full((10, 10, 3), 300, np.int32), "outside 0-255"),
+        (np.zeros((4, 100, 3), np.uint8), "at least 8"),
+        (np.broadcast_to(np.uint8(0), (20000, 10, 3)), "16384"),
+        (np.zeros((10, 10, 3), bool), "not an image pixel type"),
+        (np.zeros((10, 10, 3), complex), "not an image pixel type"),
+        (np.zeros((10, 10, 3), object), "not an image pixel type"),
+    ],
+)
+def test_rejections(frame: object, message: str) -> None:
+    with pytest.raises(FrameError, match=message):
+        as_bgr_uint8(frame)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    hnp.arrays(
+        dtype=st.one_of(hnp.scalar_dtypes(), hnp.byte_string_dtypes(), hnp.unicode_string_dtypes()),
+        shape=hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=12),
+    )
+)
+def test_property_returns_valid_frame_or_frame_error(arr: np.ndarray) -> None:
+    try:
+        out = as_bgr_uint8(arr)
+    except FrameError:
+        return
+    assert isinstance(out, np.ndarray)
+    assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
+    assert out.shape[:2] == arr.shape[:2]
+    assert out.flags.c_contiguous
+
+
+_valid_shapes = st.tuples(st.integers(8, 20), st.integers(8, 20), st.sampled_from([1, 3, 4]))
+_valid_frames = st.one_of(
+    hnp.arrays(st.sampled_from([np.float32, np.float64]), _valid_shapes, elements=st.floats(0, 1, width=32)),
+    hnp.arrays(st.sampled_from([np.float32, np.float64]), _valid_shapes, elements=st.floats(0, 255, width=32)),
+    hnp.arrays(st.sampled_from([np.uint8, np.uint16]), _valid_shapes),
+    hnp.arrays(st.sampled_from([np.int16, np.int64]), _valid_shapes, elements=st.integers(0, 255)),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_valid_frames)
+def test_property_valid_inputs_are_accepted(arr: np.ndarray) -> None:
+    out = as_bgr_uint8(arr)
+    assert out.shape == (arr.shape[0], arr.shape[1], 3) and out.dtype == np.uint8
+    if arr.shape[2] == 3 and arr.dtype.kind == "f" and arr.max() > 1:
+        np.testing.assert_array_equal(out, np.rint(arr))
