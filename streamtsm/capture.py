@@ -437,7 +437,10 @@ class SyntheticSource(Source):
             from streamtsm.train.synthetic import GestureScript  # numpy/OpenCV only; imported when used
         except ImportError as exc:
             raise SourceError(f"the synthetic source needs streamtsm.train.synthetic, which failed to import: {exc}") from exc
-        self.script = GestureScript(self.seed, duration_s=self.duration_s, size=self.size, fps=self.fps, split=self.split)
+        try:
+            self.script = GestureScript(self.seed, duration_s=self.duration_s, size=self.size, fps=self.fps, split=self.split)
+        except ValueError as exc:  # SyntheticError: a bad size/fps/split, with its own explanation
+            raise SourceError(f"synthetic source {self.name}: {exc}") from exc
         self._i = 0
 
     def _read(self) -> Frame | None:

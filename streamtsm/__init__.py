@@ -1,0 +1,47 @@
+"""streamtsm: online streaming action recognition (online TSM) with 3D-CNN baselines.
+
+The runtime names (ModelCard, Recognizer, open_source, …) need only numpy and OpenCV. The
+torch names (load_model, create_model, to_online, …) are imported lazily on first use, so
+``import streamtsm`` works on a device without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .card import CardError, ModelCard, Preprocessing, StateTensor, Temporal
+
+__version__ = "0.1.0"
+
+# name -> module that defines it (imported on first attribute access)
+_LAZY = {
+    "load_model": ".checkpoints",
+    "save_model": ".checkpoints",
+    "inspect_checkpoint": ".checkpoints",
+    "CheckpointError": ".checkpoints",
+    "create_model": ".models",
+    "list_models": ".models",
+    "to_online": ".models",
+    "OnlineTSM": ".models",
+    "NotOnlineCapableError": ".models",
+    "Recognizer": ".recognizer",
+    "Prediction": ".recognizer",
+    "open_source": ".capture",
+    "Frame": ".capture",
+    "SourceError": ".capture",
+    "FrameError": ".preprocess",
+    "StreamingSession": ".session",
+    "WindowSession": ".session",
+}
+
+__all__ = ["CardError", "ModelCard", "Preprocessing", "StateTensor", "Temporal", "__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'streamtsm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

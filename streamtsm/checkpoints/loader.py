@@ -1,0 +1,251 @@
+"""``load_model`` / ``save_model``: one entry point for every checkpoint format.
+
+Files from strangers are data, never code: pickles are read with ``weights_only=True`` only,
+and our own format is safetensors plus a JSON card. Loading is strict: every key of the
+model must be filled with a tensor of the right shape, or the error says which were not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..card import CardError, ModelCard, StateTensor, card_path_for
+from .formats import CheckpointError, CheckpointFormat, Converted, StateDict, key_shapes
+
+DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default.safetensors"
+OWN_FORMAT = "streamtsm"
+
+
+def all_formats() -> list[CheckpointFormat]:
+    from . import tsm
+
+    formats = list(tsm.FORMATS)
+    try:
+        video3d = importlib.import_module(f"{__package__}.video3d")
+    except ModuleNotFoundError as exc:  # 3D families not present in this checkout
+        if exc.name != f"{__package__}.video3d":
+            raise
+    else:
+        formats += video3d.FORMATS
+    return formats
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a checkpoint file is, without keeping the model."""
+
+    path: str
+    format: str
+    card: ModelCard
+    num_parameters: int
+
+
+def read_state_dict(path: Path) -> StateDict:
+    """Tensors of a pickled checkpoint, unwrapped from the usual containers (safe unpickling only)."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: refused to unpickle: the file contains Python objects other than tensors and plain "
+            f"containers ({str(exc).splitlines()[0][:200]}). Loading it fully could run arbitrary code. If you "
+            "trust its author, re-save only its state_dict (torch.save(ckpt['state_dict'], 'clean.pth')) "
+            "in a separate environment and load that."
+        ) from None
+    except Exception as exc:  # garbage bytes make the unpickler fail in many ways (IndexError, EOFError, …)
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint (truncated download or a different file type?): "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        ) from None
+    for container in ("state_dict", "model_state", "model", "module"):
+        if isinstance(obj, dict) and isinstance(obj.get(container), dict):
+            obj = obj[container]
+            break
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict of tensors")
+    sd = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if not sd:
+        raise CheckpointError(f"{path}: contains no tensors (top-level keys: {list(obj)[:8]})")
+    return sd
+
+
+def _load_strict(model: nn.Module, sd: StateDict, path: Path, fmt: str) -> None:
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    wrong = [f"{k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if wrong:
+            parts.append(f"shape mismatches (first 5): {wrong[:5]}")
+        if missing:
+            parts.append(f"{len(missing)} keys missing from the file (first 5): {missing[:5]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys in the file (first 5): {unexpected[:5]}")
+        arch = model.card.arch if hasattr(model, "card") else type(model).__name__
+        raise CheckpointError(
+            f"{path}: looks like format {fmt!r} but does not fit architecture {arch!r}: " + "; ".join(parts)
+            + ". The file may be for another depth/width or class count; check `streamtsm info` on it."
+        )
+    model.load_state_dict(sd, strict=True)
+
+
+def _detect(sd: StateDict, path: Path) -> tuple[CheckpointFormat, Converted]:
+    keys = key_shapes(sd)
+    for fmt in all_formats():
+        if fmt.detect(keys):
+            return fmt, fmt.convert(sd)
+    names = "\n  ".join(f"{f.name}: {f.description}" for f in all_formats())
+    raise CheckpointError(
+        f"{path}: unknown checkpoint format. Its first keys are {list(keys)[:6]}. Supported formats:\n  {names}\n"
+        "Own models are saved with streamtsm.save_model (.safetensors + .card.json)."
+    )
+
+
+def _with_state_spec(model: nn.Module, card: ModelCard) -> ModelCard:
+    """Fill the card's state spec from the model itself (online TSM only)."""
+    if card.shift_mode != "uni" or not card.is_online:
+        return card.replace(state=())
+    from ..models.online import to_online
+
+    online = to_online(model)
+    crop = card.preprocessing.crop_size
+    shapes = online.state_shapes(1, crop, crop)
+    return card.replace(state=tuple(StateTensor(f"state_in.{i}", s) for i, s in enumerate(shapes)))
+
+
+def _from_safetensors(path: Path) -> tuple[nn.Module, str]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ..models.registry import create_model
+
+    card_file = card_path_for(path)
+    try:
+        card = ModelCard.load(card_file)
+    except CardError as exc:
+        raise CheckpointError(f"{path}: its model card is unusable: {exc}. save_model writes both files; keep them together.") from None
+    try:
+        sd = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file (truncated?): {exc}") from None
+    kwargs = {k: v for k, v in card.arch_kwargs.items() if k != "num_classes"}
+    try:
+        model = create_model(card.arch, num_classes=card.num_classes, class_names=card.class_names, **kwargs)
+    except KeyError as exc:
+        raise CheckpointError(f"{card_file}: {exc.args[0]}") from None
+    _load_strict(model, sd, path, OWN_FORMAT)
+    model.card = card
+    return model, OWN_FORMAT
+
+
+def load_model(
+    path: str | Path | None = None,
+    *,
+    expected_arch: str | None = None,
+    class_names: Sequence[str] | None = None,
+    shift_mode: str | None = None,
+) -> nn.Module:
+    """Load any supported checkpoint into an eval-mode model with a ``.card``.
+
+    ``path=None`` loads the embedded default model. ``expected_arch`` refuses a file for another
+    architecture; ``class_names`` names the classes of a file that does not carry them (its
+    count must match); ``shift_mode`` overrides the shift a foreign format implies (e.g. an
+    official-offline file you know was trained unidirectionally).
+    """
+    from ..models.registry import create_model
+
+    p = Path(path) if path is not None else DEFAULT_MODEL
+    if not p.exists():
+        hint = " (the embedded default model is missing: reinstall streamtsm)" if path is None else ""
+        raise CheckpointError(f"checkpoint {p} does not exist{hint}")
+    if p.is_dir():
+        raise CheckpointError(f"{p} is a directory; pass the checkpoint file inside it")
+    if p.suffix == ".onnx":
+        raise CheckpointError(f"{p} is an ONNX graph, not trainable weights: run it with streamtsm.Recognizer({str(p)!r})")
+    if p.suffix == ".safetensors":
+        model, fmt = _from_safetensors(p)
+        card = model.card
+    else:
+        sd = read_state_dict(p)
+        fmt_obj, conv = _detect(sd, p)
+        fmt = fmt_obj.name
+        kwargs = dict(conv.arch_kwargs)
+        if shift_mode is not None and "shift_mode" in kwargs:
+            kwargs["shift_mode"] = shift_mode
+        n = kwargs.pop("num_classes")
+        model = create_model(conv.arch, num_classes=n, **kwargs)
+        _load_strict(model, conv.state_dict, p, fmt)
+        overrides = {k: v for k, v in conv.card_overrides.items()}
+        if shift_mode is not None:
+            overrides["shift_mode"] = shift_mode
+            temporal = overrides.get("temporal", model.card.temporal)
+            overrides["temporal"] = dataclasses.replace(temporal, mode="online" if shift_mode == "uni" else "window")
+        card = model.card.replace(source_format=fmt, **overrides)
+    if expected_arch is not None and card.arch != expected_arch:
+        raise CheckpointError(
+            f"{p}: is a {card.arch!r} checkpoint (format {fmt!r}), not {expected_arch!r}. "
+            f"Use --model with a {expected_arch} checkpoint, or drop the architecture requirement."
+        )
+    if class_names is not None:
+        if len(class_names) != card.num_classes:
+            raise CheckpointError(
+                f"{p}: has {card.num_classes} classes but {len(class_names)} class names were given"
+            )
+        card = card.replace(class_names=tuple(class_names), background_classes=())
+    model.eval()
+    model.card = _with_state_spec(model, card)
+    return model
+
+
+def save_model(model: nn.Module, path: str | Path, *, card: ModelCard | None = None) -> Path:
+    """Write ``path`` (.safetensors) and its card ``*.card.json``; returns the weights path."""
+    from safetensors.torch import save_file
+
+    card = card or getattr(model, "card", None)
+    if card is None:
+        raise CheckpointError("save_model needs a model built by create_model/load_model (it has no .card) or card=")
+    p = Path(path)
+    if p.suffix != ".safetensors":
+        p = p.with_suffix(".safetensors")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_file(sd, str(p), metadata={"format": OWN_FORMAT, "arch": card.arch})
+    card.replace(source_format=OWN_FORMAT).save(card_path_for(p))
+    return p
+
+
+def inspect_checkpoint(path: str | Path | None = None) -> CheckpointInfo:
+    """Format, card and parameter count of a checkpoint (for ``streamtsm info``)."""
+    model = load_model(path)
+    n = sum(p.numel() for p in model.parameters())
+    return CheckpointInfo(str(path or DEFAULT_MODEL), model.card.source_format, model.card, n)
+
+
+def card_summary(info: CheckpointInfo) -> dict[str, Any]:
+    c = info.card
+    return {
+        "path": info.path,
+        "format": info.format,
+        "arch": c.arch,
+        "num_classes": c.num_classes,
+        "classes": list(c.class_names) if c.num_classes <= 30 else list(c.class_names[:10]) + ["…"],
+        "shift_mode": c.shift_mode,
+        "mode": c.temporal.mode,
+        "input_size": [c.preprocessing.crop_size, c.preprocessing.crop_size],
+        "fps": c.temporal.fps,
+        "parameters": info.num_parameters,
+        "state_tensors": len(c.state),
+    }
+
+
+def card_json(info: CheckpointInfo) -> str:
+    return json.dumps(card_summary(info), indent=2)

@@ -1,0 +1,70 @@
+"""The ``streamtsm`` command. Each subcommand lives in ``streamtsm/commands/<name>.py``.
+
+A command module provides ``register(subparsers)``, which adds its parser and sets
+``func(args) -> int``. Modules are imported only when present, so the torch-free runtime
+(demo with an ONNX model) never imports torch just to parse arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Order here is the order in --help.
+COMMANDS = ("demo", "info", "export", "build_engine", "bench", "train", "eval", "triton")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="streamtsm",
+        description=(
+            "Online streaming action recognition: an online TSM runs one 2D-CNN pass per webcam frame and "
+            "carries the shifted channels of each residual block to the next frame. Subcommands run the demo, "
+            "inspect and export checkpoints, build TensorRT engines, train on your own clips and benchmark "
+            "against 3D-CNN baselines."
+        ),
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"streamtsm.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"streamtsm.commands.{name}":
+                continue  # command not part of this build
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # user-facing errors: one clear line, not a traceback
+        if args.verbose or not _is_user_error(exc):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _is_user_error(exc: Exception) -> bool:
+    """Errors whose message already says what was wrong and what to do."""
+    return isinstance(exc, (ValueError, FileNotFoundError, RuntimeError, KeyError)) and type(exc).__module__.startswith(
+        ("streamtsm", "builtins")
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per ``streamtsm`` subcommand (see ``streamtsm/cli.py``)."""
