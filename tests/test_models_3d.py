@@ -439,12 +439,12 @@ def test_load_model_reads_seed_training_checkpoint_and_mmaction2_file(seed_model
     with torch.no_grad():
         torch.testing.assert_close(model(x), seed_model(x))
 
-    i3d_like = create_model("resnet3d_18", num_classes=5, conv1_kernel=(1, 7, 7), inflate=(0, 0, 1, 1))
+    r3d18_mm = create_model("resnet3d_18", num_classes=5, conv1_kernel=(1, 7, 7), inflate=(0, 0, 1, 1))
     path = tmp_path / "mm.pth"
-    torch.save({"meta": {"mmaction_version": "1.2.0"}, "state_dict": i3d_like.state_dict()}, path)
+    torch.save({"meta": {"mmaction_version": "1.2.0"}, "state_dict": r3d18_mm.state_dict()}, path)
     loaded = load_model(path)
     assert loaded.card.arch == "resnet3d_18" and loaded.card.source_format == "mmaction2_resnet3d"
     assert loaded.card.arch_kwargs["inflate"] == ((0, 0), (0, 0), (1, 1), (1, 1))
     assert "temporal strides assumed" in loaded.card.description
     with torch.no_grad():
-        torch.testing.assert_close(loaded(x), i3d_like.eval()(x))
+        torch.testing.assert_close(loaded(x), r3d18_mm.eval()(x))
