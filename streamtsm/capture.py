@@ -501,7 +501,7 @@ class CaptureStats:
     running: bool
 
 
-_STOP_JOIN_S = 0.9
+_STOP_JOIN_S = 0.75
 
 
 class CaptureThread:
