@@ -8,5 +8,6 @@ when a torch backend is asked for, so ONNX/TensorRT deployments run without it.
 from __future__ import annotations
 
 from .base import Backend, BackendError, State
+from .factory import BACKENDS, open_backend
 
-__all__ = ["Backend", "BackendError", "State"]
+__all__ = ["BACKENDS", "Backend", "BackendError", "State", "open_backend"]
