@@ -448,3 +448,25 @@ def test_load_model_reads_seed_training_checkpoint_and_mmaction2_file(seed_model
     assert "temporal strides assumed" in loaded.card.description
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), r3d18_mm.eval()(x))
+
+
+@pytest.mark.parametrize(
+    "arch, clip, params_m, gflops",
+    [
+        ("r2plus1d_18", (16, 112), 31.5, 40.5),  # torchvision model table
+        ("r3d_18", (16, 112), 33.4, 40.7),  # torchvision model table
+        ("i3d_r50", (32, 256), 28.0, 43.5),  # mmaction2 configs/recognition/i3d/metafile.yml (256² test crop)
+        ("slowfast_r50", (32, 256), 34.5, 36.3),  # mmaction2 configs/recognition/slowfast/metafile.yml, 4x16
+    ],
+)
+def test_parameter_count_and_flops_match_published_figures(arch, clip, params_m, gflops):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    frames, crop = clip
+    with torch.device("meta"):
+        model = create_model(arch, num_classes=400).eval()
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(torch.empty(1, 3, frames, crop, crop))
+    assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(params_m, abs=0.05)
+    # published GFLOPs are multiply-accumulates; mmaction2's counter also counts BN/ReLU (< 1 %)
+    assert counter.get_total_flops() / 2e9 == pytest.approx(gflops, rel=0.01)
