@@ -39,7 +39,7 @@ class SourceError(RuntimeError):
     """A frame source cannot be opened or has failed; the message says what to try."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq on pixel arrays would be ambiguous; frames compare by identity
 class Frame:
     """One captured image.
 
@@ -579,7 +579,7 @@ class CaptureThread:
                 self._push(frame)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, never lost
             logger.error("capture from %s failed: %r", self.source.name, exc)
-            self.source.last_error = self.source.last_error or repr(exc)
+            self.source.last_error = f"{type(exc).__name__}: {exc}"
             with self._cond:
                 self._error = exc
         finally:

@@ -248,7 +248,7 @@ class PostprocessConfig:
     min_duration_s: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds an array: compare fields explicitly
 class StepOutput:
     """What one step yields: smoothed probabilities, top-k, the events it caused, active label."""
 

@@ -366,7 +366,7 @@ def test_stream_down_for_good_gives_up_after_max_attempts(tmp_path: Path) -> Non
         with pytest.raises(SourceError, match="3 reconnect attempts failed") as info:
             capture.get(timeout=5)
         assert isinstance(info.value.__cause__, SourceError)
-        assert capture.stats.reconnects == 0
+        assert capture.stats.reconnects == 0 and "is down" in capture.stats.last_error
 
 
 # -- dependency rule ----------------------------------------------------------------------------
