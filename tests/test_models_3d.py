@@ -470,3 +470,15 @@ def test_parameter_count_and_flops_match_published_figures(arch, clip, params_m,
     assert sum(p.numel() for p in model.parameters()) / 1e6 == pytest.approx(params_m, abs=0.05)
     # published GFLOPs are multiply-accumulates; mmaction2's counter also counts BN/ReLU (< 1 %)
     assert counter.get_total_flops() / 2e9 == pytest.approx(gflops, rel=0.01)
+
+
+def test_own_format_round_trip_rebuilds_from_json_card_kwargs(tmp_path):
+    # nested tuples in arch_kwargs come back from the JSON card as lists; the builders must accept them
+    from streamtsm.checkpoints import save_model
+
+    model = create_model("resnet3d_18", num_classes=3, conv1_kernel=(1, 7, 7), inflate=((0, 0), (0, 0), (1, 1), (1, 1))).eval()
+    loaded = load_model(save_model(model, tmp_path / "r3d.safetensors"))
+    assert loaded.card.arch_kwargs["inflate"] == [[0, 0], [0, 0], [1, 1], [1, 1]]
+    x = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), model(x))
