@@ -100,6 +100,12 @@ class RateMeter:
     def clear(self) -> None:
         self._times.clear()
 
+    def median_interval(self, next_timestamp: float) -> float:
+        """Median time between consecutive timestamps, ``next_timestamp`` included (robust to
+        one late or dropped frame). Needs at least one earlier timestamp."""
+        times = np.fromiter(self._times, dtype=np.float64, count=len(self._times))
+        return float(np.median(np.diff(times, append=next_timestamp)))
+
     @property
     def fps(self) -> float | None:
         if len(self._times) < 2:
@@ -118,14 +124,16 @@ class SampleDecision:
 
 
 class FrameSampler:
-    """Keeps frames on a time grid of period ``1/fps`` anchored at the first frame (or a reset).
+    """Keeps frames on a time grid of period ``P = 1/fps`` anchored at the first frame (or a reset).
 
-    Grid slot ``k`` is the interval ``[t0 + (k - 1/2) / fps, t0 + (k + 1/2) / fps)``; the first
-    frame that falls in a slot not yet used is kept. For a 30 fps camera into a 10 fps model
-    that keeps every third frame with exact 100 ms spacing, and a frame may arrive up to
-    ~16 ms early or late without changing which frames are kept. Anchoring on a fixed grid
-    (rather than "100 ms after the last kept frame") means timing errors never accumulate.
-    A source slower than ``fps`` has every frame kept (and :attr:`effective_fps` shows it).
+    A frame is kept when its nearest grid point ``t0 + k*P`` has no frame yet and the frame is
+    at most ``tol`` early for it, ``tol`` being half the source's median frame interval (at
+    most ``P/2``): a frame earlier than that is skipped because the next one will be nearer to
+    the grid point. For a 30 fps camera into a 10 fps model this keeps frames 0, 3, 6, ...
+    with exact 100 ms spacing, and each frame may arrive up to ~16 ms early or late without
+    changing which frames are kept; after dropped frames the grid continues where it was. Anchoring on a fixed grid (rather than "P after the last kept
+    frame") means timing errors never accumulate. A source slower than ``fps`` has every frame
+    kept (and :attr:`effective_fps` shows it).
 
     ``decide`` does not change the sampler; ``commit`` does, so that a frame whose
     preprocessing or inference fails leaves the sampler as if the frame had never arrived.
@@ -165,8 +173,12 @@ class FrameSampler:
         if self.fps is None:
             return SampleDecision(True, self._last_slot + 1, None)
         assert self._origin is not None
-        slot = math.floor((timestamp - self._origin) * self.fps + 0.5)
-        return SampleDecision(slot > self._last_slot, slot, None)
+        period = 1.0 / self.fps
+        tol = min(0.5 * self.input_rate.median_interval(timestamp), 0.5 * period)
+        elapsed = timestamp - self._origin
+        slot = math.floor(elapsed * self.fps + 0.5)  # nearest grid point
+        on_time = elapsed >= slot * period - tol  # else the next frame will be nearer to it
+        return SampleDecision(slot > self._last_slot and on_time, slot, None)
 
     def commit(self, decision: SampleDecision, timestamp: float, source: str | None) -> None:
         if decision.reset_reason is not None:

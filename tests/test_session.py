@@ -1,0 +1,235 @@
+"""Sessions against real backends: sampling by timestamp, resets, ring buffer, timings."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from streamtsm.backends.factory import open_backend  # noqa: E402
+from streamtsm.card import Preprocessing, Temporal  # noqa: E402
+from streamtsm.models import create_model  # noqa: E402
+from streamtsm.preprocess import FrameError, FramePreprocessor  # noqa: E402
+from streamtsm.session import SessionError, StreamingSession, WindowSession, open_session  # noqa: E402
+
+CROP = 64
+
+
+def _online_backend(fps: float = 10.0, max_gap_s: float = 1.0, seed: int = 0):
+    torch.manual_seed(seed)
+    model = create_model("tsm_mobilenetv2", num_classes=5, width_mult=0.5)
+    with torch.no_grad():  # a wide random classifier so that logits clearly depend on the frames
+        for name, p in model.named_parameters():
+            if name.endswith("classifier.weight"):
+                p.normal_(0, 1)
+    model.card = model.card.replace(
+        preprocessing=Preprocessing(crop_size=CROP, resize_short=CROP),
+        temporal=Temporal(mode="online", fps=fps, max_gap_s=max_gap_s),
+    )
+    return open_backend(model, "torch")
+
+
+@pytest.fixture(scope="module")
+def online():
+    return _online_backend()
+
+
+def _frames(n: int, seed: int = 0, size=(48, 64)) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def test_streaming_equals_stepping_the_backend(online):
+    frames = _frames(6)
+    session = StreamingSession(online, sample=False)
+    pre = FramePreprocessor(online.card.preprocessing)
+    state = online.init_state(1)
+    for i, f in enumerate(frames):
+        out = session.push(f, timestamp=i * 0.1, frame_index=i)
+        expected, state = online.step(pre(f)[None], state)
+        np.testing.assert_array_equal(out.logits, expected[0])
+        assert out.frame_index == i and out.frame_range is None
+    # outputs depend on the past (the state is really carried)
+    fresh = StreamingSession(online, sample=False).push(frames[-1], 0.0)
+    assert not np.allclose(fresh.logits, out.logits)
+
+
+def test_every_output_has_stage_timings(online):
+    session = StreamingSession(online, sample=False)
+    for i, f in enumerate(_frames(3)):
+        t = dataclasses.asdict(session.push(f, i * 0.1, capture_wait_ms=2.5).timings)
+        assert t["capture_wait_ms"] == 2.5
+        assert t["preprocess_ms"] > 0 and t["inference_ms"] > 0 and t["postprocess_ms"] == 0
+        assert t["end_to_end_ms"] >= t["preprocess_ms"] + t["inference_ms"]
+
+
+@pytest.mark.parametrize("jitter_s", [0.0, 0.006])
+def test_30fps_into_10fps_keeps_a_third_by_timestamp(online, jitter_s):
+    rng = np.random.default_rng(1)
+    image = _frames(1)[0]
+    session = StreamingSession(online)
+    kept = []
+    for i in range(90):
+        ts = 100.0 + i / 30.0 + rng.uniform(-jitter_s, jitter_s)
+        if session.push(image, ts, frame_index=i) is not None:
+            kept.append(ts)
+    assert len(kept) == 30
+    gaps = np.diff(kept)
+    assert np.all(np.abs(gaps - 0.1) < 0.034 + 2 * jitter_s)  # never two in one slot, never a slot skipped twice
+    assert abs(np.mean(gaps) - 0.1) < 0.002
+    assert session.effective_fps == pytest.approx(10.0, rel=0.05)
+    assert session.input_fps == pytest.approx(30.0, rel=0.05)
+
+
+def test_dropped_frames_do_not_shift_the_grid(online):
+    image = _frames(1)[0]
+    session = StreamingSession(online)
+    # a 30 fps stream with frames 10..19 missing (a slow consumer dropped them)
+    stamps = [i / 30.0 for i in range(60) if not 10 <= i < 20]
+    kept = [t for t in stamps if session.push(image, t) is not None]
+    slots = np.round(np.array(kept) * 10.0)  # 10 fps grid from t=0
+    assert np.all(np.abs(np.array(kept) * 10.0 - slots) <= 0.5)
+    assert len(set(slots)) == len(slots)
+
+
+def test_slower_source_keeps_every_frame(online):
+    image = _frames(1)[0]
+    session = StreamingSession(online)
+    outs = [session.push(image, i / 6.0) for i in range(12)]
+    assert all(o is not None for o in outs)
+    assert session.effective_fps == pytest.approx(6.0, rel=0.01)
+
+
+def test_gap_longer_than_max_gap_resets_to_a_fresh_state(online):
+    frames = _frames(8, seed=3)
+    session = StreamingSession(online, sample=False)
+    for i, f in enumerate(frames[:4]):
+        session.push(f, i * 0.1)
+    after_gap = [session.push(f, 10.0 + i * 0.1) for i, f in enumerate(frames[4:])]
+    assert after_gap[0].reset_reason is not None and "gap" in after_gap[0].reset_reason
+    assert session.reset_count == 1
+    fresh = StreamingSession(online, sample=False)
+    for got, f, i in zip(after_gap, frames[4:], range(4)):
+        np.testing.assert_array_equal(got.logits, fresh.push(f, i * 0.1).logits)
+
+
+def test_gap_within_max_gap_keeps_the_state(online):
+    frames = _frames(3, seed=4)
+    session = StreamingSession(online, sample=False)
+    session.push(frames[0], 0.0)
+    out = session.push(frames[1], 0.9)
+    assert out.reset_reason is None and session.reset_count == 0
+
+
+def test_source_change_and_time_reversal_reset(online):
+    frames = _frames(3, seed=5)
+    session = StreamingSession(online, sample=False)
+    session.push(frames[0], 0.0, source="cam-a")
+    out = session.push(frames[1], 0.1, source="cam-b")
+    assert "source changed" in out.reset_reason
+    out = session.push(frames[2], 0.05, source="cam-b")
+    assert "backwards" in out.reset_reason
+    assert session.reset_count == 2
+    np.testing.assert_array_equal(out.logits, StreamingSession(online).push(frames[2], 0.0).logits)
+
+
+def test_bad_frame_leaves_state_and_sampler_untouched(online):
+    frames = _frames(4, seed=6)
+    clean = StreamingSession(online, sample=False)
+    dirty = StreamingSession(online, sample=False)
+    for i, f in enumerate(frames):
+        expected = clean.push(f, i * 0.1)
+        if i == 2:
+            for bad in (None, np.zeros((0, 0, 3), np.uint8), np.full((32, 32, 3), np.nan, np.float32), "x"):
+                with pytest.raises(FrameError):
+                    dirty.push(bad, i * 0.1)
+        got = dirty.push(f, i * 0.1)
+        np.testing.assert_array_equal(got.logits, expected.logits)
+    assert dirty.frames_kept == clean.frames_kept == 4
+
+
+def test_explicit_reset_equals_fresh_session(online):
+    frames = _frames(3, seed=7)
+    session = StreamingSession(online, sample=False)
+    session.push(frames[0], 0.0)
+    session.reset()
+    out = session.push(frames[1], 0.1)
+    assert out.reset_reason == "reset by caller" and session.reset_count == 1
+    np.testing.assert_array_equal(out.logits, StreamingSession(online).push(frames[1], 5.0).logits)
+
+
+def test_online_session_refuses_window_arguments(online):
+    with pytest.raises(SessionError, match="online model"):
+        open_session(online, window=8)
+
+
+# ---------------------------------------------------------------------------- window models
+
+
+@pytest.fixture(scope="module")
+def clip_backend():
+    torch.manual_seed(0)
+    model = create_model("r3d_18", num_classes=4)
+    model.card = model.card.replace(
+        preprocessing=dataclasses.replace(model.card.preprocessing, resize_hw=(36, 48), crop_size=32),
+        temporal=dataclasses.replace(model.card.temporal, clip_len=4, fps=15.0),
+    )
+    with pytest.raises(SessionError, match="window"):
+        StreamingSession(open_backend(model, "torch"))
+    return open_backend(model, "torch")
+
+
+def _write_video(path, n: int, fps: float = 15.0) -> list[np.ndarray]:
+    rng = np.random.default_rng(11)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    assert writer.isOpened()
+    for _ in range(n):
+        writer.write(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    cap = cv2.VideoCapture(str(path))
+    decoded = []
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        decoded.append(img)
+    cap.release()
+    assert len(decoded) == n
+    return decoded
+
+
+def test_window_session_one_prediction_per_stride_over_a_real_file(clip_backend, tmp_path):
+    from streamtsm.capture import open_source
+    from streamtsm.preprocess import preprocess_clip
+
+    decoded = _write_video(tmp_path / "clip.avi", 14)
+    session = WindowSession(clip_backend, stride=2)
+    assert session.window == 4 and isinstance(open_session(clip_backend), WindowSession)
+    outputs = []
+    with open_source(str(tmp_path / "clip.avi")) as source:
+        for frame in source:
+            out = session.push(frame.image, frame.media_time_s, frame_index=frame.index)
+            if out is not None:
+                outputs.append(out)
+    # full at frame 3, then every 2 frames: 3, 5, 7, 9, 11, 13
+    assert [o.frame_range for o in outputs] == [(i - 3, i) for i in (3, 5, 7, 9, 11, 13)]
+    assert [o.frame_index for o in outputs] == [3, 5, 7, 9, 11, 13]
+    for out in outputs:
+        first, last = out.frame_range
+        clip = preprocess_clip(decoded[first : last + 1], clip_backend.card.preprocessing)  # (T, 3, H, W)
+        expected = clip_backend.run_clip(clip.transpose(1, 0, 2, 3)[None])
+        np.testing.assert_allclose(out.logits, expected[0], rtol=1e-5, atol=1e-5)
+        assert out.timings.inference_ms > 0 and out.timings.preprocess_ms > 0
+
+
+def test_window_session_gap_empties_the_window(clip_backend):
+    frames = _frames(6, seed=8)
+    session = WindowSession(clip_backend, stride=1, sample=False)
+    outs = [session.push(f, i * 0.1, frame_index=i) for i, f in enumerate(frames[:5])]
+    assert [o is not None for o in outs] == [False, False, False, True, True]
+    assert session.push(frames[5], 30.0, frame_index=5) is None  # refilling after the gap
+    assert session.frames_buffered == 1 and session.reset_count == 1
