@@ -1,0 +1,290 @@
+"""The TensorRT engine: a cached ``.plan`` run with tensors bound by name and state kept on the GPU.
+
+Per stream batch, the backend allocates two sets of state buffers on the device. A step binds
+``state_in.i`` to one set and ``state_out.i`` to the other (``set_tensor_address``), runs
+``execute_async_v3`` and hands back a state that points at the written set; the next step
+binds the other way round. Only the frame goes host -> device and only the logits come back:
+the state never leaves the GPU (ping-pong, as in the ONNX Runtime backend, with the same
+validity rule: a state is usable until its successor is stepped).
+
+What is bound where is decided by a pure-Python ``BindingPlan`` derived from the model card,
+so it is tested on a CPU-only machine; the engine's own tensor list is checked against it
+before anything runs. pycuda provides device memory and the stream.
+
+Written against TensorRT 10; NOT run in this repository's CI (no GPU). torch-free.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..card import ModelCard
+from .base import Backend, BackendError, State, check_input
+from .onnxruntime_backend import BufferPair, PingPongState, check_graph_io, graph_signature
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BufferSpec:
+    """One device buffer the backend allocates: which tensor it serves and its size."""
+
+    tensor: str
+    shape: tuple[int, ...]
+    dtype: str
+    role: str  # "input" (frame/clip, copied from host), "output" (logits, copied to host), "state"
+    swaps_with: str | None = None  # for state inputs: the output whose buffer becomes this input next step
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * np.dtype(self.dtype).itemsize
+
+
+@dataclass(frozen=True)
+class BindingPlan:
+    """Everything the runtime binds, for ``batch_size`` streams, derived from the card only.
+
+    ``host_in``/``host_out`` are copied per call (frame or clip in, logits out). Each entry of
+    ``state`` is a pair of equally sized device buffers: ``state_in.i`` reads set A and
+    ``state_out.i`` writes set B, then the roles swap.
+    """
+
+    batch_size: int
+    host_in: BufferSpec
+    host_out: BufferSpec
+    state: tuple[BufferSpec, ...]
+
+    @property
+    def tensor_names(self) -> list[str]:
+        return [self.host_in.tensor, self.host_out.tensor] + [n for s in self.state for n in (s.tensor, s.swaps_with or "")]
+
+    @property
+    def state_bytes(self) -> int:
+        """Device memory of one state set (the plan keeps two)."""
+        return sum(s.nbytes for s in self.state)
+
+    def addresses(self, io: Mapping[str, int], state_sets: Sequence[Sequence[int]], read: int) -> dict[str, int]:
+        """Tensor name -> device address for one step that reads state set ``read`` and writes the other."""
+        out = {self.host_in.tensor: io[self.host_in.tensor], self.host_out.tensor: io[self.host_out.tensor]}
+        for i, spec in enumerate(self.state):
+            out[spec.tensor] = state_sets[read][i]
+            out[spec.swaps_with or ""] = state_sets[1 - read][i]
+        return out
+
+
+def binding_plan(card: ModelCard, batch_size: int = 1) -> BindingPlan:
+    """The binding plan of an exported model's card."""
+    sig = graph_signature(card, batch_size)
+    main, logits = sig.inputs[0], sig.outputs[0]
+    outputs = {t.name: t for t in sig.outputs}
+    state = tuple(
+        BufferSpec(t.name, t.shape, t.dtype, "state", swaps_with=out)
+        for t, (_, out) in zip(sig.inputs[1:], sig.state_pairs)
+        if outputs[out].shape == t.shape
+    )
+    if len(state) != len(sig.state_pairs):
+        raise BackendError("state input and output shapes differ in the card; the state cannot ping-pong")
+    return BindingPlan(batch_size, BufferSpec(main.name, main.shape, main.dtype, "input"),
+                       BufferSpec(logits.name, logits.shape, logits.dtype, "output"), state)
+
+
+def check_engine_tensors(card: ModelCard, engine_tensors: Mapping[str, tuple[str, Sequence[int], str]], what: str) -> bool:
+    """Check an engine's I/O (name -> ("input"|"output", shape with -1 dynamic, dtype)) against its card.
+
+    Returns whether the batch is dynamic. Same rules and messages as for ONNX files.
+    """
+    sig = graph_signature(card, 1)
+    ins = {n: (s, d) for n, (mode, s, d) in engine_tensors.items() if mode == "input"}
+    outs = {n: (s, d) for n, (mode, s, d) in engine_tensors.items() if mode == "output"}
+    main = ins.get(sig.inputs[0].name)
+    batch = main[0][0] if main and len(main[0]) and main[0][0] > 0 else 1
+    return check_graph_io(graph_signature(card, batch), ins, outs, what)
+
+
+def tensorrt_unavailable_reason() -> str | None:
+    """Why the native TensorRT backend cannot run here (None when tensorrt, pycuda and a GPU are present)."""
+    try:
+        import tensorrt  # noqa: F401
+    except ModuleNotFoundError:
+        return "the tensorrt package is not installed"
+    try:
+        import pycuda.driver as cuda
+    except ModuleNotFoundError:
+        return "pycuda is not installed (pip install pycuda)"
+    try:
+        cuda.init()
+        if cuda.Device.count() < 1:
+            return "no CUDA GPU found"
+    except Exception as exc:  # driver missing or broken
+        return f"CUDA is unusable: {exc}"
+    return None
+
+
+class TensorRTBackend(Backend):
+    """Runs a TensorRT engine built by ``streamtsm build-engine`` (or cached by ``open_backend``)."""
+
+    def __init__(self, plan: str | Path, *, onnx: str | Path | None = None, precision: str | None = None, device: int = 0) -> None:
+        reason = tensorrt_unavailable_reason()
+        if reason is not None:
+            raise BackendError(f"TensorRT backend unavailable: {reason}")
+        import pycuda.driver as cuda
+        import tensorrt as trt
+
+        from ..export.tensorrt import EngineError, engine_is_stale, read_sidecar
+
+        self.plan = Path(plan)
+        try:
+            side = read_sidecar(self.plan)
+        except EngineError as exc:
+            raise BackendError(str(exc)) from None
+        self._cuda = cuda
+        cuda.init()
+        self._context_cuda = cuda.Device(device).retain_primary_context()
+        self._context_cuda.push()
+        try:
+            gpu = str(cuda.Device(device).name())
+            stale = engine_is_stale(self.plan, onnx, trt_version=str(trt.__version__), gpu=gpu, precision=precision or side.precision)
+            if stale is not None:
+                raise BackendError(f"refusing stale TensorRT engine {self.plan}: {stale}. Rebuild it with `streamtsm build-engine`")
+            self.card = side.model_card
+            self._logger = trt.Logger(trt.Logger.WARNING)
+            self._runtime = trt.Runtime(self._logger)
+            self.engine = self._runtime.deserialize_cuda_engine(self.plan.read_bytes())
+            if self.engine is None:
+                raise BackendError(f"TensorRT could not deserialise {self.plan}; rebuild it with `streamtsm build-engine`")
+            tensors = {}
+            for i in range(self.engine.num_io_tensors):
+                name = self.engine.get_tensor_name(i)
+                mode = "input" if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else "output"
+                dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(name))).name
+                tensors[name] = (mode, tuple(self.engine.get_tensor_shape(name)), dtype)
+            self.dynamic_batch = check_engine_tensors(self.card, tensors, str(self.plan))
+            self.max_batch = side.max_batch
+            self.context = self.engine.create_execution_context()
+            self.stream = cuda.Stream()
+            self._io: dict[int, tuple[BindingPlan, dict[str, Any], dict[str, np.ndarray]]] = {}
+            self.name = f"tensorrt-{side.precision}"
+        finally:
+            self._context_cuda.pop()
+
+    # -- buffers ------------------------------------------------------------------------------
+    def _io_for(self, batch_size: int) -> tuple[BindingPlan, dict[str, Any], dict[str, np.ndarray]]:
+        """Device + pinned host buffers of frame/clip and logits for a batch size (allocated once)."""
+        if batch_size not in self._io:
+            if (self.dynamic_batch and batch_size > self.max_batch) or (not self.dynamic_batch and batch_size != self.max_batch):
+                raise BackendError(f"{self.plan} runs batch {'1…' if self.dynamic_batch else ''}{self.max_batch}, not {batch_size}")
+            plan = binding_plan(self.card, batch_size)
+            cuda = self._cuda
+            device, host = {}, {}
+            for spec in (plan.host_in, plan.host_out):
+                host[spec.tensor] = cuda.pagelocked_empty(spec.shape, np.dtype(spec.dtype))
+                device[spec.tensor] = cuda.mem_alloc(spec.nbytes)
+            self._io[batch_size] = (plan, device, host)
+        return self._io[batch_size]
+
+    def _run(self, plan: BindingPlan, addresses: Mapping[str, int], array: np.ndarray) -> np.ndarray:
+        cuda = self._cuda
+        _, device, host = self._io[plan.batch_size]
+        np.copyto(host[plan.host_in.tensor], array)
+        cuda.memcpy_htod_async(device[plan.host_in.tensor], host[plan.host_in.tensor], self.stream)
+        for spec in (plan.host_in, *plan.state):
+            self.context.set_input_shape(spec.tensor, spec.shape)
+        for name, address in addresses.items():
+            self.context.set_tensor_address(name, int(address))
+        if not self.context.execute_async_v3(self.stream.handle):
+            raise BackendError(f"TensorRT execution failed for {self.plan}")
+        cuda.memcpy_dtoh_async(host[plan.host_out.tensor], device[plan.host_out.tensor], self.stream)
+        self.stream.synchronize()
+        return np.array(host[plan.host_out.tensor], copy=True)
+
+    # -- online -------------------------------------------------------------------------------
+    def init_state(self, batch_size: int = 1) -> State:
+        if not self.card.is_online:
+            return super().init_state(batch_size)
+        self._context_cuda.push()
+        try:
+            plan, _, _ = self._io_for(batch_size)
+            sets = []
+            for _ in range(2):
+                buffers = []
+                for spec in plan.state:
+                    buf = self._cuda.mem_alloc(spec.nbytes)
+                    self._cuda.memset_d32_async(buf, 0, spec.nbytes // 4, self.stream)  # float32 zero = all-zero bits
+                    buffers.append(buf)
+                sets.append(buffers)
+            self.stream.synchronize()
+        finally:
+            self._context_cuda.pop()
+        return PingPongState(BufferPair(sets[0], sets[1], self._owner_tag), 0, batch_size)
+
+    def step(self, frame: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        if not self.card.is_online:
+            return super().step(frame, state)
+        if not isinstance(state, PingPongState):
+            raise BackendError(f"state must come from this backend's init_state()/step(), got {type(state).__name__}")
+        state.check_current(self._owner_tag)
+        plan, device, _ = self._io_for(state.batch_size)
+        frame = check_input("frame", frame, plan.host_in.shape)
+        pair, k = state.pair, state.index
+        addresses = plan.addresses({n: int(b) for n, b in device.items()}, [[int(b) for b in s] for s in pair.sets], k)
+        self._context_cuda.push()
+        try:
+            logits = self._run(plan, addresses, frame)
+        finally:
+            self._context_cuda.pop()
+        return logits, PingPongState(pair, 1 - k, state.batch_size)
+
+    def state_arrays(self, state: State) -> list[np.ndarray]:
+        state.check_current(self._owner_tag)
+        plan, _, _ = self._io_for(state.batch_size)
+        out = []
+        self._context_cuda.push()
+        try:
+            for spec, buf in zip(plan.state, state.pair.sets[state.index]):
+                host = np.empty(spec.shape, dtype=spec.dtype)
+                self._cuda.memcpy_dtoh(host, buf)
+                out.append(host)
+        finally:
+            self._context_cuda.pop()
+        return out
+
+    # -- window -------------------------------------------------------------------------------
+    def run_clip(self, clip: np.ndarray) -> np.ndarray:
+        if self.card.is_online:
+            raise BackendError(f"{self.plan} is an online (per-frame) model: use init_state()/step(), not run_clip")
+        if clip.ndim != 5:
+            raise BackendError(f"clip must be 5-D ({self.card.temporal.clip_layout}), got shape {clip.shape}")
+        plan, device, _ = self._io_for(clip.shape[0])
+        clip = check_input("clip", clip, plan.host_in.shape)
+        self._context_cuda.push()
+        try:
+            return self._run(plan, {n: int(b) for n, b in device.items()}, clip)
+        finally:
+            self._context_cuda.pop()
+
+    def close(self) -> None:
+        ctx = getattr(self, "_context_cuda", None)
+        if ctx is None:
+            return
+        ctx.push()
+        try:
+            for _, device, _ in self._io.values():
+                for buf in device.values():
+                    buf.free()
+            self._io.clear()
+            self.context = None
+            self.engine = None
+        finally:
+            ctx.pop()
+            ctx.detach()
+            self._context_cuda = None
+
+    @property
+    def _owner_tag(self) -> str:
+        return f"{self.name}@{id(self):x}"
+

@@ -1,0 +1,251 @@
+"""TensorRT engines built from our ONNX graphs, cached with a sidecar that says what they were built from.
+
+An engine (``NAME.plan``) is only valid for the exact ONNX file, TensorRT version, GPU and
+precision it was built with; TensorRT does not check most of that itself and a mismatched
+plan either fails to deserialise or, worse, runs a different model. So every plan has a JSON
+sidecar ``NAME.plan.json`` (card, ONNX SHA-256, TensorRT version, GPU name, precision) and
+``engine_is_stale`` compares it with the present situation: a stale engine is rebuilt
+(``ensure_engine``) or refused (``TensorRTBackend``), never silently used.
+
+Written against the TensorRT 10 Python API (explicit batch networks, ``build_serialized_network``,
+``set_memory_pool_limit``, named I/O tensors). torch-free: runs on a Jetson with JetPack's
+``tensorrt``. NOT exercised on a GPU in this repository's CI (no GPU there); the sidecar and
+staleness logic is tested on CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ..card import ModelCard
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16")
+SIDECAR_VERSION = 1
+
+
+class EngineError(RuntimeError):
+    """An engine cannot be built, or a cached engine does not fit this machine/model."""
+
+
+@dataclass(frozen=True)
+class EngineSidecar:
+    """What a ``.plan`` was built from (stored next to it as ``NAME.plan.json``)."""
+
+    onnx_sha256: str
+    tensorrt_version: str
+    gpu: str
+    precision: str
+    card: dict[str, Any]
+    onnx_path: str = ""
+    max_batch: int = 1
+    sidecar_version: int = SIDECAR_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str, what: str) -> "EngineSidecar":
+        try:
+            d = json.loads(text)
+            return cls(**{k: d[k] for k in ("onnx_sha256", "tensorrt_version", "gpu", "precision", "card")},
+                       **{k: d[k] for k in ("onnx_path", "max_batch", "sidecar_version") if k in d})
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise EngineError(f"{what}: unreadable engine sidecar ({type(exc).__name__}: {exc}); delete it and rebuild") from None
+
+    @property
+    def model_card(self) -> ModelCard:
+        return ModelCard.from_dict(self.card)
+
+
+def sidecar_path(plan: str | Path) -> Path:
+    """``engines/x.fp16.plan`` -> ``engines/x.fp16.plan.json``."""
+    p = Path(plan)
+    return p.with_name(p.name + ".json")
+
+
+def engine_path_for(onnx_path: str | Path, precision: str, engine_dir: str | Path | None = None) -> Path:
+    """Where the cached engine of an ONNX file lives: ``<engine_dir or its folder>/<stem>.<precision>.plan``."""
+    if precision not in PRECISIONS:
+        raise EngineError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    onnx_path = Path(onnx_path)
+    folder = Path(engine_dir) if engine_dir is not None else onnx_path.parent
+    return folder / f"{onnx_path.stem}.{precision}.plan"
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_sidecar(plan: str | Path) -> EngineSidecar:
+    side = sidecar_path(plan)
+    if not side.is_file():
+        raise EngineError(f"{plan} has no sidecar {side.name}: its origin is unknown; rebuild it with `streamtsm build-engine`")
+    return EngineSidecar.from_json(side.read_text(encoding="utf-8"), str(side))
+
+
+def engine_is_stale(
+    plan: str | Path, onnx: str | Path | None, *, trt_version: str, gpu: str, precision: str
+) -> str | None:
+    """Why the cached ``plan`` must not be used here, or None if it fits.
+
+    Compares the sidecar with the ONNX file's hash (skipped when ``onnx`` is None: running a
+    shipped plan alone), the installed TensorRT version, this GPU's name and the precision asked for.
+    """
+    plan = Path(plan)
+    if not plan.is_file():
+        return f"engine {plan} does not exist"
+    try:
+        side = read_sidecar(plan)
+    except EngineError as exc:
+        return str(exc)
+    if side.sidecar_version > SIDECAR_VERSION:
+        return f"sidecar version {side.sidecar_version} is newer than this streamtsm understands"
+    if onnx is not None:
+        onnx = Path(onnx)
+        if not onnx.is_file():
+            return f"ONNX file {onnx} does not exist"
+        digest = file_sha256(onnx)
+        if digest != side.onnx_sha256:
+            return f"{onnx.name} changed since the engine was built (SHA-256 {digest[:12]}… vs {side.onnx_sha256[:12]}…)"
+    if side.tensorrt_version != trt_version:
+        return f"built with TensorRT {side.tensorrt_version}, this is TensorRT {trt_version} (plans are version-locked)"
+    if side.gpu != gpu:
+        return f"built for GPU {side.gpu!r}, this is {gpu!r} (plans are tuned per GPU model)"
+    if side.precision != precision:
+        return f"built in {side.precision}, {precision} was asked for"
+    return None
+
+
+# -- building (needs tensorrt and a GPU) -----------------------------------------------------------
+
+
+def current_gpu_name() -> str:
+    """Name of CUDA device 0 (via pycuda), e.g. 'Orin' or 'NVIDIA GeForce RTX 4090'."""
+    import pycuda.driver as cuda
+
+    cuda.init()
+    return str(cuda.Device(0).name())
+
+
+def build_engine(
+    onnx_path: str | Path,
+    plan_path: str | Path,
+    *,
+    fp16: bool = False,
+    workspace_gb: float = 1.0,
+    timing_cache: str | Path | None = None,
+    max_batch: int = 8,
+) -> Path:
+    """Build a TensorRT engine from an exported ONNX file and write ``plan_path`` + its sidecar.
+
+    fp16 applies to the layers; graph inputs/outputs (frame, state, logits) stay fp32, so the
+    carried state is not re-quantised at every step. A dynamic batch dimension gets an
+    optimisation profile 1 … ``max_batch`` (optimum: 1 stream). ``timing_cache`` is read if it
+    exists and written back after the build: rebuilds on the same GPU then take seconds, not minutes.
+    """
+    try:
+        import tensorrt as trt
+    except ModuleNotFoundError:
+        raise EngineError("TensorRT is not installed (pip install tensorrt, or JetPack on a Jetson)") from None
+    from ..backends.onnxruntime_backend import read_card_from_onnx_metadata
+
+    onnx_path, plan_path = Path(onnx_path), Path(plan_path)
+    card = _card_of_onnx(onnx_path, read_card_from_onnx_metadata)
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # TensorRT 10: networks are always explicit-batch
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise EngineError(f"TensorRT cannot parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+    if fp16:
+        if not builder.platform_has_fast_fp16:
+            log.warning("this GPU has no fast fp16: the fp16 engine may be slower than fp32")
+        config.set_flag(trt.BuilderFlag.FP16)
+    cache_bytes = Path(timing_cache).read_bytes() if timing_cache and Path(timing_cache).is_file() else b""
+    cache = config.create_timing_cache(cache_bytes)
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    dynamic = [network.get_input(i) for i in range(network.num_inputs) if -1 in tuple(network.get_input(i).shape)]
+    built_batch = 1
+    if dynamic:
+        profile = builder.create_optimization_profile()
+        for tensor in dynamic:
+            rest = tuple(tensor.shape)[1:]
+            profile.set_shape(tensor.name, (1, *rest), (1, *rest), (max_batch, *rest))
+        config.add_optimization_profile(profile)
+        built_batch = max_batch
+    else:
+        built_batch = int(network.get_input(0).shape[0])
+    log.info("building TensorRT engine from %s (%s, workspace %.1f GB); this can take minutes", onnx_path, "fp16" if fp16 else "fp32", workspace_gb)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EngineError(f"TensorRT failed to build an engine from {onnx_path} (see the TensorRT log above)")
+    plan_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = plan_path.with_name(plan_path.name + ".part")
+    tmp.write_bytes(bytes(serialized))
+    os.replace(tmp, plan_path)
+    if timing_cache:
+        Path(timing_cache).write_bytes(bytes(config.get_timing_cache().serialize()))
+    side = EngineSidecar(
+        onnx_sha256=file_sha256(onnx_path),
+        tensorrt_version=str(trt.__version__),
+        gpu=current_gpu_name(),
+        precision="fp16" if fp16 else "fp32",
+        card=card.to_dict(),
+        onnx_path=str(onnx_path),
+        max_batch=built_batch,
+    )
+    sidecar_path(plan_path).write_text(side.to_json() + "\n", encoding="utf-8")
+    return plan_path
+
+
+def ensure_engine(
+    onnx_path: str | Path,
+    *,
+    precision: str = "fp16",
+    engine_dir: str | Path | None = None,
+    workspace_gb: float = 1.0,
+    max_batch: int = 8,
+) -> Path:
+    """The cached engine for ``onnx_path``, rebuilt (with the reason logged) when missing or stale."""
+    import tensorrt as trt
+
+    plan = engine_path_for(onnx_path, precision, engine_dir)
+    reason = engine_is_stale(plan, onnx_path, trt_version=str(trt.__version__), gpu=current_gpu_name(), precision=precision)
+    if reason is None:
+        log.info("using cached TensorRT engine %s", plan)
+        return plan
+    log.info("building TensorRT engine %s: %s", plan, reason)
+    return build_engine(
+        onnx_path, plan, fp16=precision == "fp16", workspace_gb=workspace_gb,
+        timing_cache=plan.with_name(".timing.cache"), max_batch=max_batch,
+    )
+
+
+def _card_of_onnx(onnx_path: Path, read_card) -> ModelCard:
+    """The card in an ONNX file's metadata, read with onnx, or onnxruntime when onnx is absent (Jetson)."""
+    if not onnx_path.is_file():
+        raise EngineError(f"ONNX file {onnx_path} does not exist; export one with `streamtsm export`")
+    try:
+        import onnx
+    except ModuleNotFoundError:
+        import onnxruntime as ort
+
+        meta = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_modelmeta()
+        return read_card(meta.custom_metadata_map, str(onnx_path))
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    return read_card({p.key: p.value for p in model.metadata_props}, str(onnx_path))
