@@ -1,0 +1,295 @@
+"""``streamtsm demo`` / ``python demo.py``: live recognition with an overlay, or JSON lines.
+
+The loop is the public API on purpose: a :class:`~streamtsm.Recognizer` reads the source on
+a capture thread (``iter_frames``), and this module only draws and writes. So the demo shows
+exactly what an embedding application gets.
+
+Shutdown: Ctrl-C (SIGINT) and SIGTERM set a stop flag that the loop polls at least every
+0.1 s; the capture thread is stopped, the source released and the ``--output`` video
+finalised before the process exits (a second Ctrl-C aborts at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+WINDOW_TITLE = "streamtsm demo (q: quit, r: reset)"
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run as asked; the message says what to do instead."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="live demo: camera/video/synthetic source -> recognised actions (window, JSON lines or video)",
+        description=(
+            "Run the recognizer on a camera, a video file or the synthetic gesture source. By default a window "
+            "shows the video with the top-3 labels, the current action, FPS and end-to-end latency (keys: q or Esc "
+            "quit, r reset). --headless prints JSON lines instead; --output saves the annotated video. With no "
+            "source option the demo opens camera 0; without a camera try --source synthetic."
+        ),
+    )
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--camera", type=int, metavar="INDEX", help="camera index (default: 0)")
+    src.add_argument("--video", metavar="FILE", help="a video file")
+    src.add_argument(
+        "--source", metavar="SPEC", help="any source spec: camera index, file, rtsp:// or http:// URL, 'synthetic[:SEED]'"
+    )
+    p.add_argument("--model", help="checkpoint, .onnx, .plan or registry name (default: the embedded model)")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"), help="engine (default: auto)")
+    p.add_argument("--headless", action="store_true", help="no window: print predictions and events as JSON lines on stdout")
+    p.add_argument("--output", metavar="FILE.mp4", help="save the annotated video here")
+    p.add_argument("--screenshot", metavar="FILE.png", help="save one annotated frame (the last one showing an action)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument(
+        "--realtime",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="pace files/synthetic at their frame rate (default: files as fast as possible, synthetic in real time)",
+    )
+    p.add_argument("--display-width", type=int, default=640, metavar="PX", help="width of the rendered overlay (default 640)")
+    p.set_defaults(func=run)
+
+
+# --------------------------------------------------------------------------------- helpers
+
+
+def _source_spec(args: argparse.Namespace) -> tuple[Any, str]:
+    """(spec for open_source, what the user asked for: 'default-camera', 'camera', 'video', 'source')."""
+    if args.video is not None:
+        return args.video, "video"
+    if args.source is not None:
+        return args.source, "source"
+    if args.camera is not None:
+        return args.camera, "camera"
+    return 0, "default-camera"
+
+
+def _open_source(spec: Any, kind: str, realtime: bool | None):
+    from ..capture import SourceError, open_source
+
+    text = str(spec)
+    is_synthetic = text == "synthetic" or text.startswith("synthetic:")
+    is_file = kind == "video" or (kind == "source" and not text.isdigit() and "://" not in text and not is_synthetic)
+    options: dict[str, Any] = {}
+    if realtime is not None:
+        if not (is_file or is_synthetic):
+            logger.warning("--realtime applies to files and the synthetic source; ignored for %s", text)
+        else:
+            options["realtime"] = realtime
+    try:
+        return open_source(spec, **options)
+    except SourceError as exc:
+        if kind == "default-camera":
+            raise DemoError(
+                f"no source given, so the demo tried camera 0, which failed: {exc}. "
+                "Without a camera run: python demo.py --source synthetic (or --video FILE)"
+            ) from None
+        raise
+
+
+def _check_window_support() -> None:
+    """Fail early, with what to do, when no window can be shown."""
+    import cv2
+
+    gui = next((ln.split(":", 1)[1].strip() for ln in cv2.getBuildInformation().splitlines() if ln.strip().startswith("GUI:")), "")
+    if gui.upper() == "NONE":
+        raise DemoError(
+            "this OpenCV build has no window support (opencv-python-headless is installed): install opencv-python "
+            "for a window, or use --headless (JSON lines) / --output out.mp4 / --screenshot shot.png"
+        )
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise DemoError(
+            "no display ($DISPLAY is not set): use --headless / --output out.mp4, or run under a virtual display "
+            "(xvfb-run python demo.py ...)"
+        )
+    try:
+        cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_NORMAL)
+    except cv2.error as exc:
+        raise DemoError(
+            f"OpenCV could not open a window ({exc.err if hasattr(exc, 'err') else exc}): install opencv-python "
+            "for a window, or use --headless / --output"
+        ) from None
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[dict[str, int]]:
+    """SIGINT/SIGTERM set ``stop`` (a second SIGINT raises KeyboardInterrupt). Yields {'signal': n}."""
+    received: dict[str, int] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if signum == signal.SIGINT and stop.is_set():
+            raise KeyboardInterrupt
+        received["signal"] = signum
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+class _VideoOutput:
+    """Lazily opened cv2.VideoWriter (the frame size is known at the first frame)."""
+
+    def __init__(self, path: str, fps: float) -> None:
+        self.path = Path(path)
+        self.fps = fps
+        self.frames = 0
+        self._writer: Any = None
+        if self.path.suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):
+            raise DemoError(f"--output {path}: use a .mp4, .avi, .mkv or .mov file name")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, image: np.ndarray) -> None:
+        import cv2
+
+        if self._writer is None:
+            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
+            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (image.shape[1], image.shape[0]))
+            if not self._writer.isOpened():
+                raise DemoError(f"--output {self.path}: OpenCV could not open a video writer for this file")
+        self._writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 3) if values else None
+
+
+# ------------------------------------------------------------------------------------ main
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..recognizer import Recognizer, event_to_dict
+    from ..render import OverlayInfo, render_overlay
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise DemoError(f"--max-frames must be a positive number of frames, got {args.max_frames}")
+    if args.screenshot and Path(args.screenshot).suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        raise DemoError(f"--screenshot {args.screenshot}: use a .png or .jpg file name")
+    show_window = not args.headless
+    if show_window:
+        _check_window_support()
+    spec, kind = _source_spec(args)
+    recognizer = Recognizer(args.model, args.backend)
+    source = _open_source(spec, kind, args.realtime)
+    import cv2
+
+    output = _VideoOutput(args.output, float(getattr(source, "fps", None) or 30.0)) if args.output else None
+    render = show_window or output is not None or bool(args.screenshot)
+    stop = threading.Event()
+    latencies: list[float] = []
+    stages: dict[str, list[float]] = {}
+    frames = predictions = 0
+    last_prediction = None
+    last_event_text: str | None = None
+    screenshot: np.ndarray | None = None
+    screenshot_has_action = False
+    logger.info("demo: %s on %s", recognizer, source.name)
+    try:
+        with _stop_on_signals(stop) as received:
+            for frame, prediction in recognizer.iter_frames(source, max_frames=args.max_frames, stop_event=stop):
+                frames += 1
+                if prediction is not None:
+                    predictions += 1
+                    last_prediction = prediction
+                    latencies.append(prediction.timings.end_to_end_ms)
+                    for key, value in prediction.timings.to_dict().items():
+                        stages.setdefault(key, []).append(value)
+                    for event in prediction.events:
+                        last_event_text = f"{event.kind} {event.label} ({event.confidence:.2f}) @ {event.timestamp:.1f}s"
+                    if args.headless:
+                        _emit({"type": "prediction", **prediction.to_dict()})
+                        for event in prediction.events:
+                            _emit({"type": "event", **event_to_dict(event)})
+                if not render:
+                    continue
+                stats = recognizer.capture_stats
+                info = OverlayInfo(
+                    model_fps=recognizer.effective_fps,
+                    input_fps=recognizer.input_fps,
+                    latency_ms=last_prediction.timings.end_to_end_ms if last_prediction is not None else None,
+                    dropped=stats.dropped if stats is not None else 0,
+                    truth=frame.label,
+                    last_event=last_event_text,
+                )
+                canvas = render_overlay(frame.image, last_prediction, info, display_width=args.display_width)
+                if output is not None:
+                    output.write(canvas)
+                if args.screenshot:
+                    active = last_prediction is not None and last_prediction.current is not None
+                    if active or not screenshot_has_action:
+                        screenshot, screenshot_has_action = canvas, active
+                if show_window:
+                    cv2.imshow(WINDOW_TITLE, canvas)
+                    key = cv2.waitKey(1) & 0xFF
+                    if key in (ord("q"), 27):
+                        break
+                    if key == ord("r"):
+                        recognizer.reset()
+                        last_event_text = "reset"
+    finally:
+        if output is not None:
+            output.close()
+        if show_window:
+            cv2.destroyAllWindows()
+        recognizer.close()
+    if screenshot is not None:
+        Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(args.screenshot), screenshot):
+            raise DemoError(f"could not write the screenshot {args.screenshot}")
+    stats = recognizer.capture_stats
+    summary = {
+        "type": "summary",
+        "source": source.name,
+        "model": recognizer.card.arch,
+        "backend": recognizer.backend.name,
+        "frames": frames,
+        "predictions": predictions,
+        "effective_fps": recognizer.session.effective_fps,
+        "dropped": stats.dropped if stats is not None else 0,
+        "end_to_end_ms_p50": _percentile(latencies, 50),
+        "end_to_end_ms_p99": _percentile(latencies, 99),
+        "mean_ms": {k: round(float(np.mean(v)), 3) for k, v in stages.items()},
+        "output": str(output.path) if output is not None else None,
+        "output_frames": output.frames if output is not None else 0,
+        "stopped_by_signal": received.get("signal"),
+    }
+    if args.headless:
+        _emit(summary)
+    else:
+        logger.info("summary: %s", json.dumps(summary))
+    sig = received.get("signal")
+    return 128 + sig if sig else 0
