@@ -92,5 +92,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"  inputs : {', '.join(f'{t.name}{list(t.shape[1:])}' for t in sig.inputs[:3])}"
           + (f" … ({len(sig.inputs) - 1} state tensors)" if len(sig.inputs) > 3 else ""))
     print(f"  outputs: {', '.join(t.name for t in sig.outputs[:3])}" + (" …" if len(sig.outputs) > 3 else ""))
-    print(f"  run it : streamtsm demo --model {path}   |   TensorRT: streamtsm build-engine {path} --fp16")
+    print(f"  run it : streamtsm.Recognizer({str(path)!r})   |   TensorRT: streamtsm build-engine {path} --fp16")
     return 0

@@ -1,0 +1,54 @@
+"""``streamtsm build-engine engines/NAME.onnx``: a TensorRT engine (needs an NVIDIA GPU)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "build-engine",
+        help="build a TensorRT engine (.plan) from an exported ONNX file (NVIDIA GPU / Jetson)",
+        description=(
+            "Build a TensorRT engine from an ONNX file written by `streamtsm export`. The engine is written next to "
+            "the ONNX file as NAME.<fp16|fp32>.plan with a JSON sidecar (model card, ONNX SHA-256, TensorRT version, "
+            "GPU, precision). Engines are specific to the TensorRT version and GPU model: an existing engine is "
+            "reused only if its sidecar matches, otherwise it is rebuilt (--force rebuilds anyway). With --fp16 the "
+            "layers run in half precision while frame, state and logits stay fp32. A timing cache next to the "
+            "engine makes rebuilds fast."
+        ),
+    )
+    p.add_argument("onnx", type=Path, help="exported .onnx file")
+    p.add_argument("-o", "--output", type=Path, help="engine path (default: next to the ONNX file, NAME.<precision>.plan)")
+    p.add_argument("--fp16", action="store_true", help="build fp16 layers (recommended on Jetson and RTX GPUs)")
+    p.add_argument("--workspace-gb", type=float, default=1.0, help="builder workspace limit in GB (default 1.0)")
+    p.add_argument("--max-batch", type=int, default=8, help="largest batch for dynamic-batch exports (default 8)")
+    p.add_argument("--timing-cache", type=Path, help="timing cache file (default: .timing.cache beside the engine)")
+    p.add_argument("--force", action="store_true", help="rebuild even if a matching engine exists")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..backends.tensorrt_backend import tensorrt_unavailable_reason
+    from ..export.tensorrt import build_engine, current_gpu_name, engine_is_stale, engine_path_for
+
+    reason = tensorrt_unavailable_reason()
+    if reason is not None:
+        raise RuntimeError(
+            f"cannot build a TensorRT engine here: {reason}. Build on the target machine (engines are GPU-specific); "
+            "meanwhile the .onnx runs with ONNX Runtime"
+        )
+    import tensorrt as trt
+
+    precision = "fp16" if args.fp16 else "fp32"
+    plan = args.output or engine_path_for(args.onnx, precision)
+    stale = engine_is_stale(plan, args.onnx, trt_version=str(trt.__version__), gpu=current_gpu_name(), precision=precision)
+    if stale is None and not args.force:
+        print(f"{plan} is up to date (same ONNX, TensorRT {trt.__version__}, GPU and precision)")
+        return 0
+    print(f"building {plan}: {'forced' if stale is None else stale}")
+    build_engine(args.onnx, plan, fp16=args.fp16, workspace_gb=args.workspace_gb,
+                 timing_cache=args.timing_cache or plan.with_name(".timing.cache"), max_batch=args.max_batch)
+    print(f"wrote {plan} and {plan.name}.json")
+    return 0
