@@ -1,0 +1,131 @@
+"""How far each model's path is from this machine's physical fp32 limit.
+
+The limit: measured fp32 matrix-multiply throughput (numpy and torch sgemm, N x N, best of
+the timed calls; FLOPs = 2 x N^3). Each model's achieved throughput: FLOPs per prediction
+(2 x MACs of its convs and linears) divided by its median prediction time. The ratio is the
+fraction of the machine a path uses: a small one means the path is bound by memory traffic,
+small kernels or framework overhead, not by arithmetic. GEMM calls and model calls are timed
+interleaved in one run, so load from other users hits both alike.
+
+    python benchmarks/roofline.py                    # 2048^2 GEMM, all models, torch + ONNX Runtime
+    python benchmarks/roofline.py --quick --out /tmp/x
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from streamtsm.bench.latency import (  # noqa: E402
+    DEFAULT_MODELS,
+    LatencyOptions,
+    available_backends,
+    prepare_variants,
+)
+from streamtsm.bench.timing import environment, markdown_table, time_interleaved, write_results  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def gemm_calls(n: int):
+    """Two zero-argument sgemm calls (numpy, torch) on fixed random N x N float32 matrices."""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    out = np.empty((n, n), dtype=np.float32)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    tout = torch.empty(n, n)
+    return {
+        f"sgemm_numpy_{n}": lambda: np.matmul(a, b, out=out),
+        f"sgemm_torch_{n}": lambda: torch.mm(ta, tb, out=tout),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks/roofline.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model names")
+    parser.add_argument("--backends", default="torch,onnxruntime", help="comma-separated (missing ones are skipped)")
+    parser.add_argument("--gemm-size", type=int, default=2048, help="N of the N x N sgemm (default 2048)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
+    parser.add_argument("--quick", action="store_true", help="tiny inputs and 256^2 GEMM, one round (smoke test)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    if args.gemm_size < 16 or args.rounds < 1:
+        parser.error("--gemm-size must be >= 16 and --rounds >= 1")
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    n = 256 if args.quick else args.gemm_size
+    rounds = 1 if args.quick else args.rounds
+    try:
+        options = LatencyOptions(
+            models=tuple(m for m in args.models.split(",") if m), backends=tuple(b for b in args.backends.split(",") if b),
+            quick=args.quick, threads=args.threads, progress=not args.quick,
+        )
+    except ValueError as exc:
+        parser.error(str(exc))
+    env = environment(precision="fp32", batch=1, gemm_size=n, quick=args.quick)
+    backends, skipped = available_backends(options.backends)
+    gemms = gemm_calls(n)
+    with tempfile.TemporaryDirectory(prefix="streamtsm-roofline-") as tmp:
+        variants, failures = prepare_variants(options, backends, Path(tmp))
+        skipped.update(failures)
+        calls = dict(gemms) | {v.key: v.call for v in variants}
+        timings = time_interleaved(calls, rounds=rounds, warmup=1, progress=not args.quick)
+        for v in variants:
+            v.engine.close()
+    gemm_flops = 2.0 * n**3
+    peaks = {name: gemm_flops / (timings[name].min_ms / 1e3) / 1e9 for name in gemms}  # best call = the limit
+    peak_name = max(peaks, key=peaks.get)
+    peak = peaks[peak_name]
+    rows = []
+    for v in variants:
+        t = timings[v.key]
+        achieved = 2.0 * v.macs / (t.median_ms / 1e3) / 1e9
+        rows.append({
+            "model": v.model, "backend": getattr(v.engine, "name", v.backend), "mode": "online" if v.online else "window",
+            "gflops_per_prediction": 2.0 * v.macs / 1e9, "median_ms": t.median_ms,
+            "achieved_gflops_per_s": achieved, "fraction_of_peak": achieved / peak,
+        })
+    command = " ".join(["python", "benchmarks/roofline.py", *map(shlex.quote, argv)])
+    payload = {
+        "command": command, "environment": env, "load_average_end": environment()["load_average_1min"],
+        "gemm": {"n": n, "flops_per_call": gemm_flops, "gflops_per_s": peaks, "timings": {k: timings[k] for k in gemms},
+                 "peak_gflops_per_s": peak, "peak_from": peak_name},
+        "models": rows, "skipped": skipped,
+        "note": "FLOPs = 2 x MACs; peak = best sgemm call; achieved = FLOPs per prediction / median prediction time",
+    }
+    md = "\n".join([
+        "# Roofline: achieved fraction of measured fp32 GEMM throughput" + (" (QUICK MODE: meaningless)" if args.quick else ""),
+        "",
+        f"Command: `{command}`  ",
+        f"{env['processor']}, {env['cpu_count']} cores, load average {env['load_average_1min']:.2f} → {payload['load_average_end']:.2f}; "
+        f"torch {env.get('torch')} ({env.get('torch_threads')} threads), numpy {env['numpy']}, onnxruntime {env.get('onnxruntime', '—')}; "
+        f"{env['date_utc']}.",
+        "",
+        f"Machine limit (fp32 {n}×{n} sgemm, best call, FLOPs = 2·N³): "
+        + ", ".join(f"{k} **{g:.1f} GFLOP/s**" for k, g in peaks.items()) + f"; peak used below: {peak:.1f} GFLOP/s.",
+        "",
+        markdown_table(rows, ["model", "backend", "mode", "gflops_per_prediction", "median_ms", "achieved_gflops_per_s", "fraction_of_peak"]),
+        "",
+        "GFLOPs per prediction = 2 × MACs of convolutions and linear layers (torch FlopCounterMode). A fraction well below 1 "
+        "means the path is limited by memory traffic, small or depthwise kernels and framework overhead, not arithmetic.",
+    ] + ([""] + [f"- skipped {k}: {v}" for k, v in skipped.items()] if skipped else []))
+    write_results("roofline", payload, md, args.out)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Smoke tests: the benchmark scripts run end to end on tiny inputs and write what they promise.
+
+The real measurements are not part of the suite (minutes of CPU); these keep the scripts
+from rotting: argument parsing, the interleaved timing, the Recognizer end-to-end loop on a
+real capture thread, the JSON schema, and real PNG files.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _script(name: str):
+    """Import a benchmarks/ script as a module (benchmarks/ is not a package)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(f"bench_script_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses in the script look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+def _assert_png(path: Path) -> None:
+    assert path.is_file(), f"{path} was not written"
+    data = path.read_bytes()
+    assert data[:8] == PNG_MAGIC and len(data) > 2000, f"{path} is not a real PNG ({len(data)} bytes)"
+
+
+@pytest.fixture(scope="module")
+def latency_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("latency")
+    argv = ["--quick", "--models", "tsm_mobilenetv2,r2plus1d_18", "--backends", "torch", "--strides", "4",
+            "--e2e-seconds", "1", "--no-progress", "--out", str(out)]
+    assert _script("latency").main(argv, prog="benchmarks/latency.py") == 0
+    return out, json.loads((out / "latency.json").read_text())
+
+
+def test_latency_json_fields(latency_run):
+    out, payload = latency_run
+    assert {"command", "environment", "options", "results", "ratios", "end_to_end", "memory_method"} <= set(payload)
+    env = payload["environment"]
+    for key in ("processor", "cpu_count", "torch", "torch_threads", "precision", "load_average_1min"):
+        assert key in env, key
+    by_model = {r["model"]: r for r in payload["results"]}
+    assert set(by_model) == {"tsm_mobilenetv2", "r2plus1d_18"}
+    online, window = by_model["tsm_mobilenetv2"], by_model["r2plus1d_18"]
+    assert online["mode"] == "online" and window["mode"] == "window"
+    assert window["input_shape"] == [1, 3, 4, 32, 32] and online["input_shape"] == [1, 3, 64, 64]
+    for r in (online, window):
+        t = r["per_prediction"]
+        assert t["n"] >= 1 and 0 < t["median_ms"] <= t["p99_ms"] * (1 + 1e-9)
+        assert r["gflops"] == pytest.approx(2 * r["gmacs"]) and r["gflops"] > 0 and r["params_m"] > 1
+    # amortisation: window cost divided by stride; online flat
+    (w,) = window["per_frame"]
+    assert w["stride"] == 4 and w["median_ms"] == pytest.approx(window["per_prediction"]["median_ms"] / 4)
+    (o,) = online["per_frame"]
+    assert o["median_ms"] == online["per_prediction"]["median_ms"]
+    ratio = payload["ratios"]["torch"]
+    assert ratio["window_over_online"] == pytest.approx(window["per_prediction"]["median_ms"] / online["per_prediction"]["median_ms"])
+    # end to end went through a real capture thread and produced predictions
+    e2e = payload["end_to_end"]
+    assert {(r["model"], r["stride"]) for r in e2e} == {("tsm_mobilenetv2", None), ("r2plus1d_18", 4)}
+    online_e2e = next(r for r in e2e if r["model"] == "tsm_mobilenetv2")
+    assert online_e2e["frames_captured"] > 5 and online_e2e["predictions"] >= 1
+    assert online_e2e["end_to_end"]["median_ms"] > 0
+    assert (out / "latency.md").read_text().startswith("# Latency")
+
+
+def test_latency_pngs(latency_run):
+    out, _ = latency_run
+    _assert_png(out / "latency_per_frame.png")
+    _assert_png(out / "end_to_end.png")
+
+
+def test_plots_script_redraws_from_json(latency_run, tmp_path):
+    out, _ = latency_run
+    assert _script("plots").main([str(out / "latency.json"), "--out", str(tmp_path)]) == 0
+    _assert_png(tmp_path / "latency_per_frame.png")
+    _assert_png(tmp_path / "end_to_end.png")
+
+
+def test_plots_script_rejects_other_json(tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text('{"hello": 1}')
+    with pytest.raises(SystemExit):
+        _script("plots").main([str(bad)])
+
+
+def test_roofline_quick(tmp_path):
+    argv = ["--quick", "--models", "tsm_mobilenetv2", "--backends", "torch", "--out", str(tmp_path)]
+    assert _script("roofline").main(argv) == 0
+    payload = json.loads((tmp_path / "roofline.json").read_text())
+    gemm = payload["gemm"]
+    assert gemm["n"] == 256 and gemm["peak_gflops_per_s"] == max(gemm["gflops_per_s"].values()) > 0
+    (row,) = payload["models"]
+    assert row["model"] == "tsm_mobilenetv2"
+    assert row["fraction_of_peak"] == pytest.approx(row["achieved_gflops_per_s"] / gemm["peak_gflops_per_s"])
+    assert row["achieved_gflops_per_s"] == pytest.approx(row["gflops_per_prediction"] / (row["median_ms"] / 1e3))
+
+
+def test_flop_count_agrees_with_model_stats():
+    """The engine counts MACs the same way as benchmarks/model_stats.py (published-figure checked)."""
+    from streamtsm.bench.latency import build_model, count_macs, example_input
+
+    model = build_model("r2plus1d_18", quick=True)
+    macs = count_macs(model, example_input(model.card))
+    _, gmacs = _script("model_stats").measure("r2plus1d_18", 27, 4, 32)
+    assert macs / 1e9 == pytest.approx(gmacs, rel=1e-9)
+
+
+def test_bad_options_are_refused():
+    from streamtsm.bench.latency import BenchError, LatencyOptions
+
+    with pytest.raises(BenchError, match="unknown model"):
+        LatencyOptions(models=("resnet9000",))
+    with pytest.raises(BenchError, match="unknown backend"):
+        LatencyOptions(backends=("cuda",))
+    with pytest.raises(BenchError, match="strides"):
+        LatencyOptions(strides=(0,))
