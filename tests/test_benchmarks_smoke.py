@@ -125,3 +125,11 @@ def test_bad_options_are_refused():
         LatencyOptions(backends=("cuda",))
     with pytest.raises(BenchError, match="strides"):
         LatencyOptions(strides=(0,))
+
+
+def test_cli_bench_refuses_unknown_model_with_one_line(capsys):
+    from streamtsm.cli import main
+
+    assert main(["bench", "--models", "resnet9000", "--out", "unused"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown model" in err and "tsm_mobilenetv2" in err and "Traceback" not in err
