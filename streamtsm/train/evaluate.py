@@ -1,0 +1,132 @@
+"""Clip classification metrics: top-1, top-5, mean class accuracy and the confusion matrix.
+
+Two readouts of a TSM's per-frame logits, because the model is used two ways:
+
+* ``readout="mean"`` -- the offline TSN/TSM consensus: the mean of all T frames' logits (what
+  ``model(clip)`` returns, and what seed 002's ``AvgConsensus`` computes);
+* ``readout=K`` (an int) -- the mean of the *last K* frames' logits. For a unidirectional model
+  frame t's logits are exactly what the online model outputs at step t (the offline/online
+  equivalence the models test), so this is what a live recognizer reports over the last K steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["EvalResult", "evaluate", "metrics_from_scores", "confusion_markdown"]
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Metrics of one evaluation. ``confusion[i, j]`` counts clips of true class i predicted j."""
+
+    num_clips: int
+    top1: float
+    top5: float
+    mean_class_accuracy: float
+    per_class_accuracy: tuple[float, ...]
+    confusion: np.ndarray = field(repr=False)
+    loss: float = float("nan")
+
+    def as_dict(self, class_names: Sequence[str] | None = None) -> dict:
+        names = list(class_names) if class_names is not None else [str(i) for i in range(len(self.per_class_accuracy))]
+        return {
+            "num_clips": self.num_clips,
+            "top1": self.top1,
+            "top5": self.top5,
+            "mean_class_accuracy": self.mean_class_accuracy,
+            "per_class_accuracy": dict(zip(names, self.per_class_accuracy)),
+            "confusion": self.confusion.tolist(),
+            "loss": self.loss,
+        }
+
+
+def metrics_from_scores(scores: np.ndarray, labels: np.ndarray, num_classes: int, loss: float = float("nan")) -> EvalResult:
+    """Metrics from (N, C) scores and (N,) integer labels (classes absent from labels count as NaN)."""
+    scores = np.asarray(scores, np.float64)
+    labels = np.asarray(labels, np.int64)
+    if scores.ndim != 2 or scores.shape[0] != labels.shape[0]:
+        raise ValueError(f"scores must be (N, C) and labels (N,), got {scores.shape} and {labels.shape}")
+    pred = scores.argmax(1)
+    k = min(5, scores.shape[1])
+    topk = np.argsort(-scores, axis=1)[:, :k]
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(confusion, (labels, pred), 1)
+    totals = confusion.sum(1)
+    per_class = tuple(float(confusion[i, i] / totals[i]) if totals[i] else float("nan") for i in range(num_classes))
+    present = [a for a in per_class if not np.isnan(a)]
+    return EvalResult(
+        num_clips=int(labels.shape[0]),
+        top1=float((pred == labels).mean()) if len(labels) else float("nan"),
+        top5=float((topk == labels[:, None]).any(1).mean()) if len(labels) else float("nan"),
+        mean_class_accuracy=float(np.mean(present)) if present else float("nan"),
+        per_class_accuracy=per_class,
+        confusion=confusion,
+        loss=loss,
+    )
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    clips: Sequence[tuple[np.ndarray, int]] | "torch.utils.data.Dataset",
+    *,
+    num_classes: int,
+    readout: str | int = "mean",
+    batch_size: int = 8,
+    progress: bool = False,
+    describe: str = "eval",
+) -> EvalResult:
+    """Evaluate ``model`` on preprocessed clips: items ``(float32 (T, 3, S, S), int label)``."""
+    if readout != "mean" and not (isinstance(readout, int) and readout > 0):
+        raise ValueError(f"readout must be 'mean' or a positive number of last frames, got {readout!r}")
+    was_training = model.training
+    model.eval()
+    scores, labels, losses = [], [], []
+    indices = range(0, len(clips), batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        indices = tqdm(indices, desc=describe, unit="batch", leave=False)
+    try:
+        for start in indices:
+            items = [clips[i] for i in range(start, min(start + batch_size, len(clips)))]
+            x = torch.from_numpy(np.stack([it[0] for it in items]))
+            y = torch.tensor([int(it[1]) for it in items], dtype=torch.long)
+            n, t = x.shape[:2]
+            frame_logits = model.forward_frames(x.reshape(n * t, *x.shape[2:]), t).reshape(n, t, -1)
+            logits = frame_logits.mean(1) if readout == "mean" else frame_logits[:, -min(int(readout), t):].mean(1)
+            losses.append(float(nn.functional.cross_entropy(logits, y, reduction="sum")))
+            scores.append(logits.numpy())
+            labels.append(y.numpy())
+    finally:
+        model.train(was_training)
+    if not scores:
+        raise ValueError("evaluation set is empty")
+    all_labels = np.concatenate(labels)
+    return metrics_from_scores(np.concatenate(scores), all_labels, num_classes, loss=sum(losses) / len(all_labels))
+
+
+def confusion_markdown(confusion: np.ndarray, class_names: Sequence[str], rows: Sequence[int] | None = None,
+                       cols: Sequence[int] | None = None) -> str:
+    """A Markdown table of (a block of) a confusion matrix: rows = true class, columns = predicted."""
+    rows = list(range(len(class_names))) if rows is None else list(rows)
+    cols = list(range(len(class_names))) if cols is None else list(cols)
+    head = "| true \\ predicted | " + " | ".join(class_names[c] for c in cols) + " |"
+    sep = "|---|" + "---:|" * len(cols)
+    body = ["| " + class_names[r] + " | " + " | ".join(str(int(confusion[r, c])) for c in cols) + " |" for r in rows]
+    return "\n".join([head, sep, *body])
+
+
+def print_result(result: EvalResult, class_names: Sequence[str], echo: Callable[[str], None] = print) -> None:
+    """Human-readable summary for the CLI."""
+    echo(f"clips: {result.num_clips}  top-1: {result.top1:.4f}  top-5: {result.top5:.4f}  "
+         f"mean class accuracy: {result.mean_class_accuracy:.4f}")
+    for name, acc in zip(class_names, result.per_class_accuracy):
+        echo(f"  {name:>16}: {acc:.4f}")
+    echo(confusion_markdown(result.confusion, class_names))
