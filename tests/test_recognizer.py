@@ -51,7 +51,10 @@ def _model(seed: int = 0, constant_class: str | None = None):
 
 @pytest.fixture(scope="module")
 def model():
-    return _model()
+    """One open backend shared by the tests (a Recognizer given a Backend does not close it)."""
+    from streamtsm.backends.factory import open_backend
+
+    return open_backend(_model(), "torch")
 
 
 def _frames(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -125,6 +128,16 @@ def test_a_failing_callback_does_not_stop_the_stream():
     assert rec.push(_frames(1)[0], 0.1) is not None
 
 
+_CLEAN: dict[int, list[Prediction]] = {}
+
+
+def _clean_run(backend, frames):
+    if id(backend) not in _CLEAN:
+        rec = Recognizer(backend)
+        _CLEAN[id(backend)] = [rec.push(f, i * 0.1) for i, f in enumerate(frames)]
+    return _CLEAN[id(backend)]
+
+
 _bad_or_odd_frames = st.one_of(
     st.none(),
     st.just(np.zeros((0, 0, 3), np.uint8)),
@@ -140,12 +153,12 @@ _bad_or_odd_frames = st.one_of(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(bad=_bad_or_odd_frames)
 def test_bad_frames_are_rejected_or_converted_without_corrupting_state(model, bad):
     good = _frames(3, seed=9)
-    clean, probed = Recognizer(model), Recognizer(model)  # frames pushed at the card's 10 fps
-    expected = [clean.push(f, i * 0.1) for i, f in enumerate(good)]
+    probed = Recognizer(model)  # frames pushed at the card's 10 fps
+    expected = _clean_run(model, good)
     probed.push(good[0], 0.0)
     probed.push(good[1], 0.1)
     try:
@@ -287,3 +300,25 @@ def test_default_model_recognises_the_scripted_gestures():
     assert len(timeline) >= 40
     assert rate >= 0.9, f"only {rate:.1%} of scripted gestures recognised; delays {delays}"
     assert max(hits) <= MATCH_WINDOW_AFTER_END_S
+
+
+def test_window_model_predictions_carry_the_frame_range():
+    import dataclasses
+
+    from streamtsm.backends.factory import open_backend
+
+    torch.manual_seed(0)
+    clip_model = create_model("r3d_18", num_classes=3, class_names=("a", "b", "idle"))
+    clip_model.card = clip_model.card.replace(
+        preprocessing=dataclasses.replace(clip_model.card.preprocessing, resize_hw=(36, 48), crop_size=32),
+        temporal=dataclasses.replace(clip_model.card.temporal, clip_len=4, fps=10.0),
+        background_classes=("idle",),
+    )
+    backend = open_backend(clip_model, "torch")
+    with pytest.raises(RecognizerError, match="backend options"):
+        Recognizer(backend, threads=1)
+    rec = Recognizer(backend, stride=2, top_k=2)
+    preds = [p for i, f in enumerate(_frames(30)) if (p := rec.push(f, i / 30.0)) is not None]
+    # kept frames 0, 3, 6, ...; window of 4 kept frames, a prediction every 2 kept frames
+    assert [p.frame_range for p in preds] == [(0, 9), (6, 15), (12, 21), (18, 27)]
+    assert all(p.frame_index == p.frame_range[1] and len(p.top_k) == 2 for p in preds)
