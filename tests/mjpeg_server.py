@@ -150,6 +150,12 @@ class MjpegServer:
         return f"http://127.0.0.1:{self.port}{PATH}"
 
     @property
+    def open_connections(self) -> int:
+        """Streams being served now (a client that went away is noticed at the next part)."""
+        with self._lock:
+            return len(self._conns)
+
+    @property
     def running(self) -> bool:
         return self._httpd is not None
 
