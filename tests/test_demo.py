@@ -39,6 +39,15 @@ def small_model(tmp_path_factory) -> Path:
     return save_model(model, tmp_path_factory.mktemp("model") / "small.safetensors")
 
 
+@pytest.fixture(scope="module")
+def small_onnx(small_model) -> Path:
+    """The same model exported to ONNX (runs on ONNX Runtime: ~1 ms steps, no torch contention)."""
+    from streamtsm.checkpoints import load_model
+    from streamtsm.export.onnx import export_onnx
+
+    return export_onnx(load_model(small_model), small_model.with_suffix(".onnx"))
+
+
 def _demo(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
@@ -133,12 +142,14 @@ def test_window_without_gui_support_is_a_clear_error(small_model):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_within_a_second_and_flushes_the_video(small_model, tmp_path, sig):
+def test_signal_stops_within_a_second_and_flushes_the_video(small_onnx, tmp_path, sig):
+    # Stopping waits for the inference in flight; ONNX Runtime keeps that ~1 ms here, so the
+    # test measures the shutdown path (on this shared 2-core box a torch step can take 1 s).
     out = tmp_path / "partial.mp4"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "demo.py"), "--source", "synthetic", "--headless", "--model", str(small_model),
-         "--output", str(out)],
+        [sys.executable, str(REPO / "demo.py"), "--source", "synthetic", "--headless", "--model", str(small_onnx),
+         "--backend", "onnxruntime", "--output", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
     )  # fmt: skip
     try:
@@ -153,7 +164,7 @@ def test_signal_stops_within_a_second_and_flushes_the_video(small_model, tmp_pat
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 128 + sig, err
-    assert elapsed < 1.0, f"took {elapsed:.2f} s to stop; demo log: {err[-500:]}"
+    assert elapsed < 1.0, f"took {elapsed:.2f} s to stop; demo log: {err}"
     summary = json.loads(rest.strip().splitlines()[-1])
     assert summary["type"] == "summary" and summary["stopped_by_signal"] == sig
     cap = cv2.VideoCapture(str(out))
