@@ -9,11 +9,16 @@ interleaved in one run, so load from other users hits both alike.
 
     python benchmarks/roofline.py                    # 2048^2 GEMM, all models, torch + ONNX Runtime
     python benchmarks/roofline.py --quick --out /tmp/x
+    python benchmarks/roofline.py --from-latency benchmarks/results/latency.json   # GEMM now, models from that run
+
+``--from-latency`` takes each model's FLOPs and median prediction time from a latency run and
+only measures the GEMM limit now (not interleaved: faster, but load may differ between the two).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import tempfile
@@ -56,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
     parser.add_argument("--quick", action="store_true", help="tiny inputs and 256^2 GEMM, one round (smoke test)")
+    parser.add_argument("--from-latency", type=Path, default=None,
+                        help="take model times and FLOPs from this latency.json instead of timing the models again")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
@@ -78,24 +85,35 @@ def main(argv: list[str] | None = None) -> int:
     env = environment(precision="fp32", batch=1, gemm_size=n, quick=args.quick)
     backends, skipped = available_backends(options.backends)
     gemms = gemm_calls(n)
-    with tempfile.TemporaryDirectory(prefix="streamtsm-roofline-") as tmp:
-        variants, failures = prepare_variants(options, backends, Path(tmp))
-        skipped.update(failures)
-        calls = dict(gemms) | {v.key: v.call for v in variants}
-        timings = time_interleaved(calls, rounds=rounds, warmup=1, progress=not args.quick)
-        for v in variants:
-            v.engine.close()
+    measured: list[tuple[str, str, bool, float, float]] = []  # (model, backend, online, MACs, median ms)
+    if args.from_latency is not None:
+        try:
+            latency = json.loads(args.from_latency.read_text())
+            measured = [(r["model"], r["backend"], r["mode"] == "online", r["gmacs"] * 1e9, r["per_prediction"]["median_ms"])
+                        for r in latency["results"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            parser.error(f"{args.from_latency}: not a readable latency.json from benchmarks/latency.py ({exc})")
+        env["model_times_from"] = f"{args.from_latency} ({latency.get('environment', {}).get('date_utc')})"
+        timings = time_interleaved(gemms, rounds=rounds, warmup=1, progress=False)
+    else:
+        with tempfile.TemporaryDirectory(prefix="streamtsm-roofline-") as tmp:
+            variants, failures = prepare_variants(options, backends, Path(tmp))
+            skipped.update(failures)
+            calls = dict(gemms) | {v.key: v.call for v in variants}
+            timings = time_interleaved(calls, rounds=rounds, warmup=1, progress=not args.quick)
+            for v in variants:
+                v.engine.close()
+            measured = [(v.model, getattr(v.engine, "name", v.backend), v.online, v.macs, timings[v.key].median_ms) for v in variants]
     gemm_flops = 2.0 * n**3
     peaks = {name: gemm_flops / (timings[name].min_ms / 1e3) / 1e9 for name in gemms}  # best call = the limit
     peak_name = max(peaks, key=peaks.get)
     peak = peaks[peak_name]
     rows = []
-    for v in variants:
-        t = timings[v.key]
-        achieved = 2.0 * v.macs / (t.median_ms / 1e3) / 1e9
+    for model, backend, online, macs, median_ms in measured:
+        achieved = 2.0 * macs / (median_ms / 1e3) / 1e9
         rows.append({
-            "model": v.model, "backend": getattr(v.engine, "name", v.backend), "mode": "online" if v.online else "window",
-            "gflops_per_prediction": 2.0 * v.macs / 1e9, "median_ms": t.median_ms,
+            "model": model, "backend": backend, "mode": "online" if online else "window",
+            "gflops_per_prediction": 2.0 * macs / 1e9, "median_ms": median_ms,
             "achieved_gflops_per_s": achieved, "fraction_of_peak": achieved / peak,
         })
     command = " ".join(["python", "benchmarks/roofline.py", *map(shlex.quote, argv)])

@@ -133,3 +133,14 @@ def test_cli_bench_refuses_unknown_model_with_one_line(capsys):
     assert main(["bench", "--models", "resnet9000", "--out", "unused"]) == 1
     err = capsys.readouterr().err
     assert "unknown model" in err and "tsm_mobilenetv2" in err and "Traceback" not in err
+
+
+def test_roofline_from_latency_json(latency_run, tmp_path):
+    out, latency = latency_run
+    argv = ["--quick", "--from-latency", str(out / "latency.json"), "--out", str(tmp_path)]
+    assert _script("roofline").main(argv) == 0
+    payload = json.loads((tmp_path / "roofline.json").read_text())
+    assert [r["model"] for r in payload["models"]] == [r["model"] for r in latency["results"]]
+    for row, src in zip(payload["models"], latency["results"]):
+        assert row["median_ms"] == src["per_prediction"]["median_ms"]
+        assert row["gflops_per_prediction"] == pytest.approx(src["gflops"])
