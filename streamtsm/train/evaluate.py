@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["EvalResult", "evaluate", "metrics_from_scores", "confusion_markdown"]
+__all__ = ["EvalResult", "evaluate", "frame_logits", "readout_scores", "metrics_from_scores", "confusion_markdown"]
 
 
 @dataclass(frozen=True)
@@ -72,22 +72,12 @@ def metrics_from_scores(scores: np.ndarray, labels: np.ndarray, num_classes: int
 
 
 @torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    clips: Sequence[tuple[np.ndarray, int]] | "torch.utils.data.Dataset",
-    *,
-    num_classes: int,
-    readout: str | int = "mean",
-    batch_size: int = 8,
-    progress: bool = False,
-    describe: str = "eval",
-) -> EvalResult:
-    """Evaluate ``model`` on preprocessed clips: items ``(float32 (T, 3, S, S), int label)``."""
-    if readout != "mean" and not (isinstance(readout, int) and readout > 0):
-        raise ValueError(f"readout must be 'mean' or a positive number of last frames, got {readout!r}")
+def frame_logits(model: nn.Module, clips, *, batch_size: int = 8, progress: bool = False,
+                 describe: str = "eval") -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame logits ``(N, T, C)`` and labels ``(N,)`` of preprocessed clips ``(float32 (T,3,S,S), label)``."""
     was_training = model.training
     model.eval()
-    scores, labels, losses = [], [], []
+    logits_out, labels = [], []
     indices = range(0, len(clips), batch_size)
     if progress:
         from tqdm import tqdm
@@ -97,19 +87,46 @@ def evaluate(
         for start in indices:
             items = [clips[i] for i in range(start, min(start + batch_size, len(clips)))]
             x = torch.from_numpy(np.stack([it[0] for it in items]))
-            y = torch.tensor([int(it[1]) for it in items], dtype=torch.long)
             n, t = x.shape[:2]
-            frame_logits = model.forward_frames(x.reshape(n * t, *x.shape[2:]), t).reshape(n, t, -1)
-            logits = frame_logits.mean(1) if readout == "mean" else frame_logits[:, -min(int(readout), t):].mean(1)
-            losses.append(float(nn.functional.cross_entropy(logits, y, reduction="sum")))
-            scores.append(logits.numpy())
-            labels.append(y.numpy())
+            logits_out.append(model.forward_frames(x.reshape(n * t, *x.shape[2:]), t).reshape(n, t, -1).numpy())
+            labels.append(np.array([int(it[1]) for it in items], np.int64))
     finally:
         model.train(was_training)
-    if not scores:
+    if not labels:
         raise ValueError("evaluation set is empty")
-    all_labels = np.concatenate(labels)
-    return metrics_from_scores(np.concatenate(scores), all_labels, num_classes, loss=sum(losses) / len(all_labels))
+    return np.concatenate(logits_out), np.concatenate(labels)
+
+
+def readout_scores(per_frame: np.ndarray, readout: str | int) -> np.ndarray:
+    """(N, T, C) per-frame logits -> (N, C) clip scores: mean of all frames or of the last K."""
+    if readout == "mean":
+        return per_frame.mean(1)
+    if isinstance(readout, int) and not isinstance(readout, bool) and readout > 0:
+        return per_frame[:, -min(readout, per_frame.shape[1]):].mean(1)
+    raise ValueError(f"readout must be 'mean' or a positive number of last frames, got {readout!r}")
+
+
+def _mean_cross_entropy(scores: np.ndarray, labels: np.ndarray) -> float:
+    z = scores - scores.max(1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    return float(-logp[np.arange(len(labels)), labels].mean())
+
+
+def evaluate(
+    model: nn.Module,
+    clips,
+    *,
+    num_classes: int,
+    readout: str | int = "mean",
+    batch_size: int = 8,
+    progress: bool = False,
+    describe: str = "eval",
+) -> EvalResult:
+    """Evaluate ``model`` on preprocessed clips: items ``(float32 (T, 3, S, S), int label)``."""
+    readout_scores(np.zeros((1, 1, 1)), readout)  # validate before the expensive part
+    per_frame, labels = frame_logits(model, clips, batch_size=batch_size, progress=progress, describe=describe)
+    scores = readout_scores(per_frame, readout)
+    return metrics_from_scores(scores, labels, num_classes, loss=_mean_cross_entropy(scores, labels))
 
 
 def confusion_markdown(confusion: np.ndarray, class_names: Sequence[str], rows: Sequence[int] | None = None,

@@ -60,10 +60,14 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     eval_readout: str | int = "mean"
+    optimizer: str = "sgd"  # "sgd" (seed 002) or "adamw" (converges faster from random init)
+
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
             raise TrainError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise TrainError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
         if not self.lr > 0 or self.grad_clip <= 0:
             raise TrainError(f"lr and grad_clip must be positive, got {self.lr} and {self.grad_clip}")
 
@@ -169,7 +173,11 @@ def train_model(
         out = out.with_suffix(".safetensors")
     resume_file = resume_path_for(out)
     torch.manual_seed(config.seed)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                                           weight_decay=config.weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, iteration = 0, 0
     if resume:
         if not resume_file.exists():
