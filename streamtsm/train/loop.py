@@ -122,7 +122,9 @@ def _collate(items: Sequence[tuple[np.ndarray, Any]]) -> tuple[torch.Tensor, tor
 def clip_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Cross-entropy for a batch ``x`` (N, T, 3, S, S): per clip (y (N,)) or per frame (y (N, T))."""
     n, t = x.shape[:2]
-    logits = model.forward_frames(x.reshape(n * t, *x.shape[2:]), t)
+    # channels-last is ~2x faster for these convs on CPU (oneDNN); the values are the same
+    frames = x.reshape(n * t, *x.shape[2:]).contiguous(memory_format=torch.channels_last)
+    logits = model.forward_frames(frames, t)
     if y.dim() == 2:
         return nn.functional.cross_entropy(logits, y.reshape(-1), ignore_index=IGNORE)
     return nn.functional.cross_entropy(logits.reshape(n, t, -1).mean(1), y)
@@ -195,6 +197,7 @@ def train_model(
     train_set = AugmentedClips(train_clips, TrainTransform(card.preprocessing, augment), seed=config.seed)
     val_set = AugmentedClips(val_clips, EvalTransform(card.preprocessing), seed=config.seed) if val_clips is not None else None
     history: list[EpochLog] = []
+    model.to(memory_format=torch.channels_last)  # see clip_loss; saved tensors are made contiguous again
     for epoch in range(start_epoch, config.epochs):
         train_set.epoch = epoch
         order = torch.Generator().manual_seed(config.seed * 1000 + epoch)
