@@ -156,10 +156,10 @@ def test_tiny_training_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_dat
     torch.manual_seed(0)
     model = create_model("tsm_mobilenetv2", num_classes=9, class_names=CLASSES, width_mult=0.25, dropout=0.0)
     model.card = model.card.replace(preprocessing=Preprocessing(crop_size=32, resize_short=36))
-    history = train_model(model, data, config=TrainConfig(epochs=10, batch_size=9, lr=0.01, lr_steps=()),
+    history = train_model(model, data, config=TrainConfig(epochs=30, batch_size=9, lr=0.003, lr_steps=(), optimizer="adamw"),
                           out=tmp_path / "tiny", progress=False)
     losses = [h.train_loss for h in history]
-    assert np.mean(losses[-2:]) < losses[0] - 0.1, losses
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.3, losses  # 9 clips: it must start memorising
     loaded = load_model(tmp_path / "tiny.safetensors")
     assert loaded.card.class_names == CLASSES and loaded.card.preprocessing.crop_size == 32
     assert loaded.card.shift_mode == "uni"
