@@ -50,6 +50,9 @@ class Frame:
     script (use this to sample by time when a file is read faster than real time); for cameras
     and streams, seconds since the source's first frame (the capture clock).
     ``label``: the ground-truth label (synthetic source only), else None.
+    ``segment``: how many times the source had reconnected when this frame was read. Frames of
+    different segments are not continuous in time, so consumers reset per-stream state when it
+    changes (tied to the frame itself: polling a counter races with the capture thread).
     """
 
     image: np.ndarray
@@ -58,6 +61,7 @@ class Frame:
     media_time_s: float
     source: str
     label: str | None = None
+    segment: int = 0
 
 
 class Source:
@@ -123,7 +127,8 @@ class Source:
             if self._clock_origin is None:
                 self._clock_origin = now
             media_time_s = now - self._clock_origin
-        frame = Frame(np.ascontiguousarray(image), self._next_index, now, float(media_time_s), self.name, label)
+        frame = Frame(np.ascontiguousarray(image), self._next_index, now, float(media_time_s), self.name, label,
+                      self.reconnects)
         self._next_index += 1
         return frame
 

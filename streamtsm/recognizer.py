@@ -360,7 +360,7 @@ class Recognizer:
             capture.start()
             self._capture = capture
             self.reset()  # stream start
-            reconnects = capture.source.reconnects
+            segment = None
             count = 0
             while max_frames is None or count < max_frames:
                 if stop_event is not None and stop_event.is_set():
@@ -373,10 +373,10 @@ class Recognizer:
                 if frame is None:
                     break
                 waited_ms = (time.monotonic() - t_wait) * 1000.0
-                if capture.source.reconnects != reconnects:
-                    reconnects = capture.source.reconnects
+                if segment is not None and frame.segment != segment:
                     logger.warning("%s reconnected: resetting the state", capture.source.name)
                     self.reset()
+                segment = frame.segment
                 count += 1
                 prediction = self.push(
                     frame.image,
