@@ -242,9 +242,6 @@ def test_default_model_loads_is_small_and_its_card_is_complete():
     assert card.temporal.fps == 10.0
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "the shipped default model may not yet separate directions on held-out clips: see "
-    "benchmarks/results/default_model.md for the measured accuracy of the committed weights"))
 def test_default_model_tells_directions_apart_on_unseen_clips():
     """Held-out shapes/textures: the reversed pairs (same frames, opposite order) must both be right."""
     from streamtsm.checkpoints import load_model
