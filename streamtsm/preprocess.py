@@ -193,8 +193,12 @@ class FramePreprocessor:
             self._geometry_for = (height, width)
         return self._geometry
 
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        """One frame -> C-contiguous ``float32 (3, crop, crop)``."""
+    def __call__(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """One frame -> C-contiguous ``float32 (3, crop, crop)``.
+
+        ``out`` (a preallocated ``float32 (3, crop, crop)`` array) avoids an allocation per frame
+        on the hot path; it is written only after the frame has been validated.
+        """
         img = as_bgr_uint8(frame) if self.validate else frame
         (rh, rw), top, left, interp = self._plan(img.shape[0], img.shape[1])
         if (rh, rw) != img.shape[:2]:
@@ -204,7 +208,8 @@ class FramePreprocessor:
         if self._reverse_channels:
             patch = patch[:, :, ::-1]
         chw = patch.transpose(2, 0, 1)
-        out = np.empty((3, crop, crop), dtype=np.float32)
+        if out is None:
+            out = np.empty((3, crop, crop), dtype=np.float32)
         np.multiply(chw, self._scale, out=out, casting="unsafe")
         out += self._offset
         return out
@@ -217,7 +222,7 @@ class FramePreprocessor:
         out = np.empty((len(frames), 3, crop, crop), dtype=np.float32)
         for t, frame in enumerate(frames):
             try:
-                out[t] = self(frame)
+                self(frame, out=out[t])
             except FrameError as exc:
                 raise FrameError(f"clip frame {t}: {exc}") from None
         return out

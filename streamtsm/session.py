@@ -333,7 +333,7 @@ class StreamingSession(_SessionBase):
         if decision is None:
             return None
         state = self.backend.init_state(1) if decision.reset_reason is not None else self._state
-        self._input[0] = self.preprocessor(frame)
+        self.preprocessor(frame, out=self._input[0])  # no per-frame allocation
         t_pre = time.monotonic()
         logits, new_state = self.backend.step(self._input, state)
         t_inf = time.monotonic()
