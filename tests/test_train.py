@@ -167,6 +167,50 @@ def test_tiny_training_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_dat
         assert torch.equal(v, loaded.state_dict()[k]), k
 
 
+def test_clip_targets_take_the_last_labelled_frame():
+    from streamtsm.train.loop import IGNORE, TrainError, clip_targets
+
+    y = torch.tensor([[8, 8, IGNORE, 3, 3], [8, IGNORE, 2, IGNORE, IGNORE], [8, 8, 8, 8, 8]])
+    assert clip_targets(y).tolist() == [3, 2, 8]
+    with pytest.raises(TrainError, match="no labelled frame"):
+        clip_targets(torch.tensor([[IGNORE, IGNORE]]))
+
+
+def test_lr_schedule_restarts_every_cycle():
+    from streamtsm.train.loop import TrainConfig
+
+    cfg = TrainConfig(epochs=20, lr=1.0, lr_steps=(7, 9), lr_cycle_epochs=10, warmup_iters=0)
+    lrs = [cfg.lr_at(e, 10_000) for e in range(20)]
+    assert lrs[:10] == lrs[10:] and lrs[6] == 1.0 and lrs[7] == pytest.approx(0.1) and lrs[9] == pytest.approx(0.01)
+    assert TrainConfig(epochs=20, lr=1.0, lr_steps=(7, 9)).lr_at(15, 0) == pytest.approx(0.01)  # no cycle: stays low
+
+
+def test_a_3d_window_model_trains_on_the_same_clips_and_reloads(tiny_dataset, tmp_path):
+    """The delay benchmark's R(2+1)D baseline goes through the same loop (clip logits, NCTHW)."""
+    from streamtsm.card import Temporal
+    from streamtsm.checkpoints import load_model
+    from streamtsm.models import create_model
+    from streamtsm.train.datasets import load_video_dataset
+    from streamtsm.train.evaluate import frame_logits
+    from streamtsm.train.loop import AugmentedClips, TrainConfig, train_model
+    from streamtsm.train.augment import EvalTransform
+
+    data, bad = load_video_dataset(tiny_dataset, sampling=SampleFrames(num_clips=1, clip_len=4))
+    assert not bad
+    torch.manual_seed(0)
+    model = create_model("r2plus1d_18", num_classes=9, class_names=CLASSES, width=4)
+    model.card = model.card.replace(preprocessing=Preprocessing(crop_size=32, resize_short=36),
+                                    temporal=Temporal(mode="window", fps=10.0, clip_len=4, clip_layout="NCTHW"))
+    history = train_model(model, data, config=TrainConfig(epochs=40, batch_size=9, lr=0.01, lr_steps=(), optimizer="adamw"),
+                          out=tmp_path / "r21d", progress=False)
+    losses = [h.train_loss for h in history]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3]) - 0.3, losses
+    loaded = load_model(tmp_path / "r21d.safetensors")
+    assert loaded.card.arch_kwargs["width"] == 4 and loaded.fc.in_features == 32 and loaded.card.temporal.mode == "window"
+    logits, labels = frame_logits(loaded, AugmentedClips(data, EvalTransform(loaded.card.preprocessing)))
+    assert logits.shape == (9, 1, 9) and labels.tolist() == list(range(9))
+
+
 def test_cli_train_then_resume_continues_from_the_saved_epoch(tiny_dataset, tmp_path, capsys):
     from streamtsm.checkpoints import load_model
     from streamtsm.cli import main

@@ -65,8 +65,11 @@ class VideoResNetSettings:
     layers: tuple[int, int, int, int] = (2, 2, 2, 2)
     conv: str = "2plus1d"  # "2plus1d" or "3d"
     mid_channels: str = "per_block"  # torchvision: "per_block"; Caffe2/VMZ R(2+1)D-34: "per_conv"
+    width: int = 64  # channels of layer1 (x2 per stage); < 64 = a reduced-width model trained from scratch
 
     def __post_init__(self) -> None:
+        if self.width < 1:
+            raise ValueError(f"width must be >= 1 (64 = the published models), got {self.width}")
         if self.conv not in ("2plus1d", "3d"):
             raise ValueError(f"conv must be '2plus1d' or '3d', got {self.conv!r}")
         if self.mid_channels not in ("per_block", "per_conv"):
@@ -93,18 +96,19 @@ class VideoBasicBlock(nn.Module):
         return self.relu(self.conv2(self.conv1(x)) + identity)
 
 
-def _stem(conv: str) -> nn.Sequential:
+def _stem(conv: str, width: int = 64) -> nn.Sequential:
     if conv == "3d":
         return nn.Sequential(
-            nn.Conv3d(3, 64, (3, 7, 7), (1, 2, 2), (1, 3, 3), bias=False), nn.BatchNorm3d(64), nn.ReLU(inplace=True)
+            nn.Conv3d(3, width, (3, 7, 7), (1, 2, 2), (1, 3, 3), bias=False), nn.BatchNorm3d(width), nn.ReLU(inplace=True)
         )
-    # R(2+1)D stem: 45 mid channels, fixed by the original Caffe2 model rather than the formula.
+    # R(2+1)D stem: 45 mid channels (at width 64), fixed by the original Caffe2 model rather than the formula.
+    mid = max(1, round(45 * width / 64))
     return nn.Sequential(
-        nn.Conv3d(3, 45, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False),
-        nn.BatchNorm3d(45),
+        nn.Conv3d(3, mid, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False),
+        nn.BatchNorm3d(mid),
         nn.ReLU(inplace=True),
-        nn.Conv3d(45, 64, (3, 1, 1), 1, (1, 0, 0), bias=False),
-        nn.BatchNorm3d(64),
+        nn.Conv3d(mid, width, (3, 1, 1), 1, (1, 0, 0), bias=False),
+        nn.BatchNorm3d(width),
         nn.ReLU(inplace=True),
     )
 
@@ -115,20 +119,21 @@ class VideoResNet(nn.Module):
     def __init__(self, settings: VideoResNetSettings, num_classes: int) -> None:
         super().__init__()
         self.settings = settings
-        self.stem = _stem(settings.conv)
-        inp = 64
-        for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), settings.layers)):
+        w = settings.width
+        self.stem = _stem(settings.conv, w)
+        inp = w
+        for i, (planes, blocks) in enumerate(zip((w, 2 * w, 4 * w, 8 * w), settings.layers)):
             stride = 1 if i == 0 else 2
             layer = [VideoBasicBlock(inp, planes, stride, settings)]
             layer += [VideoBasicBlock(planes, planes, 1, settings) for _ in range(blocks - 1)]
             self.add_module(f"layer{i + 1}", nn.Sequential(*layer))
             inp = planes
         self.avgpool = nn.AdaptiveAvgPool3d(1)
-        self.fc = nn.Linear(512, num_classes)
+        self.fc = nn.Linear(8 * w, num_classes)
         _init_weights(self)
 
     def features(self, x: Tensor) -> Tensor:
-        """Pooled clip features (N, 512), the input of ``fc``."""
+        """Pooled clip features (N, 8 * width; 512 for the published models), the input of ``fc``."""
         check_clip(x, type(self).__name__)
         x = self.layer4(self.layer3(self.layer2(self.layer1(self.stem(x)))))
         return self.avgpool(x).flatten(1)
@@ -158,8 +163,8 @@ _TORCHVISION_KINETICS = dict(
 
 
 @register_model(ModelDefaults(**_TORCHVISION_KINETICS, description="R(2+1)D-18, torchvision layout (Kinetics-400 weights load as is)"))
-def r2plus1d_18(*, num_classes: int, mid_channels: str = "per_block") -> VideoResNet:
-    return VideoResNet(VideoResNetSettings((2, 2, 2, 2), "2plus1d", mid_channels), num_classes)
+def r2plus1d_18(*, num_classes: int, mid_channels: str = "per_block", width: int = 64) -> VideoResNet:
+    return VideoResNet(VideoResNetSettings((2, 2, 2, 2), "2plus1d", mid_channels, width), num_classes)
 
 
 @register_model(ModelDefaults(**_TORCHVISION_KINETICS, description="R(2+1)D-34, torchvision layout"))
@@ -168,8 +173,8 @@ def r2plus1d_34(*, num_classes: int, mid_channels: str = "per_block") -> VideoRe
 
 
 @register_model(ModelDefaults(**_TORCHVISION_KINETICS, description="R3D-18 (full 3x3x3 convs), torchvision layout"))
-def r3d_18(*, num_classes: int) -> VideoResNet:
-    return VideoResNet(VideoResNetSettings((2, 2, 2, 2), "3d"), num_classes)
+def r3d_18(*, num_classes: int, width: int = 64) -> VideoResNet:
+    return VideoResNet(VideoResNetSettings((2, 2, 2, 2), "3d", width=width), num_classes)
 
 
 # --------------------------------------------------------------------------------------------

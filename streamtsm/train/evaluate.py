@@ -71,10 +71,25 @@ def metrics_from_scores(scores: np.ndarray, labels: np.ndarray, num_classes: int
     )
 
 
+def is_clip_model(model: nn.Module) -> bool:
+    """True for window models (3D CNNs): one prediction per clip rather than per frame."""
+    card = getattr(model, "card", None)
+    return card is not None and card.temporal.mode == "window"
+
+
+def frames_to_clip(x: torch.Tensor, layout: str) -> torch.Tensor:
+    """(N, T, 3, H, W) frames -> the clip model's input layout (``NCTHW`` or ``NTCHW``)."""
+    return x.permute(0, 2, 1, 3, 4) if layout == "NCTHW" else x
+
+
 @torch.no_grad()
 def frame_logits(model: nn.Module, clips, *, batch_size: int = 8, progress: bool = False,
                  describe: str = "eval") -> tuple[np.ndarray, np.ndarray]:
-    """Per-frame logits ``(N, T, C)`` and labels ``(N,)`` of preprocessed clips ``(float32 (T,3,S,S), label)``."""
+    """Per-frame logits ``(N, T, C)`` and labels ``(N,)`` of preprocessed clips ``(float32 (T,3,S,S), label)``.
+
+    A clip model (card mode ``window``) gives ``(N, 1, C)``: its one prediction per clip, so every
+    readout of :func:`readout_scores` is that prediction.
+    """
     was_training = model.training
     model.eval()
     logits_out, labels = [], []
@@ -88,7 +103,11 @@ def frame_logits(model: nn.Module, clips, *, batch_size: int = 8, progress: bool
             items = [clips[i] for i in range(start, min(start + batch_size, len(clips)))]
             x = torch.from_numpy(np.stack([it[0] for it in items]))
             n, t = x.shape[:2]
-            logits_out.append(model.forward_frames(x.reshape(n * t, *x.shape[2:]), t).reshape(n, t, -1).numpy())
+            if is_clip_model(model):  # one "frame" per clip
+                logits = model(frames_to_clip(x, model.card.temporal.clip_layout)).reshape(n, 1, -1)
+            else:
+                logits = model.forward_frames(x.reshape(n * t, *x.shape[2:]), t).reshape(n, t, -1)
+            logits_out.append(logits.numpy())
             labels.append(np.array([int(it[1]) for it in items], np.int64))
     finally:
         model.train(was_training)

@@ -10,6 +10,11 @@ Two kinds of targets, chosen per dataset item:
   the logits of every step are used on their own, and a unidirectional TSM's frame-t logits are
   exactly its online output at step t. (See ``streamtsm.train.default_model``.)
 
+Clip models (3D CNNs, ``card.temporal.mode == "window"``) train on the same items: the frames are
+stacked in the card's ``clip_layout`` and the model gives one logit vector per clip; a per-frame
+target array becomes the clip's target with :func:`clip_targets` (the label of its last labelled
+frame -- what a sliding window ending there should report).
+
 Checkpoints: after every epoch the weights go to ``out`` with :func:`save_model` (safetensors +
 card) and the optimiser/epoch to ``<out>.resume.pt``; ``resume=True`` continues from there. The
 resume file holds tensors and numbers only, so it loads with ``torch.load(weights_only=True)``.
@@ -31,9 +36,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..checkpoints import save_model
 from .augment import AugmentConfig, EvalTransform, TrainTransform
-from .evaluate import EvalResult, evaluate
+from .evaluate import EvalResult, evaluate, frames_to_clip, is_clip_model
 
-__all__ = ["IGNORE", "TrainConfig", "EpochLog", "TrainError", "AugmentedClips", "train_model", "resume_path_for", "clip_loss"]
+__all__ = ["IGNORE", "TrainConfig", "EpochLog", "TrainError", "AugmentedClips", "train_model", "resume_path_for", "clip_loss",
+           "clip_targets", "is_clip_model"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +62,7 @@ class TrainConfig:
     grad_clip: float = 40.0
     lr_steps: tuple[int, ...] = (20, 40)  # epochs (0-based start) at which lr is multiplied by lr_gamma
     lr_gamma: float = 0.1
+    lr_cycle_epochs: int = 0  # > 0: the step schedule restarts every this many epochs (warm restarts)
     warmup_iters: int = 0  # linear LR warm-up over the first iterations (from-scratch training)
     seed: int = 0
     num_workers: int = 0
@@ -70,10 +77,18 @@ class TrainConfig:
             raise TrainError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
         if not self.lr > 0 or self.grad_clip <= 0:
             raise TrainError(f"lr and grad_clip must be positive, got {self.lr} and {self.grad_clip}")
+        if self.lr_cycle_epochs < 0:
+            raise TrainError(f"lr_cycle_epochs must be >= 0 (0 = no restarts), got {self.lr_cycle_epochs}")
 
     def lr_at(self, epoch: int, iteration: int) -> float:
-        """Learning rate for ``epoch`` (0-based) at global ``iteration``."""
-        lr = self.lr * self.lr_gamma ** sum(1 for s in self.lr_steps if epoch >= s)
+        """Learning rate for ``epoch`` (0-based) at global ``iteration``.
+
+        With ``lr_cycle_epochs`` the step schedule is applied within each cycle, so a run of two
+        cycles is exactly "train, then resume with the same schedule again" -- the way a model that
+        was still improving when its LR decayed is trained further without starting over.
+        """
+        in_cycle = epoch % self.lr_cycle_epochs if self.lr_cycle_epochs else epoch
+        lr = self.lr * self.lr_gamma ** sum(1 for s in self.lr_steps if in_cycle >= s)
         if self.warmup_iters and iteration < self.warmup_iters:
             lr *= (iteration + 1) / self.warmup_iters
         return lr
@@ -119,9 +134,22 @@ def _collate(items: Sequence[tuple[np.ndarray, Any]]) -> tuple[torch.Tensor, tor
     return x, y
 
 
+def clip_targets(y: torch.Tensor) -> torch.Tensor:
+    """Per-frame targets (N, T) -> per-clip targets (N,): each clip's last target that is not ``IGNORE``."""
+    labelled = y != IGNORE
+    if not bool(labelled.any(1).all()):
+        raise TrainError("a clip has no labelled frame (all targets IGNORE); it cannot train a clip model")
+    last = (labelled * torch.arange(1, y.shape[1] + 1)).argmax(1)
+    return y[torch.arange(y.shape[0]), last]
+
+
 def clip_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Cross-entropy for a batch ``x`` (N, T, 3, S, S): per clip (y (N,)) or per frame (y (N, T))."""
     n, t = x.shape[:2]
+    if is_clip_model(model):
+        clip = frames_to_clip(x, model.card.temporal.clip_layout)
+        logits = model(clip.contiguous(memory_format=torch.channels_last_3d))  # ~2x faster on CPU, same values
+        return nn.functional.cross_entropy(logits, clip_targets(y) if y.dim() == 2 else y)
     # channels-last is ~2x faster for these convs on CPU (oneDNN); the values are the same
     frames = x.reshape(n * t, *x.shape[2:]).contiguous(memory_format=torch.channels_last)
     logits = model.forward_frames(frames, t)
@@ -197,7 +225,8 @@ def train_model(
     train_set = AugmentedClips(train_clips, TrainTransform(card.preprocessing, augment), seed=config.seed)
     val_set = AugmentedClips(val_clips, EvalTransform(card.preprocessing), seed=config.seed) if val_clips is not None else None
     history: list[EpochLog] = []
-    model.to(memory_format=torch.channels_last)  # see clip_loss; saved tensors are made contiguous again
+    # see clip_loss; saved tensors are made contiguous again
+    model.to(memory_format=torch.channels_last_3d if is_clip_model(model) else torch.channels_last)
     for epoch in range(start_epoch, config.epochs):
         train_set.epoch = epoch
         order = torch.Generator().manual_seed(config.seed * 1000 + epoch)
