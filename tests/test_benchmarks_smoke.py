@@ -144,3 +144,33 @@ def test_roofline_from_latency_json(latency_run, tmp_path):
     for row, src in zip(payload["models"], latency["results"]):
         assert row["median_ms"] == src["per_prediction"]["median_ms"]
         assert row["gflops_per_prediction"] == pytest.approx(src["gflops"])
+
+
+def test_delay_benchmark_scores_both_recognizers_on_a_short_script(tmp_path):
+    """benchmarks/delay.py end to end: the default TSM and a (random, tiny) 3D window baseline."""
+    import torch
+
+    from streamtsm.card import Preprocessing, Temporal
+    from streamtsm.checkpoints import save_model
+    from streamtsm.models import create_model
+    from streamtsm.train.synthetic import CLASSES
+
+    torch.manual_seed(0)
+    baseline = create_model("r2plus1d_18", num_classes=len(CLASSES), class_names=CLASSES, width=2)
+    baseline.card = baseline.card.replace(preprocessing=Preprocessing(crop_size=32, resize_short=36),
+                                          temporal=Temporal(mode="window", fps=10.0, clip_len=4, clip_layout="NCTHW"),
+                                          background_classes=("no_motion",))
+    save_model(baseline.eval(), tmp_path / "r21d")
+    out = tmp_path / "results"
+    argv = ["--baseline", str(tmp_path / "r21d.safetensors"), "--backend", "torch", "--seconds", "6", "--seeds", "2026",
+            "--strides", "2", "--no-progress", "--out", str(out)]
+    assert _script("delay").main(argv, prog="benchmarks/delay.py") == 0
+    payload = json.loads((out / "delay.json").read_text())
+    assert [r["kind"] for r in payload["results"]] == ["tsm", "r2plus1d"] and payload["results"][1]["stride"] == 2
+    for r in payload["results"]:
+        assert r["gestures"] >= 1 and len(r["delays_s"]) == r["gestures"] and 0.0 <= r["detected_fraction"] <= 1.0
+        assert r["compute_ms"]["n"] > 10 and 0 < r["compute_ms"]["median"] <= r["compute_ms"]["p99"]
+    # 6 s at 10 fps: the online model steps on every sampled frame, the window model every 2nd once its window is full
+    assert payload["results"][0]["compute_ms"]["n"] > payload["results"][1]["compute_ms"]["n"]
+    assert "| online TSM (default model) |" in (out / "delay.md").read_text()
+    _assert_png(out / "delay.png")

@@ -14,6 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 torch = pytest.importorskip("torch")
 
+from streamtsm.bench.detection import score_events  # noqa: E402
 from streamtsm.card import Preprocessing, Temporal  # noqa: E402
 from streamtsm.checkpoints.loader import DEFAULT_MODEL  # noqa: E402
 from streamtsm.models import create_model  # noqa: E402
@@ -256,42 +257,27 @@ def test_source_spec_errors_are_clear(model):
 MATCH_WINDOW_AFTER_END_S = 0.5
 
 
-def score_events(timeline, events) -> tuple[list[float | None], int]:
-    """For each ground-truth gesture: delay (s) of the first matching start event after the
-    gesture's end (negative: before the end), or None if none in [start, end + 0.5 s].
-    Also the number of start events that match no gesture (false starts)."""
-    starts = [e for e in events if e.kind == "start"]
-    used: set[int] = set()
-    delays: list[float | None] = []
-    for g in timeline:
-        hit = next(
-            (i for i, e in enumerate(starts) if i not in used and e.label == g.label
-             and g.start_s <= e.timestamp <= g.end_s + MATCH_WINDOW_AFTER_END_S),
-            None,
-        )
-        if hit is None:
-            delays.append(None)
-        else:
-            used.add(hit)
-            delays.append(starts[hit].timestamp - g.end_s)
-    return delays, len(starts) - len(used)
-
-
 def test_score_events_matches_labels_within_the_window():
     from streamtsm.postprocess import ActionEvent
     from streamtsm.train.synthetic import GestureEvent
 
     timeline = [GestureEvent("swipe_up", 1.0, 2.0), GestureEvent("zoom_in", 4.0, 5.0), GestureEvent("rotate_cw", 7.0, 8.0)]
     events = [
-        ActionEvent("start", "swipe_up", 2, 1.8, 0, 0.9),
-        ActionEvent("end", "swipe_up", 2, 2.3, 0, 0.9),
-        ActionEvent("start", "zoom_out", 5, 4.2, 0, 0.9),  # wrong label
-        ActionEvent("start", "zoom_in", 4, 5.7, 0, 0.9),  # right label, too late (> end + 0.5 s)
-        ActionEvent("start", "rotate_cw", 6, 8.4, 0, 0.9),
+        ActionEvent("start", "swipe_up", 2, 1.8, 18, 0.9),
+        ActionEvent("end", "swipe_up", 2, 2.3, 23, 0.9),
+        ActionEvent("start", "zoom_out", 5, 4.2, 42, 0.9),  # wrong label
+        ActionEvent("start", "zoom_in", 4, 5.7, 57, 0.9),  # right label, too late (> end + 0.5 s)
+        ActionEvent("start", "rotate_cw", 6, 8.4, 84, 0.9),
     ]
-    delays, false_starts = score_events(timeline, events)
-    assert delays == [pytest.approx(-0.2), None, pytest.approx(0.4)]
-    assert false_starts == 2
+    score = score_events(timeline, events, window_after_end_s=MATCH_WINDOW_AFTER_END_S)
+    assert [m.delay_s for m in score.matches] == [pytest.approx(-0.2), None, pytest.approx(0.4)]
+    assert score.false_starts == 2 and score.detected_fraction == pytest.approx(2 / 3)
+    assert score.delay_percentile(50) == pytest.approx(0.1)
+    # the compute time of the step that emitted an event is part of the delay
+    late = score_events(timeline, events, window_after_end_s=0.5, compute_s={84: 0.05})
+    assert late.matches[2].delay_s == pytest.approx(0.45) and late.matches[0].delay_s == pytest.approx(-0.2)
+    # a wider window catches the late zoom_in
+    assert score_events(timeline, events, window_after_end_s=1.0).matches[1].delay_s == pytest.approx(0.7)
 
 
 SCRIPT_SEED, SCRIPT_SECONDS = 2026, 120.0
@@ -309,9 +295,10 @@ def test_default_model_recognises_the_scripted_gestures():
     source = SyntheticSource(seed=SCRIPT_SEED, duration_s=SCRIPT_SECONDS, realtime=False)  # held-out split, own clock
     timeline = GestureScript(SCRIPT_SEED, duration_s=SCRIPT_SECONDS, size=source.size, fps=source.fps).timeline
     latencies = [p.timings.inference_ms for p in rec.run(source)]
-    delays, false_starts = score_events(timeline, events)
+    score = score_events(timeline, events, window_after_end_s=MATCH_WINDOW_AFTER_END_S)
+    delays, false_starts = [m.delay_s for m in score.matches], score.false_starts
     hits = [d for d in delays if d is not None]
-    rate = len(hits) / len(timeline)
+    rate = score.detected_fraction
     print(
         f"\nscripted gestures: {len(timeline)}, matched {len(hits)} ({rate:.1%}), false starts {false_starts}, "
         f"delay after gesture end: median {np.median(hits):.2f} s, max {max(hits):.2f} s; "

@@ -1,0 +1,217 @@
+"""Detection delay: how long after a gesture ends does each recognizer say what it was?
+
+    python benchmarks/delay.py                      # default TSM vs the shipped R(2+1)D baseline
+    python benchmarks/delay.py --strides 1 2 4 --seeds 2026 2027 2028 --seconds 120
+
+Per-frame latency is only half of the story of online TSM against a 3D CNN. What a user feels
+is the *detection delay*: from the moment the hand stops to the moment the label appears. A
+sliding-window 3D CNN adds two terms to its compute time: it runs only every ``stride`` frames,
+and it needs enough of the gesture inside its window to be confident. Online TSM runs every
+frame and carries its history in the shift state.
+
+Both models here were trained on the same synthetic gestures with the same recipe
+(``python -m streamtsm.train.default_model --arch tsm|r2plus1d``): the embedded default model
+(TSM-MobileNetV2 x0.5, unidirectional shift) and R(2+1)D-18 at width 8 (a 12-frame window at
+10 fps; ``benchmarks/weights/r2plus1d_w8_gestures.safetensors``). Each runs through the public
+``Recognizer`` with its card's settings (smoothing, thresholds) over scripted live sources of
+``streamtsm.train.synthetic`` (held-out split, seeds never used in training) with a ground-truth
+timeline. For every gesture, the delay is (timestamp of the first correct ``start`` event within
+``--window-after-end`` s of the gesture's end) - (gesture end) + (compute time of the step that
+emitted it): see :mod:`streamtsm.bench.detection`. The sources run faster than real time on
+their own clock, so the stream-time part does not depend on the machine's load; the compute
+part is measured.
+
+Writes ``delay.json``, ``delay.md`` and ``delay.png`` (delay distribution per model) to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from common import RESULTS, environment, write_results  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_BASELINE = HERE / "weights" / "r2plus1d_w8_gestures.safetensors"
+ACCURACY_FILES = {  # held-out accuracy of each model, written by the training recipe
+    "tsm": RESULTS / "default_model_tsm.results.json",
+    "r2plus1d": RESULTS / "default_model_r2plus1d.results.json",
+}
+
+
+def run_config(model: Any, backend: str, stride: int | None, seeds: Sequence[int], seconds: float,
+               window_after_end_s: float, progress: bool, name: str) -> dict[str, Any]:
+    """Run one recognizer over every script; score its events and collect per-step compute times."""
+    from streamtsm import Recognizer
+    from streamtsm.bench.detection import score_events
+    from streamtsm.capture import SyntheticSource
+    from streamtsm.train.synthetic import GestureScript
+
+    total = None
+    compute_ms: list[float] = []
+    events_total = 0
+    for seed in seeds:
+        events: list[Any] = []
+        options: dict[str, Any] = {"threads": 1, **({"stride": stride} if stride else {})}
+        rec = Recognizer(model, backend=backend, on_event=events.append, **options)
+        source = SyntheticSource(seed=seed, duration_s=seconds, realtime=False)
+        timeline = GestureScript(seed, duration_s=seconds, size=source.size, fps=source.fps).timeline
+        step_s: dict[int, float] = {}
+        preds = rec.run(source)
+        if progress:
+            from tqdm import tqdm
+
+            preds = tqdm(preds, desc=f"{name} seed {seed}", unit="step", leave=False)
+        for p in preds:
+            t = p.timings
+            ms = t.preprocess_ms + t.inference_ms + t.postprocess_ms
+            step_s[p.frame_index] = ms / 1000.0
+            compute_ms.append(ms)
+        rec.close()
+        score = score_events(timeline, events, window_after_end_s=window_after_end_s, compute_s=step_s)
+        total = score if total is None else total + score
+        events_total += sum(e.kind == "start" for e in events)
+    assert total is not None
+    c = np.asarray(compute_ms)
+    return {
+        **total.summary(),
+        "start_events": events_total,
+        "delays_s": [m.delay_s for m in total.matches],
+        "labels": [m.label for m in total.matches],
+        "compute_ms": {"n": int(c.size), "median": float(np.median(c)), "p90": float(np.percentile(c, 90)),
+                       "p99": float(np.percentile(c, 99))},
+    }
+
+
+def held_out_accuracy(kind: str) -> dict[str, Any] | None:
+    path = ACCURACY_FILES[kind]
+    if not path.is_file():
+        return None
+    r = json.loads(path.read_text())["test_online_readout"]
+    return {"top1": r["top1"], "mean_class_accuracy": r["mean_class_accuracy"], "source": path.name}
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    o = payload["options"]
+    lines = [
+        "# Detection delay on scripted synthetic gestures",
+        "",
+        f"Command: `{payload['command']}`  ",
+        f"Scripts: seeds {o['seeds']}, {o['seconds']:g} s each (held-out split), backend {o['backend']}, "
+        f"a gesture counts when a correct start event comes within {o['window_after_end_s']:g} s of its end.  ",
+        f"Machine: {payload['environment'].get('processor')}, {payload['environment'].get('cpu_count')} cores, "
+        f"load {payload['environment'].get('load_average_1min') or 0:.2f}.",
+        "",
+        "| recognizer | held-out top-1 | gestures | detected | within 0.5 s | delay median | delay p90 | false starts | compute/step p50 / p99 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in payload["results"]:
+        acc = r["held_out"]
+        d = np.array([x for x in r["delays_s"] if x is not None])
+        within = float((d <= 0.5).sum() / r["gestures"]) if r["gestures"] else float("nan")
+        lines.append(
+            f"| {r['name']} | {acc['top1']:.3f} | {r['gestures']} | {r['detected_fraction']:.1%} | {within:.1%} | "
+            f"{r['delay_median_s']:.2f} s | {r['delay_p90_s']:.2f} s | {r['false_starts']} | "
+            f"{r['compute_ms']['median']:.1f} / {r['compute_ms']['p99']:.1f} ms |"
+            if acc else
+            f"| {r['name']} | - | {r['gestures']} | {r['detected_fraction']:.1%} | {within:.1%} | "
+            f"{r['delay_median_s']:.2f} s | {r['delay_p90_s']:.2f} s | {r['false_starts']} | "
+            f"{r['compute_ms']['median']:.1f} / {r['compute_ms']['p99']:.1f} ms |"
+        )
+    lines += [
+        "",
+        "Delay = first correct start event - gesture end + compute time of that step (negative: the label",
+        "came before the gesture finished). Percentiles are over detected gestures only; read them with the",
+        "detected fraction. Held-out top-1 is the clip accuracy on the 900-clip synthetic test set",
+        "(`benchmarks/results/default_model.md`).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(payload: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in payload["results"]:
+        d = np.sort([x for x in r["delays_s"] if x is not None])
+        if d.size:
+            frac = np.arange(1, d.size + 1) / r["gestures"]  # reaches the detected fraction, not 1
+            ax.step(d, frac, where="post", label=f"{r['name']} ({r['detected_fraction']:.0%} detected)")
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel("delay after the gesture ends (s)")
+    ax.set_ylabel("fraction of gestures detected")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title("Detection delay on scripted synthetic gestures")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[1] if __doc__ else None,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tsm", default=None, help="online model (default: the embedded default model)")
+    p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="window model checkpoint (default: %(default)s)")
+    p.add_argument("--backend", default="onnxruntime", choices=("torch", "onnxruntime"))
+    p.add_argument("--strides", type=int, nargs="+", default=[1, 4], help="window strides in sampled frames (default: 1 4)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[2026, 2027], help="script seeds (held-out split)")
+    p.add_argument("--seconds", type=float, default=120.0, help="length of each script (default: %(default)s)")
+    p.add_argument("--window-after-end", type=float, default=1.0, dest="window_after_end_s",
+                   help="latest accepted start event after a gesture ends, s (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--no-progress", action="store_true")
+    a = p.parse_args(argv)
+    if not a.baseline.is_file():
+        p.error(f"--baseline {a.baseline} does not exist; train it with "
+                "`python -m streamtsm.train.default_model --arch r2plus1d --out <path>` or pass another checkpoint")
+    if min(a.strides) < 1:
+        p.error("--strides must be >= 1")
+
+    import torch
+
+    torch.set_num_threads(1)
+    from streamtsm import load_model
+
+    tsm = load_model(a.tsm) if a.tsm else load_model()
+    baseline = load_model(a.baseline)
+    configs: list[tuple[str, str, Any, int | None]] = [("online TSM (default model)", "tsm", tsm, None)]
+    configs += [(f"{baseline.card.arch} w{baseline.card.arch_kwargs.get('width', 64)} window, stride {s}", "r2plus1d",
+                 baseline, s) for s in a.strides]
+    results = []
+    t0 = time.perf_counter()
+    for name, kind, model, stride in configs:
+        r = run_config(model, a.backend, stride, a.seeds, a.seconds, a.window_after_end_s, not a.no_progress, name)
+        r.update(name=name, kind=kind, stride=stride, held_out=held_out_accuracy(kind),
+                 params_m=sum(t.numel() for t in model.parameters()) / 1e6)
+        results.append(r)
+        print(f"{name}: detected {r['detected_fraction']:.1%} of {r['gestures']}, delay median {r['delay_median_s']:.2f} s "
+              f"p90 {r['delay_p90_s']:.2f} s, false starts {r['false_starts']}, compute p50 {r['compute_ms']['median']:.1f} ms",
+              flush=True)
+    payload = {
+        "command": "python benchmarks/delay.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "environment": environment(threads=1, precision="fp32"),
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        "seconds_total": time.perf_counter() - t0,
+        "results": results,
+    }
+    json_path, md_path = write_results("delay", payload, markdown(payload), a.out)
+    plot(payload, a.out / "delay.png")
+    print(f"wrote {json_path}, {md_path}, {a.out / 'delay.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
