@@ -91,6 +91,23 @@ def run_config(model: Any, backend: str, stride: int | None, seeds: Sequence[int
     }
 
 
+def run_realtime(model: Any, backend: str, stride: int | None, seconds: float) -> dict[str, Any]:
+    """End-to-end latency (frame captured -> Prediction ready) on a real-time 30 fps synthetic source."""
+    from streamtsm import Recognizer
+    from streamtsm.capture import SyntheticSource
+
+    options: dict[str, Any] = {"threads": 1, **({"stride": stride} if stride else {})}
+    e2e: list[float] = []
+    with Recognizer(model, backend=backend, **options) as rec:
+        t0 = time.perf_counter()
+        for p in rec.run(SyntheticSource(seed=0, duration_s=seconds, realtime=True)):
+            e2e.append(p.timings.end_to_end_ms)
+        wall = time.perf_counter() - t0
+    x = np.asarray(e2e)
+    return {"seconds": seconds, "predictions": int(x.size), "predictions_per_s": x.size / wall,
+            "p50_ms": float(np.median(x)), "p90_ms": float(np.percentile(x, 90)), "p99_ms": float(np.percentile(x, 99))}
+
+
 def held_out_accuracy(kind: str) -> dict[str, Any] | None:
     path = ACCURACY_FILES[kind]
     if not path.is_file():
@@ -126,6 +143,15 @@ def markdown(payload: dict[str, Any]) -> str:
             f"{r['delay_median_s']:.2f} s | {r['delay_p90_s']:.2f} s | {r['false_starts']} | "
             f"{r['compute_ms']['median']:.1f} / {r['compute_ms']['p99']:.1f} ms |"
         )
+    if any("end_to_end" in r for r in payload["results"]):
+        lines += ["", f"End to end on a real-time 30 fps synthetic source ({o['e2e_seconds']:g} s each; frame captured -> "
+                  "Prediction ready, including the wait for the model):", "",
+                  "| recognizer | predictions/s | p50 | p90 | p99 |", "|---|---:|---:|---:|---:|"]
+        for r in payload["results"]:
+            e = r.get("end_to_end")
+            if e:
+                lines.append(f"| {r['name']} | {e['predictions_per_s']:.1f} | {e['p50_ms']:.1f} ms | {e['p90_ms']:.1f} ms | "
+                             f"{e['p99_ms']:.1f} ms |")
     lines += [
         "",
         "Delay = first correct start event - gesture end + compute time of that step (negative: the label",
@@ -171,6 +197,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     p.add_argument("--seconds", type=float, default=120.0, help="length of each script (default: %(default)s)")
     p.add_argument("--window-after-end", type=float, default=1.0, dest="window_after_end_s",
                    help="latest accepted start event after a gesture ends, s (default: %(default)s)")
+    p.add_argument("--e2e-seconds", type=float, default=30.0,
+                   help="also run each recognizer this long on a real-time 30 fps source for end-to-end latency (0: skip)")
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
@@ -196,6 +224,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         r = run_config(model, a.backend, stride, a.seeds, a.seconds, a.window_after_end_s, not a.no_progress, name)
         r.update(name=name, kind=kind, stride=stride, held_out=held_out_accuracy(kind),
                  params_m=sum(t.numel() for t in model.parameters()) / 1e6)
+        if a.e2e_seconds > 0:
+            r["end_to_end"] = run_realtime(model, a.backend, stride, a.e2e_seconds)
         results.append(r)
         print(f"{name}: detected {r['detected_fraction']:.1%} of {r['gestures']}, delay median {r['delay_median_s']:.2f} s "
               f"p90 {r['delay_p90_s']:.2f} s, false starts {r['false_starts']}, compute p50 {r['compute_ms']['median']:.1f} ms",

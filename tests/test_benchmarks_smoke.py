@@ -163,7 +163,7 @@ def test_delay_benchmark_scores_both_recognizers_on_a_short_script(tmp_path):
     save_model(baseline.eval(), tmp_path / "r21d")
     out = tmp_path / "results"
     argv = ["--baseline", str(tmp_path / "r21d.safetensors"), "--backend", "torch", "--seconds", "6", "--seeds", "2026",
-            "--strides", "2", "--no-progress", "--out", str(out)]
+            "--strides", "2", "--e2e-seconds", "1", "--no-progress", "--out", str(out)]
     assert _script("delay").main(argv, prog="benchmarks/delay.py") == 0
     payload = json.loads((out / "delay.json").read_text())
     assert [r["kind"] for r in payload["results"]] == ["tsm", "r2plus1d"] and payload["results"][1]["stride"] == 2
@@ -172,5 +172,8 @@ def test_delay_benchmark_scores_both_recognizers_on_a_short_script(tmp_path):
         assert r["compute_ms"]["n"] > 10 and 0 < r["compute_ms"]["median"] <= r["compute_ms"]["p99"]
     # 6 s at 10 fps: the online model steps on every sampled frame, the window model every 2nd once its window is full
     assert payload["results"][0]["compute_ms"]["n"] > payload["results"][1]["compute_ms"]["n"]
+    for r in payload["results"]:  # 1 s on a real-time source
+        e = r["end_to_end"]
+        assert e["predictions"] >= 1 and 0 < e["p50_ms"] <= e["p99_ms"] * (1 + 1e-9)
     assert "| online TSM (default model) |" in (out / "delay.md").read_text()
     _assert_png(out / "delay.png")
