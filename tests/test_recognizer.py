@@ -284,9 +284,6 @@ SCRIPT_SEED, SCRIPT_SECONDS = 2026, 120.0
 
 
 @pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"the trained default model {DEFAULT_MODEL} is not in this checkout yet")
-@pytest.mark.xfail(strict=False, reason=(
-    "the shipped default model matches 34/51 scripted gestures (66.7%, target 90%): it learned swipes and zoom-in "
-    "but not yet rotations (held-out 0.28/0.50); see benchmarks/results/default_model.md"))
 def test_default_model_recognises_the_scripted_gestures():
     from streamtsm.train.synthetic import GestureScript
 
