@@ -116,6 +116,22 @@ def test_flop_count_agrees_with_model_stats():
     assert macs / 1e9 == pytest.approx(gmacs, rel=1e-9)
 
 
+def test_online_step_costs_one_frame_of_the_offline_network():
+    """Regression: the state-spec dry run of to_online once ran inside the counter (2x MACs)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from streamtsm.bench.latency import count_macs
+    from streamtsm.models import create_model
+
+    model = create_model("tsm_mobilenetv2", num_classes=27).eval()
+    x = torch.zeros(1, 3, 64, 64)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model.forward_frames(x, 1)
+    model.card = model.card.replace(preprocessing=model.card.preprocessing.__class__(crop_size=64, resize_short=64))
+    assert count_macs(model, x.numpy()) == pytest.approx(counter.get_total_flops() / 2, rel=1e-9)
+
+
 def test_bad_options_are_refused():
     from streamtsm.bench.latency import BenchError, LatencyOptions
 

@@ -178,12 +178,14 @@ def count_macs(model: Any, example: np.ndarray) -> float:
 
     meta = copy.deepcopy(model).to("meta")  # shapes only: nothing is computed, seconds saved per model
     x = torch.empty(example.shape, device="meta")
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        if model.card.is_online:
-            online = to_online(meta)
-            crop = model.card.preprocessing.crop_size
-            online(x, *online.init_state(1, crop, crop))
-        else:
+    if model.card.is_online:
+        online = to_online(meta)
+        crop = model.card.preprocessing.crop_size
+        state = online.init_state(1, crop, crop)  # outside the counter: deriving the state spec runs the net once
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            online(x, *state)
+    else:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
             meta(x)
     return counter.get_total_flops() / 2.0
 
