@@ -121,7 +121,8 @@ def _check_window_support() -> None:
             "(xvfb-run python demo.py ...)"
         )
     try:
-        cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_NORMAL)
+        # GUI_NORMAL: no Qt toolbar, so the window sized to the canvas below shows it at 1:1
+        cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
     except cv2.error as exc:
         raise DemoError(
             f"OpenCV could not open a window ({exc.err if hasattr(exc, 'err') else exc}): install opencv-python "
@@ -223,6 +224,8 @@ def run(args: argparse.Namespace) -> int:
     last_event_text: str | None = None
     screenshot: np.ndarray | None = None
     screenshot_has_action = False
+    window_sized = False
+    reset_events: list[Any] = []  # the end event a reset returned: the overlay already says "reset" for it
     logger.info("demo: %s on %s", recognizer, source.name)
     try:
         with _stop_on_signals(stop) as received:
@@ -235,7 +238,8 @@ def run(args: argparse.Namespace) -> int:
                     for key, value in prediction.timings.to_dict().items():
                         stages.setdefault(key, []).append(value)
                     for event in prediction.events:
-                        last_event_text = f"{event.kind} {event.label} ({event.confidence:.2f}) @ {event.timestamp:.1f}s"
+                        if not any(event is e for e in reset_events):
+                            last_event_text = f"{event.kind} {event.label} ({event.confidence:.2f}) @ {event.timestamp:.1f}s"
                     if args.headless:
                         _emit({"type": "prediction", **prediction.to_dict()})
                         for event in prediction.events:
@@ -259,13 +263,18 @@ def run(args: argparse.Namespace) -> int:
                     if active or not screenshot_has_action:
                         screenshot, screenshot_has_action = canvas, active
                 if show_window:
+                    if not window_sized:  # Qt opens WINDOW_NORMAL at 400x300 and shrinks the overlay to fit
+                        cv2.resizeWindow(WINDOW_TITLE, canvas.shape[1], canvas.shape[0])
+                        window_sized = True
                     cv2.imshow(WINDOW_TITLE, canvas)
                     key = cv2.waitKey(1) & 0xFF
                     if key in (ord("q"), 27):
                         break
                     if key == ord("r"):
-                        recognizer.reset()
-                        last_event_text = "reset"
+                        reset_events = recognizer.reset()
+                        ended = f" (end {reset_events[-1].label})" if reset_events else ""
+                        last_event_text = f"reset{ended}"
+                        logger.info("reset by the user (r)%s", ended)
     finally:
         if output is not None:
             output.close()
