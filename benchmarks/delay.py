@@ -108,6 +108,14 @@ def run_realtime(model: Any, backend: str, stride: int | None, seconds: float) -
             "p50_ms": float(np.median(x)), "p90_ms": float(np.percentile(x, 90)), "p99_ms": float(np.percentile(x, 99))}
 
 
+def _display_path(path: Path) -> str:
+    """A path as recorded in the results: relative to the checkout when inside it (no machine paths)."""
+    try:
+        return str(path.resolve().relative_to(HERE.parent))
+    except ValueError:
+        return str(path)
+
+
 def held_out_accuracy(kind: str) -> dict[str, Any] | None:
     path = ACCURACY_FILES[kind]
     if not path.is_file():
@@ -233,7 +241,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     payload = {
         "command": "python benchmarks/delay.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "environment": environment(threads=1, precision="fp32"),
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+        "options": {k: (_display_path(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
         "seconds_total": time.perf_counter() - t0,
         "results": results,
     }
