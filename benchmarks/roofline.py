@@ -53,10 +53,9 @@ def gemm_calls(n: int, threads: int | None = None):
     out = np.empty((n, n), dtype=np.float32)
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
     tout = torch.empty(n, n)
-    calls = {
-        f"sgemm_numpy_{n}": lambda: np.matmul(a, b, out=out),
-        f"sgemm_torch_{n}": lambda: torch.mm(ta, tb, out=tout),
-    }
+    calls = {f"sgemm_torch_{n}": lambda: torch.mm(ta, tb, out=tout)}
+    if threads is None:  # numpy's BLAS threads cannot be set once it is loaded: with --threads it would use all cores
+        calls[f"sgemm_numpy_{n}"] = lambda: np.matmul(a, b, out=out)
     try:
         import onnxruntime as ort
         from onnx import TensorProto, helper
