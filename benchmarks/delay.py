@@ -47,6 +47,11 @@ ACCURACY_FILES = {  # held-out accuracy of each model, written by the training r
 }
 
 
+def _recognizer_options(stride: int | None) -> dict[str, Any]:
+    """One engine thread (what every figure here is measured with); a stride for window models."""
+    return {"threads": 1, **({"stride": stride} if stride else {})}
+
+
 def run_config(model: Any, backend: str, stride: int | None, seeds: Sequence[int], seconds: float,
                window_after_end_s: float, progress: bool, name: str) -> dict[str, Any]:
     """Run one recognizer over every script; score its events and collect per-step compute times."""
@@ -60,8 +65,7 @@ def run_config(model: Any, backend: str, stride: int | None, seeds: Sequence[int
     events_total = 0
     for seed in seeds:
         events: list[Any] = []
-        options: dict[str, Any] = {"threads": 1, **({"stride": stride} if stride else {})}
-        rec = Recognizer(model, backend=backend, on_event=events.append, **options)
+        rec = Recognizer(model, backend=backend, on_event=events.append, **_recognizer_options(stride))
         source = SyntheticSource(seed=seed, duration_s=seconds, realtime=False)
         timeline = GestureScript(seed, duration_s=seconds, size=source.size, fps=source.fps).timeline
         step_s: dict[int, float] = {}
@@ -96,9 +100,8 @@ def run_realtime(model: Any, backend: str, stride: int | None, seconds: float) -
     from streamtsm import Recognizer
     from streamtsm.capture import SyntheticSource
 
-    options: dict[str, Any] = {"threads": 1, **({"stride": stride} if stride else {})}
     e2e: list[float] = []
-    with Recognizer(model, backend=backend, **options) as rec:
+    with Recognizer(model, backend=backend, **_recognizer_options(stride)) as rec:
         t0 = time.perf_counter()
         for p in rec.run(SyntheticSource(seed=0, duration_s=seconds, realtime=True)):
             e2e.append(p.timings.end_to_end_ms)
@@ -139,15 +142,11 @@ def markdown(payload: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in payload["results"]:
-        acc = r["held_out"]
+        acc = f"{r['held_out']['top1']:.3f}" if r["held_out"] else "-"
         d = np.array([x for x in r["delays_s"] if x is not None])
         within = float((d <= 0.5).sum() / r["gestures"]) if r["gestures"] else float("nan")
         lines.append(
-            f"| {r['name']} | {acc['top1']:.3f} | {r['gestures']} | {r['detected_fraction']:.1%} | {within:.1%} | "
-            f"{r['delay_median_s']:.2f} s | {r['delay_p90_s']:.2f} s | {r['false_starts']} | "
-            f"{r['compute_ms']['median']:.1f} / {r['compute_ms']['p99']:.1f} ms |"
-            if acc else
-            f"| {r['name']} | - | {r['gestures']} | {r['detected_fraction']:.1%} | {within:.1%} | "
+            f"| {r['name']} | {acc} | {r['gestures']} | {r['detected_fraction']:.1%} | {within:.1%} | "
             f"{r['delay_median_s']:.2f} s | {r['delay_p90_s']:.2f} s | {r['false_starts']} | "
             f"{r['compute_ms']['median']:.1f} / {r['compute_ms']['p99']:.1f} ms |"
         )
