@@ -19,7 +19,8 @@ pytest.importorskip("onnxruntime")
 
 from streamtsm.backends import open_backend  # noqa: E402
 from streamtsm.backends.base import BackendError  # noqa: E402
-from streamtsm.backends.onnxruntime_backend import CARD_METADATA_KEY, OnnxRuntimeBackend  # noqa: E402
+from streamtsm.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
+from streamtsm.contract import CARD_METADATA_KEY  # noqa: E402
 from streamtsm.backends.torch_backend import TorchBackend  # noqa: E402
 from streamtsm.card import ModelCard  # noqa: E402
 from streamtsm.export.onnx import ExportError, export_onnx  # noqa: E402

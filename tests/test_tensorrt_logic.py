@@ -12,7 +12,7 @@ import pytest
 
 from streamtsm.backends.base import BackendError
 from streamtsm.backends.tensorrt_backend import binding_plan, check_engine_tensors, tensorrt_unavailable_reason
-from streamtsm.export.tensorrt import (
+from streamtsm.backends.tensorrt_engine import (
     EngineError,
     EngineSidecar,
     engine_is_stale,
@@ -257,7 +257,7 @@ def test_tensorrt_matches_onnxruntime(tmp_path):  # pragma: no cover - needs a G
     from streamtsm.backends.onnxruntime_backend import OnnxRuntimeBackend
     from streamtsm.backends.tensorrt_backend import TensorRTBackend
     from streamtsm.export.onnx import export_onnx
-    from streamtsm.export.tensorrt import build_engine
+    from streamtsm.backends.tensorrt_engine import build_engine
 
     model = create_model("tsm_mobilenetv2", num_classes=9, width_mult=0.5).eval()
     onnx_path = export_onnx(model, tmp_path / "m.onnx")

@@ -140,7 +140,7 @@ def test_runtime_modules_import_without_torch():
         for name in ("streamtsm", "streamtsm.card", "streamtsm.preprocess", "streamtsm.postprocess",
                      "streamtsm.capture", "streamtsm.session", "streamtsm.recognizer",
                      "streamtsm.backends", "streamtsm.backends.onnxruntime_backend",
-                     "streamtsm.backends.tensorrt_backend", "streamtsm.export.tensorrt", "streamtsm.export.triton"):
+                     "streamtsm.backends.tensorrt_backend", "streamtsm.backends.tensorrt_engine", "streamtsm.export.triton"):
             importlib.import_module(name)
         from streamtsm.backends import open_backend, BackendError
         try:

@@ -125,7 +125,7 @@ def _open_ort(path: Path, **options: Any) -> Backend:
 
 def _open_tensorrt(onnx_path: Path, *, precision: str = "fp16", engine_dir: Any = None, workspace_gb: float = 1.0,
                    max_batch: int = 8) -> Backend:
-    from ..export.tensorrt import EngineError, ensure_engine
+    from .tensorrt_engine import EngineError, ensure_engine
     from .tensorrt_backend import TensorRTBackend, tensorrt_unavailable_reason
 
     reason = tensorrt_unavailable_reason()

@@ -1,10 +1,6 @@
 """The ONNX Runtime engine: runs a graph written by ``streamtsm export`` (no torch needed).
 
-An exported graph carries its model card in the ONNX metadata (key ``streamtsm.card``), and
-its inputs/outputs follow one contract derived from that card (``graph_signature``):
-``frame`` (or ``clip``), ``state_in.{i}`` in; ``logits``, ``state_out.{i}`` out. A file
-without a card, or whose I/O does not match its card, is refused before it runs: a graph
-with a wrong state layout would run and quietly give wrong predictions.
+The graph's card and I/O are checked against :mod:`streamtsm.contract` before it runs.
 
 State stays where ONNX Runtime computes it. Each stream gets two preallocated sets of state
 OrtValues on the engine's device; a step reads one set and writes the other through an
@@ -19,143 +15,20 @@ torch-free: imports numpy and (inside the backend) onnxruntime only.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from ..card import CardError, ModelCard
+from ..contract import ContractError, check_graph_io, graph_signature, read_card_from_onnx_metadata
 from .base import Backend, BackendError, State, check_input
 
 log = logging.getLogger(__name__)
 
-#: ONNX ``metadata_props`` key holding the model card JSON.
-CARD_METADATA_KEY = "streamtsm.card"
 #: Execution providers in order of preference (the first available one runs the graph).
 PREFERRED_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
-
-
-# -- the I/O contract of exported graphs (shared by export, ONNX Runtime, TensorRT, Triton) --------
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """One graph input or output. ``shape[0]`` is the batch (streams) dimension."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: str = "float32"
-
-
-@dataclass(frozen=True)
-class GraphSignature:
-    """Inputs and outputs an exported graph must have, derived from its card only.
-
-    ``inputs[0]`` is ``frame``/``clip``, ``outputs[0]`` is ``logits``; ``state_pairs`` lists
-    ``(state_in.i, state_out.i)``: the output that becomes the next step's input.
-    """
-
-    inputs: tuple[TensorSpec, ...]
-    outputs: tuple[TensorSpec, ...]
-    state_pairs: tuple[tuple[str, str], ...]
-
-    @property
-    def input_names(self) -> list[str]:
-        return [t.name for t in self.inputs]
-
-    @property
-    def output_names(self) -> list[str]:
-        return [t.name for t in self.outputs]
-
-
-def state_output_name(state_input_name: str) -> str:
-    """``state_in.3`` -> ``state_out.3``."""
-    if not state_input_name.startswith("state_in."):
-        raise CardError(f"state tensor names must look like 'state_in.<i>', got {state_input_name!r}")
-    return "state_out." + state_input_name[len("state_in.") :]
-
-
-def graph_signature(card: ModelCard, batch_size: int = 1) -> GraphSignature:
-    """The exported graph's I/O for ``card`` with ``batch_size`` streams (or clips)."""
-    if batch_size < 1:
-        raise BackendError(f"batch_size must be >= 1, got {batch_size}")
-    crop = card.preprocessing.crop_size
-    if card.is_online:
-        main = TensorSpec("frame", (batch_size, 3, crop, crop))
-    else:
-        t = card.temporal.clip_len
-        shape = (batch_size, 3, t, crop, crop) if card.temporal.clip_layout == "NCTHW" else (batch_size, t, 3, crop, crop)
-        main = TensorSpec("clip", shape)
-    if card.state and not card.is_online:
-        raise CardError(f"card for {card.arch!r} is a window model but lists {len(card.state)} state tensors")
-    states_in = tuple(TensorSpec(s.name, (batch_size, *s.shape[1:]), s.dtype) for s in card.state)
-    states_out = tuple(TensorSpec(state_output_name(s.name), s.shape, s.dtype) for s in states_in)
-    return GraphSignature(
-        inputs=(main, *states_in),
-        outputs=(TensorSpec("logits", (batch_size, card.num_classes)), *states_out),
-        state_pairs=tuple((i.name, o.name) for i, o in zip(states_in, states_out)),
-    )
-
-
-def check_graph_io(
-    signature: GraphSignature,
-    found_inputs: Mapping[str, tuple[Sequence[int], str]],
-    found_outputs: Mapping[str, tuple[Sequence[int], str]],
-    what: str,
-) -> bool:
-    """Compare a graph's I/O (name -> (shape with -1 for dynamic dims, dtype)) with ``signature``.
-
-    Returns whether the batch dimension is dynamic (the same for every tensor). Raises
-    ``BackendError`` naming every difference: expected vs found.
-    """
-    problems: list[str] = []
-    dynamic: set[bool] = set()
-    for kind, expected, found in (("input", signature.inputs, found_inputs), ("output", signature.outputs, found_outputs)):
-        want = {t.name: t for t in expected}
-        missing = [n for n in want if n not in found]
-        unexpected = [n for n in found if n not in want]
-        if missing:
-            problems.append(f"missing {kind}s {missing}")
-        if unexpected:
-            problems.append(f"unexpected {kind}s {unexpected}")
-        for name, spec in want.items():
-            if name not in found:
-                continue
-            shape, dtype = tuple(int(d) for d in found[name][0]), found[name][1]
-            batch_ok = len(shape) == len(spec.shape) and shape[0] in (spec.shape[0], -1)
-            if not batch_ok or shape[1:] != spec.shape[1:]:
-                problems.append(f"{kind} {name!r}: expected shape {spec.shape} (batch may be dynamic), found {shape}")
-            elif shape:
-                dynamic.add(shape[0] == -1)
-            if dtype != spec.dtype:
-                problems.append(f"{kind} {name!r}: expected dtype {spec.dtype}, found {dtype}")
-    if len(dynamic) > 1:
-        problems.append("some tensors have a dynamic batch dimension and others a fixed one")
-    if problems:
-        raise BackendError(
-            f"{what} does not match its model card: " + "; ".join(problems)
-            + ". It was not written by this version of `streamtsm export`, or was edited; re-export it with "
-            "`streamtsm export MODEL -o engines/NAME.onnx`."
-        )
-    return dynamic == {True}
-
-
-def read_card_from_onnx_metadata(metadata: Mapping[str, str], what: str) -> ModelCard:
-    """The card stored by ``export_onnx`` in the graph metadata, or a clear refusal."""
-    text = metadata.get(CARD_METADATA_KEY)
-    if text is None:
-        raise BackendError(
-            f"{what} has no streamtsm model card in its metadata (key {CARD_METADATA_KEY!r}), so its class names, "
-            "preprocessing and state layout are unknown. Export the model with `streamtsm export MODEL -o "
-            "engines/NAME.onnx`, which stores the card in the file."
-        )
-    try:
-        return ModelCard.from_json(text)
-    except CardError as exc:
-        raise BackendError(f"{what}: the model card in its metadata is unusable: {exc}") from None
 
 
 # -- ping-pong state -----------------------------------------------------------------------------
@@ -241,13 +114,16 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:  # invalid protobuf, unsupported op, …
             raise BackendError(f"{self.path}: ONNX Runtime cannot load it: {str(exc).splitlines()[0][:300]}") from None
         what = str(self.path)
-        self.card = read_card_from_onnx_metadata(self.session.get_modelmeta().custom_metadata_map, what)
         found_in = {i.name: (_dims(i.shape), _ORT_DTYPES.get(i.type, i.type)) for i in self.session.get_inputs()}
         found_out = {o.name: (_dims(o.shape), _ORT_DTYPES.get(o.type, o.type)) for o in self.session.get_outputs()}
-        main_dims = found_in.get(self.card.input_name, ((1,), ""))[0]
-        batch = main_dims[0] if main_dims else 1
-        self.signature = graph_signature(self.card, max(batch, 1))
-        self.dynamic_batch = check_graph_io(self.signature, found_in, found_out, what)
+        try:
+            self.card = read_card_from_onnx_metadata(self.session.get_modelmeta().custom_metadata_map, what)
+            main_dims = found_in.get(self.card.input_name, ((1,), ""))[0]
+            batch = main_dims[0] if main_dims else 1
+            self.signature = graph_signature(self.card, max(batch, 1))
+            self.dynamic_batch = check_graph_io(self.signature, found_in, found_out, what)
+        except ContractError as exc:
+            raise BackendError(str(exc)) from None
         self.fixed_batch = None if self.dynamic_batch else self.signature.inputs[0].shape[0]
         self.provider = self.session.get_providers()[0]
         self.device = "cuda" if self.provider in _GPU_PROVIDERS else "cpu"

@@ -25,7 +25,9 @@ import numpy as np
 
 from ..card import ModelCard
 from .base import Backend, BackendError, State, check_input
-from .onnxruntime_backend import BufferPair, PingPongState, check_graph_io, graph_signature
+from ..contract import ContractError, check_graph_io, graph_signature
+from .onnxruntime_backend import BufferPair, PingPongState
+from .tensorrt_engine import EngineError, engine_is_stale, read_sidecar
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +105,10 @@ def check_engine_tensors(card: ModelCard, engine_tensors: Mapping[str, tuple[str
     outs = {n: (s, d) for n, (mode, s, d) in engine_tensors.items() if mode == "output"}
     main = ins.get(sig.inputs[0].name)
     batch = main[0][0] if main and len(main[0]) and main[0][0] > 0 else 1
-    return check_graph_io(graph_signature(card, batch), ins, outs, what)
+    try:
+        return check_graph_io(graph_signature(card, batch), ins, outs, what)
+    except ContractError as exc:
+        raise BackendError(str(exc)) from None
 
 
 def tensorrt_unavailable_reason() -> str | None:
@@ -134,8 +139,6 @@ class TensorRTBackend(Backend):
             raise BackendError(f"TensorRT backend unavailable: {reason}")
         import pycuda.driver as cuda
         import tensorrt as trt
-
-        from ..export.tensorrt import EngineError, engine_is_stale, read_sidecar
 
         self.plan = Path(plan)
         try:

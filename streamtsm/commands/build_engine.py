@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..backends.tensorrt_backend import tensorrt_unavailable_reason
-    from ..export.tensorrt import build_engine, current_gpu_name, engine_is_stale, engine_path_for
+    from ..backends.tensorrt_engine import build_engine, current_gpu_name, engine_is_stale, engine_path_for
 
     reason = tensorrt_unavailable_reason()
     if reason is not None:

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         model, out, batch_size=args.batch, dynamic_batch=args.dynamic_batch, opset=args.opset,
         check_steps=args.check_steps, progress=True,
     )
-    from ..backends.onnxruntime_backend import graph_signature
+    from ..contract import graph_signature
 
     card = getattr(model, "card")
     from ..export.onnx import card_with_state

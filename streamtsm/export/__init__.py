@@ -1,7 +1,8 @@
-"""Export (torch/onnx only): ONNX graphs with state I/O, TensorRT engines, Triton model repositories.
+"""Export (torch/onnx): ONNX graphs with state I/O, and Triton model repositories.
 
-Names are imported lazily so that ``streamtsm.export.tensorrt``/``triton`` stay usable on a
-machine with the engine but without torch (building an engine from an existing ONNX file).
+Names are imported lazily so that ``streamtsm.export.triton`` stays usable without torch
+(it describes an existing ONNX file). TensorRT engines are built by
+:mod:`streamtsm.backends.tensorrt_engine`, which the runtime needs too.
 """
 
 from __future__ import annotations
@@ -14,9 +15,6 @@ _LAZY = {
     "ExportError": ".onnx",
     "ExportCheck": ".onnx",
     "card_with_state": ".onnx",
-    "build_engine": ".tensorrt",
-    "engine_is_stale": ".tensorrt",
-    "EngineSidecar": ".tensorrt",
     "write_triton_repository": ".triton",
 }
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..backends.onnxruntime_backend import CARD_METADATA_KEY, GraphSignature, graph_signature
+from ..contract import GraphSignature, card_metadata, graph_signature
 from ..card import ModelCard, StateTensor
 
 DEFAULT_TOLERANCE = 1e-4
@@ -118,7 +118,8 @@ def export_onnx(
         signature = graph_signature(card, batch_size)
         proto = _trace(net, signature, dynamic_batch, opset)
         del proto.metadata_props[:]
-        proto.metadata_props.add(key=CARD_METADATA_KEY, value=card.to_json(indent=None))
+        for key, value in card_metadata(card).items():
+            proto.metadata_props.add(key=key, value=value)
         kind = "online, per frame" if card.is_online else "window, per clip"
         proto.doc_string = f"streamtsm export of {card.arch} ({kind})"
         data = proto.SerializeToString()

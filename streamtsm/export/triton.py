@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..card import ModelCard
+from ..contract import graph_signature
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,6 @@ def triton_config(name: str, card: ModelCard, *, dynamic_batch: bool, fixed_batc
         )
     if not dynamic_batch and fixed_batch != 1:
         raise TritonError(f"a fixed batch of {fixed_batch} streams cannot be split into Triton sequences; export with --dynamic-batch")
-    from ..backends.onnxruntime_backend import graph_signature
-
     sig = graph_signature(card, 1)
     strip = (lambda s: s[1:]) if dynamic_batch else (lambda s: s)  # Triton adds the batch dim itself
     lines = [

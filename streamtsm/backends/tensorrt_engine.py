@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..card import ModelCard
+from ..contract import ContractError, read_card_from_onnx_metadata
 
 log = logging.getLogger(__name__)
 
@@ -159,10 +160,8 @@ def build_engine(
         import tensorrt as trt
     except ModuleNotFoundError:
         raise EngineError("TensorRT is not installed (pip install tensorrt, or JetPack on a Jetson)") from None
-    from ..backends.onnxruntime_backend import read_card_from_onnx_metadata
-
     onnx_path, plan_path = Path(onnx_path), Path(plan_path)
-    card = _card_of_onnx(onnx_path, read_card_from_onnx_metadata)
+    card = _card_of_onnx(onnx_path)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10: networks are always explicit-batch
@@ -236,7 +235,7 @@ def ensure_engine(
     )
 
 
-def _card_of_onnx(onnx_path: Path, read_card) -> ModelCard:
+def _card_of_onnx(onnx_path: Path) -> ModelCard:
     """The card in an ONNX file's metadata, read with onnx, or onnxruntime when onnx is absent (Jetson)."""
     if not onnx_path.is_file():
         raise EngineError(f"ONNX file {onnx_path} does not exist; export one with `streamtsm export`")
@@ -245,7 +244,11 @@ def _card_of_onnx(onnx_path: Path, read_card) -> ModelCard:
     except ModuleNotFoundError:
         import onnxruntime as ort
 
-        meta = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_modelmeta()
-        return read_card(meta.custom_metadata_map, str(onnx_path))
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    return read_card({p.key: p.value for p in model.metadata_props}, str(onnx_path))
+        metadata = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    else:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+        metadata = {p.key: p.value for p in model.metadata_props}
+    try:
+        return read_card_from_onnx_metadata(metadata, str(onnx_path))
+    except ContractError as exc:
+        raise EngineError(str(exc)) from None
