@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CARD_VERSION = 1
+#: 2 added precision, calibration, weights_name, weights_sha256 and unverified; version-1 cards still load.
+CARD_VERSION = 2
+PRECISIONS = ("fp32", "int8")
 
 #: ImageNet statistics in 0-255 pixel units, RGB order (TSM official, mmaction2).
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -109,6 +111,13 @@ class ModelCard:
     (``num_classes`` included), so ``create_model(card.arch, **card.arch_kwargs)`` recreates
     the exact module. ``state`` is empty for window models; for online models it is filled
     from the model itself (never by hand) when the card is attached or exported.
+
+    Provenance: ``weights_name`` is the weight-registry entry the weights came from (``""`` when
+    unknown), ``weights_sha256`` the SHA-256 of the weights file an export was made from.
+    ``precision`` is ``fp32`` or ``int8`` (a QDQ-quantized graph; ``calibration`` then says on
+    what data). ``unverified`` names the fields that could not be known from the file and are
+    placeholders (e.g. ``class_names`` of a bare checkpoint become ``class_0…``), so nothing
+    downstream mistakes a guess for a fact.
     """
 
     arch: str
@@ -121,8 +130,15 @@ class ModelCard:
     state: tuple[StateTensor, ...] = ()
     source_format: str = "streamtsm"
     description: str = ""
+    precision: str = "fp32"
+    calibration: dict[str, Any] = field(default_factory=dict)
+    weights_name: str = ""
+    weights_sha256: str = ""
+    unverified: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise CardError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.shift_mode not in SHIFT_MODES:
             raise CardError(f"shift_mode must be one of {SHIFT_MODES}, got {self.shift_mode!r}")
         n = self.arch_kwargs.get("num_classes")
@@ -147,9 +163,6 @@ class ModelCard:
     def input_name(self) -> str:
         """Graph input name: ``frame`` for online models, ``clip`` for window models."""
         return "frame" if self.is_online else "clip"
-
-    def background_indices(self) -> tuple[int, ...]:
-        return tuple(self.class_names.index(c) for c in self.background_classes)
 
     def replace(self, **changes: Any) -> "ModelCard":
         return dataclasses.replace(self, **changes)
@@ -195,7 +208,10 @@ class ModelCard:
                 temporal=Temporal(**(d.pop("temporal", {}) or {})),
                 state=state,
                 background_classes=tuple(d.pop("background_classes", ()) or ()),
-                **{k: v for k, v in d.items() if k in ("shift_mode", "source_format", "description")},
+                calibration=dict(d.pop("calibration", {}) or {}),
+                unverified=tuple(str(u) for u in d.pop("unverified", ()) or ()),
+                **{k: v for k, v in d.items()
+                   if k in ("shift_mode", "source_format", "description", "precision", "weights_name", "weights_sha256")},
             )
         except TypeError as exc:  # unknown or misspelled keys in a sub-object
             raise CardError(f"malformed model card: {exc}") from None
