@@ -3,7 +3,7 @@
 Three variants, one process, interleaved (every round calls each once, in rotating order, so
 load from other processes hits all of them alike):
 
-* ``torch online``   - ``TorchBackend.step`` of online tsm_mobilenetv2 (width 1.0, 224x224);
+* ``torch online``   - ``open_torch(...).step`` of online tsm_mobilenetv2 (width 1.0, 224x224);
 * ``ORT online``     - the same weights exported by ``export_onnx`` (frame + 10 state tensors);
 * ``ORT no-shift``   - tsn_mobilenetv2 with the *same* weights, exported the same way (per-frame
   graph without state): the cost of one 2D-CNN pass with no shift at all.
@@ -26,8 +26,8 @@ import torch
 
 from common import environment, markdown_table, time_interleaved, write_results  # noqa: I001
 
-from streamtsm.backends.onnxruntime_backend import OnnxRuntimeBackend
-from streamtsm.backends.torch_backend import TorchBackend
+from streamtsm.backends.onnxruntime_backend import open_onnxruntime
+from streamtsm.backends.torch_backend import open_torch
 from streamtsm.export.onnx import export_onnx
 from streamtsm.models import create_model
 
@@ -61,10 +61,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         onnx_tsm = export_onnx(tsm, Path(tmp) / "tsm.onnx")
         onnx_tsn = export_onnx(tsn, Path(tmp) / "tsn.onnx")
-        ort_tsm = OnnxRuntimeBackend(onnx_tsm, ["CPUExecutionProvider"], threads=args.threads)
-        ort_tsn = OnnxRuntimeBackend(onnx_tsn, ["CPUExecutionProvider"], threads=args.threads)
+        ort_tsm = open_onnxruntime(onnx_tsm, ["CPUExecutionProvider"], threads=args.threads)
+        ort_tsn = open_onnxruntime(onnx_tsn, ["CPUExecutionProvider"], threads=args.threads)
         variants = {
-            "torch online": Stepper(TorchBackend(tsm), frame),
+            "torch online": Stepper(open_torch(tsm), frame),
             "ORT online": Stepper(ort_tsm, frame),
             "ORT no-shift": Stepper(ort_tsn, frame),
         }

@@ -165,6 +165,7 @@ def build_recognizer(config: SoakConfig, workdir: Path):
 
 def run_soak(config: SoakConfig, progress: bool = True) -> SoakResult:
     from streamtsm.capture import SyntheticSource
+    from streamtsm.sampling import ResetReason
 
     if config.frames < config.warmup + 200:
         raise SystemExit(f"--frames {config.frames} is too few for a warm-up of {config.warmup} frames")
@@ -209,7 +210,7 @@ def run_soak(config: SoakConfig, progress: bool = True) -> SoakResult:
         seconds = time.perf_counter() - t_start
         threads_end_of_run = samples["threads"][-1] if samples["threads"] else os_thread_count()
         fds_end_of_run = samples["fds"][-1] if samples["fds"] else open_fd_count()
-        resets = rec.session.reset_count
+        resets = sum(n for reason, n in rec.reset_counts.items() if reason is not ResetReason.STREAM_START)
         rec.close()
         del rec
         gc.collect()

@@ -1,9 +1,9 @@
 """``streamtsm.Recognizer``: the one object most users touch.
 
 numpy + OpenCV only at import time (on the Jetson path); the engine is chosen by
-:func:`~streamtsm.backends.factory.open_backend`, which imports torch only for checkpoints.
+:func:`~streamtsm.resolve.open_engine`, which imports torch only for checkpoints.
 
-A Recognizer wires together a backend, the session the card asks for (online or window), and
+A Recognizer wires together an engine, the session the card asks for (online or window), and
 the postprocessor (smoothing, top-k, start/end events)::
 
     rec = streamtsm.Recognizer()                 # the embedded default model
@@ -27,6 +27,7 @@ stream. Only one ``run()``/``iter_frames()`` may be active at a time (a second r
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -37,10 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from .backends.base import Backend
+from .backends.base import Engine
 from .capture import CaptureStats, CaptureThread, Frame, Source, open_source
 from .card import ModelCard
 from .postprocess import ActionEvent, PostprocessConfig, PostProcessor
+from .resolve import open_engine
+from .sampling import STREAM_START, Reset, ResetReason
 from .session import SessionOutput, StageTimings, StreamingSession, WindowSession, open_session
 
 logger = logging.getLogger(__name__)
@@ -49,7 +52,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_SMOOTHING_S = 0.3
 
 EventCallback = Callable[[ActionEvent], None]
-_MAX_CARRIED = 64
 
 
 class RecognizerError(RuntimeError):
@@ -64,9 +66,11 @@ class Prediction:
     pairs, best first. ``probabilities``: smoothed, ``(num_classes,)`` float32 in card order.
     ``frame_index``/``timestamp``: the frame this step was computed on (timestamp on the
     stream's clock). ``frame_range``: ``(first, last)`` frame index of the clip (window models;
-    None for online ones). ``events``: start/end events emitted at this step (including the
-    end of an action cut short by a reset since the previous prediction). ``current``: the
-    active action, or None. ``timings``: per-stage milliseconds for this step.
+    None for online ones). ``events``: start/end events produced at this step (including the
+    end of an action cut short by a reset since the previous prediction); each event is in
+    exactly one Prediction, or in what ``Recognizer.reset()`` returned. ``current``: the
+    active action, or None. ``timings``: per-stage milliseconds for this step. ``reset``: why
+    the state was reset since the previous prediction (the first one carries STREAM_START).
     """
 
     label: str
@@ -79,6 +83,7 @@ class Prediction:
     events: tuple[ActionEvent, ...]
     current: str | None
     timings: StageTimings
+    reset: Reset | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (no arrays): what ``streamtsm demo --headless`` prints."""
@@ -92,6 +97,7 @@ class Prediction:
             "current": self.current,
             "events": [event_to_dict(e) for e in self.events],
             "timings": self.timings.to_dict(),
+            "reset": self.reset.to_dict() if self.reset is not None else None,
         }
 
 
@@ -110,9 +116,10 @@ class Recognizer:
     """Frames in, :class:`Prediction` objects and action events out.
 
     ``model``: None (the embedded default), a checkpoint/ONNX/engine path, a registry name
-    (random weights: latency work only), a torch module with a card, or an open
-    :class:`~streamtsm.backends.base.Backend` (not closed by the Recognizer).
-    ``backend``: ``auto``/``torch``/``onnxruntime``/``tensorrt``.
+    (random weights: latency work only), a torch module with a card, or an open engine (not
+    closed by the Recognizer); see :mod:`streamtsm.resolve`. ``backend``:
+    ``auto``/``torch``/``onnxruntime``/``tensorrt``; ``engine_options`` go to the engine
+    (``threads``, ``providers``, ``precision``, …).
 
     Postprocessing: ``smoothing`` is the smoothing window in model steps (default: about
     0.3 s at the card's rate), ``smoothing_mode`` ``prob`` or ``logit``; ``start_threshold``
@@ -121,7 +128,7 @@ class Recognizer:
     ``background``: class names that never start an event (default: the card's).
     ``window``/``stride``: clip length and hop for window models. ``fps``: override the card's
     sampling rate (rarely right: the model was trained at the card's rate).
-    ``on_event``: called with every :class:`ActionEvent`.
+    ``on_event``: called once with every :class:`ActionEvent`.
     """
 
     def __init__(
@@ -141,23 +148,19 @@ class Recognizer:
         stride: int | None = None,
         fps: float | None = None,
         on_event: EventCallback | None = None,
-        **backend_options: Any,
+        **engine_options: Any,
     ) -> None:
-        if isinstance(model, Backend):
-            if backend_options:
-                raise RecognizerError(f"backend options {sorted(backend_options)} given with an already open Backend")
-            self.backend, self._owns_backend = model, False
-        else:
-            from .backends.factory import open_backend  # imports torch only for checkpoints
-
-            if isinstance(model, Path):
-                model = str(model)
-            self.backend, self._owns_backend = open_backend(model, backend, **backend_options), True
-        card = self.backend.card
+        self._closed = False
+        self._owns_engine = not isinstance(model, Engine)
+        if not self._owns_engine and engine_options:
+            raise RecognizerError(f"backend options {sorted(engine_options)} given with an already open engine; "
+                                  "pass them when opening it")
+        self.engine = open_engine(str(model) if isinstance(model, Path) else model, backend, **engine_options)
+        card = self.engine.card
         try:
-            self.session: StreamingSession | WindowSession = open_session(self.backend, window=window, stride=stride, fps=fps)
+            self.session: StreamingSession | WindowSession = open_session(self.engine, window=window, stride=stride, fps=fps)
             step_rate = self.session.target_fps or card.temporal.fps
-            if not card.is_online:
+            if isinstance(self.session, WindowSession):
                 step_rate /= self.session.stride  # a window model predicts once per stride
             steps = max(1, round(DEFAULT_SMOOTHING_S * step_rate)) if smoothing is None else smoothing
             config = PostprocessConfig(
@@ -175,18 +178,18 @@ class Recognizer:
             self.close()
             raise
         self.on_event = on_event
+        self.reset_counts: collections.Counter[ResetReason] = collections.Counter()
         self._lock = threading.Lock()
         self._running = False
         self._frames_pushed = 0
-        self._session_resets_seen = self.session.reset_count
-        self._carried: list[ActionEvent] = []
+        self._rates: tuple[float | None, float | None] = (None, None)  # (effective, input) fps after the last push
         self._capture: CaptureThread | None = None
         self._last_capture_stats: CaptureStats | None = None
 
-    # -- properties --------------------------------------------------------------------------
+    # -- properties (read without waiting for an inference in progress) ------------------------
     @property
     def card(self) -> ModelCard:
-        return self.backend.card
+        return self.engine.card
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -195,20 +198,17 @@ class Recognizer:
     @property
     def current(self) -> str | None:
         """The active action (None when idle)."""
-        with self._lock:
-            return self.postprocessor.current
+        return self.postprocessor.current
 
     @property
     def effective_fps(self) -> float | None:
         """Rate of frames given to the model (after sampling), over the last ~30 of them."""
-        with self._lock:
-            return self.session.effective_fps
+        return self._rates[0]
 
     @property
     def input_fps(self) -> float | None:
         """Rate of frames pushed in, over the last ~30 of them."""
-        with self._lock:
-            return self.session.input_fps
+        return self._rates[1]
 
     @property
     def capture_stats(self) -> CaptureStats | None:
@@ -227,7 +227,7 @@ class Recognizer:
         captured_at: float | None = None,
         capture_wait_ms: float = 0.0,
     ) -> Prediction | None:
-        """Give one frame; get a :class:`Prediction`, or None if the frame was skipped.
+        """Give one frame; get a :class:`Prediction`, or None if no model step ran on it.
 
         ``frame``: H x W x 3 uint8 BGR (grey, BGRA, uint16 and float images in [0, 1] or
         [0, 255] are converted; anything else raises :class:`~streamtsm.FrameError` and leaves
@@ -240,57 +240,34 @@ class Recognizer:
         was run at this frame.
         """
         with self._lock:
+            self._check_open()
             index = self._frames_pushed if frame_index is None else int(frame_index)
-            output = self.session.push(
-                frame,
-                timestamp,
-                frame_index=index,
-                source=source,
-                captured_at=captured_at,
-                capture_wait_ms=capture_wait_ms,
-            )
+            output = self.session.push(frame, timestamp, frame_index=index, source=source, captured_at=captured_at,
+                                       capture_wait_ms=capture_wait_ms)
             self._frames_pushed += 1
-            dispatch = self._note_session_resets()
-            if output is None:
-                self._carry_events(dispatch)
-                prediction = None
-            else:
-                earlier = self._carried + dispatch  # reset events since the last prediction
-                self._carried = []
-                prediction = self._postprocess(output, earlier)
-                dispatch = dispatch + list(prediction.events[len(earlier) :])
-        self._dispatch(dispatch)
+            self._rates = (self.session.effective_fps, self.session.input_fps)
+            prediction = None if output is None else self._postprocess(output)
+        if prediction is not None:
+            self._dispatch(prediction.events)
         return prediction
 
     def reset(self) -> list[ActionEvent]:
         """Forget the stream: model state, sampling, smoothing. Returns (and dispatches) the
-        ``end`` event of an action that was active; it is also attached to the next Prediction."""
+        ``end`` event of an action that was active; the next Prediction carries ``reset`` = CALLER."""
         with self._lock:
-            self.session.reset("reset by caller")
-            self._session_resets_seen = self.session.reset_count
+            self._check_open()
+            self.session.reset()
             events = self.postprocessor.reset()
-            self._carry_events(events)
         self._dispatch(events)
         return events
 
-    def _carry_events(self, events: list[ActionEvent]) -> None:
-        # Events already dispatched but not yet seen in a Prediction (e.g. a window model that
-        # has not produced one since). Bounded: only resets add here.
-        self._carried = (self._carried + events)[-_MAX_CARRIED:]
-
-    def _note_session_resets(self) -> list[ActionEvent]:
-        # A gap, source change or time reversal reset the session: the smoothing window and the
-        # active action belong to the old stream, so that action ends here.
-        if self.session.reset_count == self._session_resets_seen:
-            return []
-        self._session_resets_seen = self.session.reset_count
-        reason = self.session.last_reset_reason or "reset"
-        level = logging.WARNING if "backwards" in reason or "source changed" in reason else logging.INFO
-        logger.log(level, "state reset: %s", reason)
-        return self.postprocessor.reset()
-
-    def _postprocess(self, output: SessionOutput, earlier_events: list[ActionEvent]) -> Prediction:
+    def _postprocess(self, output: SessionOutput) -> Prediction:
         t0 = time.monotonic()
+        events: list[ActionEvent] = []
+        if output.reset is not None:
+            # The smoothing window and the active action belong to the old stream: that action ends here.
+            self._note_reset(output.reset)
+            events = self.postprocessor.reset()
         step = self.postprocessor.step(output.logits, output.timestamp, output.frame_index)
         t1 = time.monotonic()
         timings = replace(
@@ -306,10 +283,16 @@ class Recognizer:
             frame_index=output.frame_index,
             timestamp=output.timestamp,
             frame_range=output.frame_range,
-            events=tuple(earlier_events) + step.events,
+            events=tuple(events) + step.events,
             current=step.current,
             timings=timings,
+            reset=output.reset,
         )
+
+    def _note_reset(self, reset: Reset) -> None:
+        self.reset_counts[reset.reason] += 1
+        if reset.reason is not ResetReason.STREAM_START:
+            logger.log(logging.WARNING if reset.reason.is_warning else logging.INFO, "state reset: %s", reset.message)
 
     def _dispatch(self, events: Sequence[ActionEvent]) -> None:
         if self.on_event is None:
@@ -319,6 +302,10 @@ class Recognizer:
                 self.on_event(event)
             except Exception:  # a user callback must not kill the stream
                 logger.exception("on_event callback raised for %s", event)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RecognizerError("this Recognizer is closed; create a new one")
 
     # -- run API -----------------------------------------------------------------------------
     def iter_frames(
@@ -343,6 +330,7 @@ class Recognizer:
         if max_frames is not None and max_frames < 0:
             raise RecognizerError(f"max_frames must be >= 0 or None, got {max_frames}")
         with self._lock:
+            self._check_open()
             if self._running:
                 raise RecognizerError(
                     "this Recognizer is already running a source; a Recognizer serves one stream at a time "
@@ -359,7 +347,8 @@ class Recognizer:
                 capture = CaptureThread(src)
             capture.start()
             self._capture = capture
-            self.reset()  # stream start
+            with self._lock:
+                self.session.reset(STREAM_START)  # the next output carries it; an active action ends there
             segment = None
             count = 0
             while max_frames is None or count < max_frames:
@@ -374,8 +363,8 @@ class Recognizer:
                     break
                 waited_ms = (time.monotonic() - t_wait) * 1000.0
                 if segment is not None and frame.segment != segment:
-                    logger.warning("%s reconnected: resetting the state", capture.source.name)
-                    self.reset()
+                    with self._lock:
+                        self.session.reset(Reset(ResetReason.RECONNECT, f"{capture.source.name} reconnected"))
                 segment = frame.segment
                 count += 1
                 prediction = self.push(
@@ -411,9 +400,12 @@ class Recognizer:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
-        """Release the engine (if this Recognizer opened it)."""
-        if getattr(self, "_owns_backend", False):
-            self.backend.close()
+        """Release the engine (if this Recognizer opened it). Later calls raise; closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_engine and hasattr(self, "engine"):
+            self.engine.close()
 
     def __enter__(self) -> "Recognizer":
         return self
@@ -422,4 +414,4 @@ class Recognizer:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Recognizer({self.backend.describe()}, {len(self.class_names)} classes)"
+        return f"Recognizer({self.engine.describe()}, {len(self.class_names)} classes)"

@@ -1,10 +1,19 @@
-"""Shared test helpers. Tests run on CPU; torch uses 2 threads to keep the 2-core CI steady."""
+"""Shared test helpers. Tests run on CPU; torch uses 2 threads to keep the 2-core CI steady.
+
+``STREAMTSM_BLOCK_TORCH=1`` makes ``import torch`` fail for the whole run, as on a device
+without torch: tests that need it skip (``pytest.importorskip``), the runtime tests must pass.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
+
+if os.environ.get("STREAMTSM_BLOCK_TORCH") == "1":
+    sys.modules["torch"] = None  # type: ignore[assignment]  # any `import torch` now raises ImportError
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

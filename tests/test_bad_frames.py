@@ -59,9 +59,9 @@ def small_online_model():
 def shared_backend():
     """One engine for all tests: a Recognizer does not own a Backend it is given, and the
     stream state lives in each Recognizer's session, so Recognizers sharing it are independent."""
-    from streamtsm.backends.torch_backend import TorchBackend
+    from streamtsm.backends.torch_backend import open_torch
 
-    return TorchBackend(small_online_model())
+    return open_torch(small_online_model())
 
 
 def recognizer(**kw) -> Recognizer:
@@ -166,8 +166,6 @@ def test_8k_frame_is_accepted_and_equals_its_downscaled_version() -> None:
     expected = ref.push(cv2.resize(big, (128, 72), interpolation=cv2.INTER_AREA), 0.0)
     # Same content after the resize step (both go to 72 px short side with INTER_AREA)
     np.testing.assert_allclose(got.probabilities, expected.probabilities, rtol=1e-4, atol=1e-5)
-    # one INTER_AREA resize of 100 MB (~40 ms on an idle core); generous for a loaded 2-core CI
-    assert got.timings.preprocess_ms < 1000.0, f"preprocessing an 8K frame took {got.timings.preprocess_ms:.0f} ms"
 
 
 # -- property: bad frames interleaved with good ones change nothing ------------------------------
@@ -202,8 +200,8 @@ def test_bad_frames_interleaved_with_good_ones_do_not_change_any_prediction(ops)
         if g is not None:
             assert (g.frame_index, g.timestamp, g.label) == (e.frame_index, e.timestamp, e.label)
             np.testing.assert_allclose(g.probabilities, e.probabilities, rtol=1e-5, atol=1e-7)
-    backend = rec.backend
-    for a, b in zip(backend.state_arrays(rec.session.state), ref.backend.state_arrays(ref.session.state)):
+    backend = rec.engine
+    for a, b in zip(backend.state_arrays(rec.session.state), ref.engine.state_arrays(ref.session.state)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 

@@ -14,11 +14,14 @@ import cv2
 import numpy as np
 import pytest
 
+from procs import LineReader, finish
 from streamtsm.checkpoints.loader import DEFAULT_MODEL
 
 torch = pytest.importorskip("torch")
 
 REPO = Path(__file__).resolve().parents[1]
+#: A stop that takes longer than this is a hang (typical: well under 1 s; see benchmarks/shutdown.py).
+STOP_DEADLINE_S = 10.0
 
 
 @pytest.fixture(scope="module")
@@ -142,29 +145,34 @@ def test_window_without_gui_support_is_a_clear_error(small_model):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_within_a_second_and_flushes_the_video(small_onnx, tmp_path, sig):
-    # Stopping waits for the inference in flight; ONNX Runtime keeps that ~1 ms here, so the
-    # test measures the shutdown path (on this shared 2-core box a torch step can take 1 s).
+def test_signal_stops_promptly_and_flushes_the_video(small_onnx, tmp_path, sig):
+    # Stopping waits for the inference in flight (~1 ms on ONNX Runtime). How fast it stops is
+    # measured in benchmarks/shutdown.py; here the margin only has to catch a hang.
     out = tmp_path / "partial.mp4"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "demo.py"), "--source", "synthetic", "--headless", "--model", str(small_onnx),
-         "--backend", "onnxruntime", "--output", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env,
-    )  # fmt: skip
-    try:
-        for _ in range(5):  # a few predictions: the loop runs and torch's first slow steps are over
-            line = proc.stdout.readline()
-            assert line and json.loads(line)["type"] == "prediction", proc.stderr.read() if not line else line
-        t0 = time.monotonic()
-        proc.send_signal(sig)
-        rest, err = proc.communicate(timeout=10)
-        elapsed = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    with open(tmp_path / "stderr.txt", "w+") as err_file:
+        proc = subprocess.Popen(
+            [sys.executable, str(REPO / "demo.py"), "--source", "synthetic", "--headless", "--model", str(small_onnx),
+             "--backend", "onnxruntime", "--output", str(out)],
+            stdout=subprocess.PIPE, stderr=err_file, text=True, cwd=REPO, env=env,
+        )  # fmt: skip
+        try:
+            reader = LineReader(proc.stdout)
+            for _ in range(5):  # a few predictions: the loop runs
+                line = reader.readline(timeout=60)
+                assert line and json.loads(line)["type"] == "prediction", line
+            t0 = time.monotonic()
+            proc.send_signal(sig)
+            rest = reader.rest(timeout=STOP_DEADLINE_S)
+            finish(proc, timeout=STOP_DEADLINE_S)
+            elapsed = time.monotonic() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        err_file.seek(0)
+        err = err_file.read()
     assert proc.returncode == 128 + sig, err
-    assert elapsed < 1.0, f"took {elapsed:.2f} s to stop; demo log: {err}"
+    assert elapsed < STOP_DEADLINE_S, f"took {elapsed:.2f} s to stop; demo log: {err}"
     summary = json.loads(rest.strip().splitlines()[-1])
     assert summary["type"] == "summary" and summary["stopped_by_signal"] == sig
     cap = cv2.VideoCapture(str(out))

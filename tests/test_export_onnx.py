@@ -17,11 +17,11 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from streamtsm.backends import open_backend  # noqa: E402
+from streamtsm.resolve import open_engine  # noqa: E402
 from streamtsm.backends.base import BackendError  # noqa: E402
-from streamtsm.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
+from streamtsm.backends.onnxruntime_backend import open_onnxruntime  # noqa: E402
 from streamtsm.contract import CARD_METADATA_KEY  # noqa: E402
-from streamtsm.backends.torch_backend import TorchBackend  # noqa: E402
+from streamtsm.backends.torch_backend import open_torch  # noqa: E402
 from streamtsm.card import ModelCard  # noqa: E402
 from streamtsm.export.onnx import ExportError, export_onnx  # noqa: E402
 from streamtsm.models import create_model, list_models  # noqa: E402
@@ -64,7 +64,7 @@ def online(tmp_path_factory):
 
 def test_online_matches_torch_over_16_steps(online):
     model, path = online
-    ort_b, torch_b = OnnxRuntimeBackend(path), TorchBackend(model)
+    ort_b, torch_b = open_onnxruntime(path), open_torch(model)
     s_ort, s_torch = ort_b.init_state(1), torch_b.init_state(1)
     rng = np.random.default_rng(7)
     worst_logit = worst_state = 0.0
@@ -85,7 +85,7 @@ def test_online_matches_torch_over_16_steps(online):
 def test_state_is_carried_not_ignored(online):
     """The same frame after different histories gives different logits (the state really flows)."""
     _, path = online
-    b = OnnxRuntimeBackend(path)
+    b = open_onnxruntime(path)
     rng = np.random.default_rng(3)
     a, c = rng.standard_normal((2, 1, 3, 112, 112), dtype=np.float32)
     _, s1 = b.step(a, b.init_state())
@@ -110,7 +110,7 @@ def test_card_and_io_in_the_file(online):
 
 def test_stale_state_is_refused(online):
     _, path = online
-    b = OnnxRuntimeBackend(path)
+    b = open_onnxruntime(path)
     x = np.zeros((1, 3, 112, 112), np.float32)
     s0 = b.init_state()
     _, s1 = b.step(x, s0)
@@ -118,13 +118,13 @@ def test_stale_state_is_refused(online):
     with pytest.raises(BackendError, match="stale state"):
         b.step(x, s1)
     with pytest.raises(BackendError, match="init_state"):
-        OnnxRuntimeBackend(path).step(x, b.init_state())  # another backend's state
+        open_onnxruntime(path).step(x, b.init_state())  # another backend's state
 
 
 def test_dynamic_batch_runs_several_streams(tmp_path):
     model = small_tsm(crop=96)
     path = export_onnx(model, tmp_path / "dyn.onnx", dynamic_batch=True, check_steps=2)
-    ort_b, torch_b = OnnxRuntimeBackend(path), TorchBackend(model)
+    ort_b, torch_b = open_onnxruntime(path), open_torch(model)
     assert ort_b.dynamic_batch
     s_ort, s_torch = ort_b.init_state(3), torch_b.init_state(3)
     rng = np.random.default_rng(1)
@@ -139,7 +139,7 @@ def test_dynamic_batch_runs_several_streams(tmp_path):
 def test_fixed_batch_refuses_other_batch(online):
     _, path = online
     with pytest.raises(BackendError, match="--dynamic-batch"):
-        OnnxRuntimeBackend(path).init_state(2)
+        open_onnxruntime(path).init_state(2)
 
 
 def _window_model():
@@ -158,7 +158,7 @@ def _window_model():
 def test_window_model_matches_torch(tmp_path):
     model = _window_model()
     path = export_onnx(model, tmp_path / "window.onnx", check_steps=1)
-    b = OnnxRuntimeBackend(path)
+    b = open_onnxruntime(path)
     assert [i.name for i in b.session.get_inputs()] == ["clip"]
     with pytest.raises(BackendError, match="window model"):
         b.init_state()
@@ -182,7 +182,7 @@ def test_file_without_card_is_refused(online, tmp_path):
     bad = tmp_path / "nocard.onnx"
     onnx.save(proto, str(bad))
     with pytest.raises(BackendError, match="no streamtsm model card"):
-        OnnxRuntimeBackend(bad)
+        open_onnxruntime(bad)
 
 
 def test_renamed_input_is_refused(online, tmp_path):
@@ -197,7 +197,7 @@ def test_renamed_input_is_refused(online, tmp_path):
     bad = tmp_path / "renamed.onnx"
     onnx.save(proto, str(bad))
     with pytest.raises(BackendError, match=r"missing inputs \['state_in.0'\].*unexpected inputs \['hidden'\]"):
-        OnnxRuntimeBackend(bad)
+        open_onnxruntime(bad)
 
 
 def test_card_state_shape_mismatch_is_refused(online, tmp_path):
@@ -210,14 +210,14 @@ def test_card_state_shape_mismatch_is_refused(online, tmp_path):
     bad = tmp_path / "shape.onnx"
     onnx.save(proto, str(bad))
     with pytest.raises(BackendError, match=r"input 'state_in.0': expected shape \(1, \d+, 28, 28\).*found"):
-        OnnxRuntimeBackend(bad)
+        open_onnxruntime(bad)
 
 
 def test_garbage_file_is_refused(tmp_path):
     bad = tmp_path / "garbage.onnx"
     bad.write_bytes(b"not a protobuf at all" * 10)
     with pytest.raises(BackendError, match="cannot load"):
-        OnnxRuntimeBackend(bad)
+        open_onnxruntime(bad)
 
 
 def test_export_refuses_to_write_when_runtime_disagrees(tmp_path):
@@ -239,23 +239,23 @@ def test_bidirectional_online_export_is_refused(tmp_path):
 
 def test_open_backend_auto_picks_onnxruntime_for_onnx(online, caplog):
     _, path = online
-    with caplog.at_level("INFO", logger="streamtsm.backends.factory"):
-        b = open_backend(str(path))
+    with caplog.at_level("INFO", logger="streamtsm.resolve"):
+        b = open_engine(str(path))
     assert b.name.startswith("onnxruntime")
     assert "TensorRT" in caplog.text  # says why TensorRT was not used
     with pytest.raises(BackendError, match="torch needs the checkpoint"):
-        open_backend(str(path), "torch")
+        open_engine(str(path), "torch")
 
 
 def test_checkpoint_on_onnxruntime_uses_weight_keyed_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("STREAMTSM_CACHE", str(tmp_path / "cache"))
     model = small_tsm(crop=64)
-    b = open_backend(model, "onnxruntime")
+    b = open_engine(model, "onnxruntime")
     cached = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
     assert len(cached) == 1 and b.path == cached[0]
-    assert open_backend(model, "onnxruntime").path == cached[0]  # same weights: no second export
+    assert open_engine(model, "onnxruntime").path == cached[0]  # same weights: no second export
     x = np.random.default_rng(0).standard_normal((1, 3, 64, 64), dtype=np.float32)
-    ref, _ = TorchBackend(model).step(x, TorchBackend(model).init_state())
+    ref, _ = open_torch(model).step(x, open_torch(model).init_state())
     got, _ = b.step(x, b.init_state())
     assert float(np.abs(got - ref).max()) < TOL
 
@@ -268,6 +268,6 @@ def test_cli_export_checkpoint(tmp_path, capsys):
     out = tmp_path / "engines" / "mine.onnx"
     assert main(["export", str(ckpt), "-o", str(out), "--check-steps", "2"]) == 0
     assert "wrote" in capsys.readouterr().out
-    assert OnnxRuntimeBackend(out).card.arch == "tsm_mobilenetv2"
+    assert open_onnxruntime(out).card.arch == "tsm_mobilenetv2"
     assert main(["export", "no_such_model", "-o", str(tmp_path / "x.onnx")]) == 1
     assert "neither an existing checkpoint" in capsys.readouterr().err

@@ -1,4 +1,8 @@
-"""Sessions against real backends: sampling by timestamp, resets, ring buffer, timings."""
+"""Sessions: sampling by timestamp, typed resets, ring buffer, timings, failures that change nothing.
+
+Runtime logic, so the engines are the numpy fakes (no torch): their logits depend on each
+frame and on the carried state, which is what these tests need to see.
+"""
 
 from __future__ import annotations
 
@@ -8,34 +12,18 @@ import cv2
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+from fakes import FakeClipEngine, FakeOnlineEngine, fake_card
+from streamtsm.backends.base import BackendError
+from streamtsm.preprocess import FrameError, FramePreprocessor
+from streamtsm.sampling import ResetReason
+from streamtsm.session import SessionError, StreamingSession, WindowSession, open_session
 
-from streamtsm.backends.factory import open_backend  # noqa: E402
-from streamtsm.card import Preprocessing, Temporal  # noqa: E402
-from streamtsm.models import create_model  # noqa: E402
-from streamtsm.preprocess import FrameError, FramePreprocessor  # noqa: E402
-from streamtsm.session import SessionError, StreamingSession, WindowSession, open_session  # noqa: E402
-
-CROP = 64
+pytestmark = pytest.mark.runtime
 
 
-def _online_backend(fps: float = 10.0, max_gap_s: float = 1.0, seed: int = 0):
-    torch.manual_seed(seed)
-    model = create_model("tsm_mobilenetv2", num_classes=5, width_mult=0.5)
-    with torch.no_grad():  # a wide random classifier so that logits clearly depend on the frames
-        for name, p in model.named_parameters():
-            if name.endswith("classifier.weight"):
-                p.normal_(0, 1)
-    model.card = model.card.replace(
-        preprocessing=Preprocessing(crop_size=CROP, resize_short=CROP),
-        temporal=Temporal(mode="online", fps=fps, max_gap_s=max_gap_s),
-    )
-    return open_backend(model, "torch")
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def online():
-    return _online_backend()
+    return FakeOnlineEngine(fake_card(fps=10.0, max_gap_s=1.0))
 
 
 def _frames(n: int, seed: int = 0, size=(48, 64)) -> list[np.ndarray]:
@@ -110,8 +98,8 @@ def test_gap_longer_than_max_gap_resets_to_a_fresh_state(online):
     for i, f in enumerate(frames[:4]):
         session.push(f, i * 0.1)
     after_gap = [session.push(f, 10.0 + i * 0.1) for i, f in enumerate(frames[4:])]
-    assert after_gap[0].reset_reason is not None and "gap" in after_gap[0].reset_reason
-    assert session.reset_count == 1
+    assert after_gap[0].reset.reason is ResetReason.GAP and "gap" in after_gap[0].reset.message
+    assert [o.reset for o in after_gap[1:]] == [None, None, None]
     fresh = StreamingSession(online, sample=False)
     for got, f, i in zip(after_gap, frames[4:], range(4)):
         np.testing.assert_array_equal(got.logits, fresh.push(f, i * 0.1).logits)
@@ -122,18 +110,18 @@ def test_gap_within_max_gap_keeps_the_state(online):
     session = StreamingSession(online, sample=False)
     session.push(frames[0], 0.0)
     out = session.push(frames[1], 0.9)
-    assert out.reset_reason is None and session.reset_count == 0
+    assert out.reset is None
 
 
 def test_source_change_and_time_reversal_reset(online):
     frames = _frames(3, seed=5)
     session = StreamingSession(online, sample=False)
-    session.push(frames[0], 0.0, source="cam-a")
+    first = session.push(frames[0], 0.0, source="cam-a")
+    assert first.reset.reason is ResetReason.STREAM_START
     out = session.push(frames[1], 0.1, source="cam-b")
-    assert "source changed" in out.reset_reason
+    assert out.reset.reason is ResetReason.SOURCE_CHANGE and "source changed" in out.reset.message
     out = session.push(frames[2], 0.05, source="cam-b")
-    assert "backwards" in out.reset_reason
-    assert session.reset_count == 2
+    assert out.reset.reason is ResetReason.TIME_REVERSAL and "backwards" in out.reset.message
     np.testing.assert_array_equal(out.logits, StreamingSession(online).push(frames[2], 0.0).logits)
 
 
@@ -158,7 +146,7 @@ def test_explicit_reset_equals_fresh_session(online):
     session.push(frames[0], 0.0)
     session.reset()
     out = session.push(frames[1], 0.1)
-    assert out.reset_reason == "reset by caller" and session.reset_count == 1
+    assert out.reset.reason is ResetReason.CALLER and out.reset.message == "reset by caller"
     np.testing.assert_array_equal(out.logits, StreamingSession(online).push(frames[1], 5.0).logits)
 
 
@@ -170,17 +158,12 @@ def test_online_session_refuses_window_arguments(online):
 # ---------------------------------------------------------------------------- window models
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def clip_backend():
-    torch.manual_seed(0)
-    model = create_model("r3d_18", num_classes=4)
-    model.card = model.card.replace(
-        preprocessing=dataclasses.replace(model.card.preprocessing, resize_hw=(36, 48), crop_size=32),
-        temporal=dataclasses.replace(model.card.temporal, clip_len=4, fps=15.0),
-    )
+    engine = FakeClipEngine(fake_card(online=False, crop=32, clip_len=4, fps=15.0))
     with pytest.raises(SessionError, match="window"):
-        StreamingSession(open_backend(model, "torch"))
-    return open_backend(model, "torch")
+        StreamingSession(engine)
+    return engine
 
 
 def _write_video(path, n: int, fps: float = 15.0) -> list[np.ndarray]:
@@ -232,4 +215,37 @@ def test_window_session_gap_empties_the_window(clip_backend):
     outs = [session.push(f, i * 0.1, frame_index=i) for i, f in enumerate(frames[:5])]
     assert [o is not None for o in outs] == [False, False, False, True, True]
     assert session.push(frames[5], 30.0, frame_index=5) is None  # refilling after the gap
-    assert session.frames_buffered == 1 and session.reset_count == 1
+    assert session.frames_buffered == 1
+    outs = [session.push(f, 30.0 + i * 0.1, frame_index=6 + i) for i, f in enumerate(_frames(3, seed=9))]
+    assert outs[-1].reset.reason is ResetReason.GAP  # the first output after the gap reports it
+
+
+def test_a_failing_step_leaves_state_and_sampler_untouched():
+    frames = _frames(5, seed=12)
+    clean = StreamingSession(FakeOnlineEngine(), sample=False)
+    dirty = StreamingSession(FakeOnlineEngine(fail_on_step=2), sample=False)
+    for i, f in enumerate(frames):
+        expected = clean.push(f, i * 0.1)
+        if i == 2:
+            with pytest.raises(BackendError, match="injected"):
+                dirty.push(f, i * 0.1)
+        got = dirty.push(f, i * 0.1)
+        np.testing.assert_array_equal(got.logits, expected.logits)
+    assert dirty.frames_kept == clean.frames_kept == 5
+
+
+def test_a_failing_clip_leaves_the_window_and_its_stride_untouched():
+    frames = _frames(9, seed=13)
+    card = fake_card(online=False, crop=16, clip_len=4)
+    clean = WindowSession(FakeClipEngine(card), stride=2, sample=False)
+    dirty = WindowSession(FakeClipEngine(card, fail_on_call=1), stride=2, sample=False)
+    for i, f in enumerate(frames):
+        expected = clean.push(f, i * 0.1, frame_index=i)
+        if i == 5:  # the second clip (frames 2..5) fails once
+            with pytest.raises(BackendError, match="injected"):
+                dirty.push(f, i * 0.1, frame_index=i)
+        got = dirty.push(f, i * 0.1, frame_index=i)
+        assert (got is None) == (expected is None)
+        if got is not None:
+            assert got.frame_range == expected.frame_range
+            np.testing.assert_array_equal(got.logits, expected.logits)

@@ -254,15 +254,15 @@ _NO_TRT = tensorrt_unavailable_reason()
 @pytest.mark.gpu
 @pytest.mark.skipif(_NO_TRT is not None, reason=f"TensorRT GPU test: {_NO_TRT}")
 def test_tensorrt_matches_onnxruntime(tmp_path):  # pragma: no cover - needs a GPU
-    from streamtsm.backends.onnxruntime_backend import OnnxRuntimeBackend
-    from streamtsm.backends.tensorrt_backend import TensorRTBackend
+    from streamtsm.backends.onnxruntime_backend import open_onnxruntime
+    from streamtsm.backends.tensorrt_backend import open_tensorrt
     from streamtsm.export.onnx import export_onnx
     from streamtsm.backends.tensorrt_engine import build_engine
 
     model = create_model("tsm_mobilenetv2", num_classes=9, width_mult=0.5).eval()
     onnx_path = export_onnx(model, tmp_path / "m.onnx")
     plan = build_engine(onnx_path, tmp_path / "m.fp32.plan", fp16=False)
-    trt_b, ort_b = TensorRTBackend(plan, onnx=onnx_path), OnnxRuntimeBackend(onnx_path, ["CPUExecutionProvider"])
+    trt_b, ort_b = open_tensorrt(plan, onnx=onnx_path), open_onnxruntime(onnx_path, ["CPUExecutionProvider"])
     s_t, s_o = trt_b.init_state(), ort_b.init_state()
     rng = np.random.default_rng(0)
     for _ in range(8):

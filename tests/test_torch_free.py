@@ -58,7 +58,7 @@ _CHILD = textwrap.dedent(
             out.append({"label": pred.label, "probabilities": pred.probabilities.tolist()})
         i += 1
     loaded = sorted(m for m in sys.modules if (m == "torch" or m.startswith("torch.")) and sys.modules[m] is not None)
-    print(json.dumps({"backend": rec.backend.name, "predictions": out, "torch_modules": loaded}))
+    print(json.dumps({"backend": rec.engine.name, "predictions": out, "torch_modules": loaded}))
     """
 )
 
@@ -142,9 +142,9 @@ def test_runtime_modules_import_without_torch():
                      "streamtsm.backends", "streamtsm.backends.onnxruntime_backend",
                      "streamtsm.backends.tensorrt_backend", "streamtsm.backends.tensorrt_engine", "streamtsm.export.triton"):
             importlib.import_module(name)
-        from streamtsm.backends import open_backend, BackendError
+        from streamtsm.resolve import open_engine; from streamtsm.backends import BackendError
         try:
-            open_backend("tsm_mobilenetv2")
+            open_engine("tsm_mobilenetv2")
         except BackendError as exc:
             assert "needs torch" in str(exc), exc
         else:

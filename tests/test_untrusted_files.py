@@ -4,7 +4,7 @@
   (tests/test_checkpoints.py covers ``load_model``; here: ``Recognizer(path)`` and the
   ``streamtsm info`` command in a subprocess).
 * ONNX files built with the onnx helper API: no model card in the metadata, unexpected I/O
-  names, unexpected shapes. Each is refused by ``Recognizer``/``OnnxRuntimeBackend`` with a
+  names, unexpected shapes. Each is refused by ``Recognizer``/``open_onnxruntime`` with a
   message naming the problem. (Engine sidecar mismatches are tested by the TensorRT export
   tests: tests of ``engine_is_stale``.)
 """
@@ -126,10 +126,10 @@ def test_the_real_export_loads(real_export: Path) -> None:
 def test_forgery_with_the_real_contract_loads(real_export: Path, tmp_path: Path) -> None:
     """Guard: the forging helper itself makes acceptable files, so the refusals below are
     about the one thing each forgery changes."""
-    from streamtsm.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from streamtsm.backends.onnxruntime_backend import open_onnxruntime
 
     ins, outs, card = real_io(real_export)
-    OnnxRuntimeBackend(forge(tmp_path / "same.onnx", ins, outs, card)).close()
+    open_onnxruntime(forge(tmp_path / "same.onnx", ins, outs, card)).close()
 
 
 def test_onnx_without_card_metadata_is_refused(real_export: Path, tmp_path: Path) -> None:

@@ -1,13 +1,10 @@
-"""Inference engines behind one interface (``Backend``): torch, ONNX Runtime, TensorRT.
-
-``open_backend`` turns what a user names (nothing = the default model, a checkpoint, an
-``.onnx`` file, a TensorRT ``.plan``, a registry name) into a backend. torch is imported only
-when a torch backend is asked for, so ONNX/TensorRT deployments run without it.
+"""Inference engines: an online interface (``init_state``/``step``) and a clip interface
+(``run_clip``), each implemented for torch, ONNX Runtime and TensorRT. Which engine runs a
+model the user named is decided in :mod:`streamtsm.resolve`.
 """
 
 from __future__ import annotations
 
-from .base import Backend, BackendError, State
-from .factory import BACKENDS, open_backend
+from .base import BackendError, ClipEngine, Engine, OnlineEngine, State
 
-__all__ = ["BACKENDS", "Backend", "BackendError", "State", "open_backend"]
+__all__ = ["BackendError", "ClipEngine", "Engine", "OnlineEngine", "State"]

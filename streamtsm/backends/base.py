@@ -1,10 +1,18 @@
-"""One small interface for every inference engine (torch, ONNX Runtime, TensorRT).
+"""The two engine interfaces every inference engine (torch, ONNX Runtime, TensorRT) implements.
 
-Sessions talk to a ``Backend`` only, without branching on which engine it is. Tensors cross
-the interface as numpy float32 arrays named as in the exported graphs (``frame``/``clip`` in,
-``logits`` out). The online shift state is an opaque ``State`` owned by the caller: each engine
-keeps it where it is computed (torch tensors, ONNX Runtime OrtValues, TensorRT device buffers)
-so that no host copies happen between steps. torch-free module.
+An online model (online TSM) and a clip model (3D CNNs, TSM/TSN run on clips) are used in
+different ways, so they get different interfaces instead of one class whose every method
+branches on the card:
+
+* :class:`OnlineEngine`: ``init_state(n)`` and ``step(frame, state) -> (logits, state)``.
+  The shift state is an opaque handle owned by the caller; each engine keeps it where it is
+  computed (torch tensors, ONNX Runtime OrtValues, TensorRT device buffers), so no host
+  copies happen between steps.
+* :class:`ClipEngine`: ``run_clip(clip) -> logits``.
+
+Tensors cross the interface as numpy float32 arrays named as in the exported graphs (see
+:mod:`streamtsm.contract`). After :meth:`Engine.close` every method raises
+:class:`BackendError`; closing twice is harmless. torch-free module.
 """
 
 from __future__ import annotations
@@ -16,48 +24,78 @@ import numpy as np
 
 from ..card import ModelCard
 
-State = Any  # engine-specific; only the backend that made it may read it
+State = Any  # engine-specific; only the engine that made it may read it
 
 
 class BackendError(RuntimeError):
-    """An engine is unavailable, or a model does not fit the engine or the call."""
+    """An engine is unavailable, closed, or a model does not fit the engine or the call."""
 
 
-class Backend(ABC):
-    """Runs one model. Online models use ``init_state``/``step``; window models use ``run_clip``."""
+class Engine(ABC):
+    """What every engine has: a name, the model card, and a lifecycle."""
 
     name: str
     card: ModelCard
+    _closed: bool = False
 
-    # -- online -----------------------------------------------------------------------------
-    def init_state(self, batch_size: int = 1) -> State:
-        """Zero state for ``batch_size`` new streams."""
-        raise BackendError(f"{self.card.arch} is a window model: it has no per-frame state; use run_clip")
-
-    def step(self, frame: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        """frame (N, 3, H, W) float32 -> (logits (N, K) float32, new state). Pure: ``state`` is not changed."""
-        raise BackendError(f"{self.card.arch} is a window model: it takes clips, not single frames; use run_clip")
-
-    def state_arrays(self, state: State) -> list[np.ndarray]:
-        """Host copies of a state (for tests and debugging; not on the hot path)."""
-        raise BackendError(f"{self.name} does not expose its state")
-
-    # -- window -----------------------------------------------------------------------------
-    @abstractmethod
-    def run_clip(self, clip: np.ndarray) -> np.ndarray:
-        """clip in ``card.temporal.clip_layout`` ((N,3,T,H,W) or (N,T,3,H,W)) -> logits (N, K)."""
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
-        """Release engine resources (device memory, sessions)."""
+        """Release engine resources (sessions, device memory). Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._release()
 
-    def __enter__(self) -> "Backend":
+    def _release(self) -> None:
+        """Subclasses free their resources here (called once)."""
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BackendError(f"{self.name} engine for {self.card.arch} is closed; open a new one")
+
+    def __enter__(self) -> "Engine":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def describe(self) -> str:
-        return f"{self.name} ({self.card.arch}, {'online' if self.card.is_online else 'window'})"
+        return f"{self.name} ({self.card.arch}, {self.card.temporal.mode})"
+
+
+class OnlineEngine(Engine):
+    """Steps an online model one frame (per stream) at a time, carrying its shift state."""
+
+    @abstractmethod
+    def init_state(self, batch_size: int = 1) -> State:
+        """Zero state for ``batch_size`` new streams."""
+
+    @abstractmethod
+    def step(self, frame: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        """frame (N, 3, H, W) float32 -> (logits (N, K) float32, new state). ``state`` is not changed."""
+
+    def state_arrays(self, state: State) -> list[np.ndarray]:
+        """Host copies of a state (for tests and debugging; not on the hot path)."""
+        raise BackendError(f"{self.name} does not expose its state")
+
+    def run_clip(self, clip: np.ndarray) -> np.ndarray:
+        raise BackendError(f"{self.card.arch} is an online (per-frame) model: use init_state()/step(), not run_clip")
+
+
+class ClipEngine(Engine):
+    """Runs a clip model on whole clips. ``init_state``/``step`` exist only to say so."""
+
+    @abstractmethod
+    def run_clip(self, clip: np.ndarray) -> np.ndarray:
+        """clip in ``card.temporal.clip_layout`` ((N,3,T,H,W) or (N,T,3,H,W)) -> logits (N, K)."""
+
+    def init_state(self, batch_size: int = 1) -> State:
+        raise BackendError(f"{self.card.arch} is a window model: it has no per-frame state; use run_clip")
+
+    def step(self, frame: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        raise BackendError(f"{self.card.arch} is a window model: it takes clips, not single frames; use run_clip")
 
 
 def check_input(name: str, array: np.ndarray, expected: tuple[int, ...]) -> np.ndarray:

@@ -1,15 +1,15 @@
-"""The ONNX Runtime engine: runs a graph written by ``streamtsm export`` (no torch needed).
+"""The ONNX Runtime engines: run a graph written by ``streamtsm export`` (no torch needed).
 
-The graph's card and I/O are checked against :mod:`streamtsm.contract` before it runs.
+:func:`open_onnxruntime` loads the file, checks its card and I/O against
+:mod:`streamtsm.contract` (a file without a card, or whose I/O differs from it, is refused
+before it runs) and returns the engine its card asks for: :class:`OnnxRuntimeOnline` or
+:class:`OnnxRuntimeClip`.
 
-State stays where ONNX Runtime computes it. Each stream gets two preallocated sets of state
-OrtValues on the engine's device; a step reads one set and writes the other through an
-IOBinding that is built once per direction, so no state crosses to numpy between steps
-(ping-pong). Consequence, checked at run time: a state handle is valid until its successor
-is stepped (then its buffers receive the newer state); using it after that raises instead of
-computing with overwritten values.
+The online engine keeps the state where ONNX Runtime computes it: two preallocated sets of
+state OrtValues per stream batch, read and written through an IOBinding built once per
+direction (see :mod:`.pingpong`), so a step only copies the frame in and the logits out.
 
-torch-free: imports numpy and (inside the backend) onnxruntime only.
+torch-free: imports numpy and (inside the functions) onnxruntime only.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..contract import ContractError, check_graph_io, graph_signature, read_card_from_onnx_metadata
-from .base import Backend, BackendError, State, check_input
+from ..card import ModelCard
+from ..contract import ContractError, GraphSignature, check_graph_io, graph_signature, read_card_from_onnx_metadata
+from .base import BackendError, ClipEngine, OnlineEngine, State, check_input
+from .pingpong import BufferPair, PingPongState, begin_step
 
 log = logging.getLogger(__name__)
 
@@ -31,51 +33,7 @@ _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
 
 
-# -- ping-pong state -----------------------------------------------------------------------------
-
-
-class PingPongState:
-    """Handle to one stream batch's state: which of its two buffer sets holds this state.
-
-    ``pair.sets[index]`` holds the values; ``pair.holder[index] is self`` while they are
-    still this state's (a later step writes the newer state into the same set).
-    """
-
-    __slots__ = ("pair", "index", "batch_size")
-
-    def __init__(self, pair: "BufferPair", index: int, batch_size: int) -> None:
-        self.pair = pair
-        self.index = index
-        self.batch_size = batch_size
-        pair.holder[index] = self
-
-    def check_current(self, backend_name: str) -> None:
-        if self.pair.owner != backend_name:
-            raise BackendError(f"this state was made by {self.pair.owner}, not {backend_name}; use init_state() of this backend")
-        if self.pair.holder[self.index] is not self:
-            raise BackendError(
-                "stale state: its buffers were reused for a newer state (a state is valid until the state computed "
-                "from it is stepped again). Carry the state returned by the latest step(), or start a new stream "
-                "with init_state()."
-            )
-
-
-class BufferPair:
-    """Two sets of device buffers of one stream batch, plus per-direction cached engine bindings."""
-
-    __slots__ = ("sets", "holder", "bindings", "owner")
-
-    def __init__(self, set_a: list[Any], set_b: list[Any], owner: str) -> None:
-        self.sets = (set_a, set_b)
-        self.holder: list[PingPongState | None] = [None, None]
-        self.bindings: list[Any] = [None, None]  # bindings[k] reads sets[k], writes sets[1 - k]
-        self.owner = owner
-
-
-# -- the backend ---------------------------------------------------------------------------------
-
-
-def _import_ort():
+def _import_ort() -> Any:
     try:
         import onnxruntime as ort
     except ModuleNotFoundError:
@@ -93,14 +51,13 @@ def available_providers() -> list[str]:
     return [p for p in PREFERRED_PROVIDERS if p in have]
 
 
-class OnnxRuntimeBackend(Backend):
-    """Runs an exported ``.onnx`` file with ONNX Runtime (CPU, CUDA or TensorRT execution provider)."""
+class _OrtGraph:
+    """A loaded, contract-checked ONNX Runtime session and what the engines derive from it."""
 
-    def __init__(self, path: str | Path, providers: Sequence[str] | None = None, *, threads: int | None = None) -> None:
+    def __init__(self, path: Path, providers: Sequence[str] | None, threads: int | None, spinning: bool | None) -> None:
         ort = _import_ort()
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise BackendError(f"ONNX file {self.path} does not exist; export one with `streamtsm export`")
+        if not path.is_file():
+            raise BackendError(f"ONNX file {path} does not exist; export one with `streamtsm export`")
         wanted = list(providers) if providers else available_providers()
         have = set(ort.get_available_providers())
         unknown = [p for p in wanted if p not in have]
@@ -108,54 +65,81 @@ class OnnxRuntimeBackend(Backend):
             raise BackendError(f"ONNX Runtime execution providers {unknown} are not available here (available: {sorted(have)})")
         options = ort.SessionOptions()
         if threads:
-            options.intra_op_num_threads = threads
+            options.intra_op_num_threads = int(threads)
+        if spinning is not None:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=options, providers=wanted)
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=wanted)
         except Exception as exc:  # invalid protobuf, unsupported op, …
-            raise BackendError(f"{self.path}: ONNX Runtime cannot load it: {str(exc).splitlines()[0][:300]}") from None
-        what = str(self.path)
+            raise BackendError(f"{path}: ONNX Runtime cannot load it: {str(exc).splitlines()[0][:300]}") from None
         found_in = {i.name: (_dims(i.shape), _ORT_DTYPES.get(i.type, i.type)) for i in self.session.get_inputs()}
         found_out = {o.name: (_dims(o.shape), _ORT_DTYPES.get(o.type, o.type)) for o in self.session.get_outputs()}
         try:
-            self.card = read_card_from_onnx_metadata(self.session.get_modelmeta().custom_metadata_map, what)
+            self.card: ModelCard = read_card_from_onnx_metadata(self.session.get_modelmeta().custom_metadata_map, str(path))
             main_dims = found_in.get(self.card.input_name, ((1,), ""))[0]
             batch = main_dims[0] if main_dims else 1
-            self.signature = graph_signature(self.card, max(batch, 1))
-            self.dynamic_batch = check_graph_io(self.signature, found_in, found_out, what)
+            self.signature: GraphSignature = graph_signature(self.card, max(batch, 1))
+            self.dynamic_batch = check_graph_io(self.signature, found_in, found_out, str(path))
         except ContractError as exc:
             raise BackendError(str(exc)) from None
+        self.path = path
         self.fixed_batch = None if self.dynamic_batch else self.signature.inputs[0].shape[0]
         self.provider = self.session.get_providers()[0]
         self.device = "cuda" if self.provider in _GPU_PROVIDERS else "cpu"
         self.name = "onnxruntime-" + self.provider.replace("ExecutionProvider", "").lower()
         main = self.signature.inputs[0]
-        self._main_shape = (-1, *main.shape[1:]) if self.dynamic_batch else main.shape
+        self.main_shape = (-1, *main.shape[1:]) if self.dynamic_batch else main.shape
 
-    # -- online -------------------------------------------------------------------------------
-    def init_state(self, batch_size: int = 1) -> State:
-        if not self.card.is_online:
-            return super().init_state(batch_size)
-        self._check_batch(batch_size)
-        ort = _import_ort()
-        sets = []
-        for _ in range(2):
-            sets.append(
-                [
-                    ort.OrtValue.ortvalue_from_numpy(np.zeros((batch_size, *s.shape[1:]), dtype=s.dtype), self.device, 0)
-                    for s in self.signature.inputs[1:]
-                ]
+    def check_batch(self, batch_size: int) -> None:
+        if batch_size < 1:
+            raise BackendError(f"batch_size must be >= 1, got {batch_size}")
+        if self.fixed_batch is not None and batch_size != self.fixed_batch:
+            raise BackendError(
+                f"{self.path} was exported for batch {self.fixed_batch}; for {batch_size} streams export with "
+                f"`--batch {batch_size}` or `--dynamic-batch`"
             )
-        return PingPongState(BufferPair(sets[0], sets[1], self._owner_tag), 0, batch_size)
+
+    def failed(self, exc: Exception) -> BackendError:
+        return BackendError(f"ONNX Runtime failed on {self.path}: {str(exc).splitlines()[0][:300]}")
+
+
+class _OrtEngineMixin:
+    """Attributes both ONNX Runtime engines expose (path, session, card, batch facts)."""
+
+    def _adopt(self, graph: _OrtGraph) -> None:
+        self._graph = graph
+        self.path, self.session, self.card, self.signature = graph.path, graph.session, graph.card, graph.signature
+        self.dynamic_batch, self.fixed_batch = graph.dynamic_batch, graph.fixed_batch
+        self.provider, self.device, self.name = graph.provider, graph.device, graph.name
+
+    def _release(self) -> None:
+        self.session = None  # type: ignore[assignment]
+        self._graph.session = None
+
+
+class OnnxRuntimeOnline(_OrtEngineMixin, OnlineEngine):
+    """An exported online model: per-frame steps with ping-pong state OrtValues."""
+
+    def __init__(self, graph: _OrtGraph) -> None:
+        if not graph.card.is_online:
+            raise BackendError(f"{graph.path} is a window (clip) model: use OnnxRuntimeClip / run_clip")
+        self._adopt(graph)
+        self._owner = f"{self.name}@{id(self):x}"
+        self._ort = _import_ort()
+
+    def init_state(self, batch_size: int = 1) -> State:
+        self._check_open()
+        self._graph.check_batch(batch_size)
+        specs = self.signature.inputs[1:]
+        sets = [
+            [self._ort.OrtValue.ortvalue_from_numpy(np.zeros((batch_size, *s.shape[1:]), dtype=s.dtype), self.device, 0) for s in specs]
+            for _ in range(2)
+        ]
+        return PingPongState(BufferPair(sets[0], sets[1], self._owner), 0, batch_size)
 
     def step(self, frame: np.ndarray, state: State) -> tuple[np.ndarray, State]:
-        if not self.card.is_online:
-            return super().step(frame, state)
-        if not isinstance(state, PingPongState):
-            raise BackendError(f"state must come from this backend's init_state()/step(), got {type(state).__name__}")
-        state.check_current(self._owner_tag)
-        frame = check_input("frame", frame, self._main_shape)
-        if frame.shape[0] != state.batch_size:
-            raise BackendError(f"frame batch {frame.shape[0]} does not match the state's batch {state.batch_size}")
+        self._check_open()
+        state, frame = begin_step(self._owner, state, frame, self._graph.main_shape)
         pair, k = state.pair, state.index
         binding = pair.bindings[k]
         if binding is None:
@@ -164,9 +148,9 @@ class OnnxRuntimeBackend(Backend):
         try:
             self.session.run_with_iobinding(binding)
         except Exception as exc:
-            raise BackendError(f"ONNX Runtime failed on {self.path}: {str(exc).splitlines()[0][:300]}") from None
+            raise self._graph.failed(exc) from None
         logits = np.array(binding.get_outputs()[0].numpy(), dtype=np.float32, copy=True)
-        return logits, PingPongState(pair, 1 - k, state.batch_size)
+        return logits, state.successor()
 
     def _make_binding(self, inputs: list[Any], outputs: list[Any]) -> Any:
         binding = self.session.io_binding()
@@ -177,38 +161,46 @@ class OnnxRuntimeBackend(Backend):
         return binding
 
     def state_arrays(self, state: State) -> list[np.ndarray]:
+        self._check_open()
         if not isinstance(state, PingPongState):
-            raise BackendError(f"state must come from this backend, got {type(state).__name__}")
-        state.check_current(self._owner_tag)
+            raise BackendError(f"state must come from this engine, got {type(state).__name__}")
+        state.check_current(self._owner)
         return [np.array(v.numpy(), copy=True) for v in state.pair.sets[state.index]]
 
-    # -- window -------------------------------------------------------------------------------
+
+class OnnxRuntimeClip(_OrtEngineMixin, ClipEngine):
+    """An exported window model: one ``clip`` in, ``logits`` out."""
+
+    def __init__(self, graph: _OrtGraph) -> None:
+        if graph.card.is_online:
+            raise BackendError(f"{graph.path} is an online (per-frame) model: use OnnxRuntimeOnline / step")
+        self._adopt(graph)
+
     def run_clip(self, clip: np.ndarray) -> np.ndarray:
-        if self.card.is_online:
-            raise BackendError(f"{self.path} is an online (per-frame) model: use init_state()/step(), not run_clip")
-        clip = check_input("clip", clip, self._main_shape)
+        self._check_open()
+        clip = check_input("clip", clip, self._graph.main_shape)
         try:
             (logits,) = self.session.run(["logits"], {"clip": clip})
         except Exception as exc:
-            raise BackendError(f"ONNX Runtime failed on {self.path}: {str(exc).splitlines()[0][:300]}") from None
+            raise self._graph.failed(exc) from None
         return logits
 
-    def close(self) -> None:
-        self.session = None  # type: ignore[assignment]
 
-    # -- helpers ------------------------------------------------------------------------------
-    @property
-    def _owner_tag(self) -> str:
-        return f"{self.name}@{id(self):x}"
+def open_onnxruntime(
+    path: str | Path,
+    providers: Sequence[str] | None = None,
+    *,
+    threads: int | None = None,
+    spinning: bool | None = None,
+) -> OnnxRuntimeOnline | OnnxRuntimeClip:
+    """The ONNX Runtime engine for an exported file (online or clip, as its card says).
 
-    def _check_batch(self, batch_size: int) -> None:
-        if batch_size < 1:
-            raise BackendError(f"batch_size must be >= 1, got {batch_size}")
-        if self.fixed_batch is not None and batch_size != self.fixed_batch:
-            raise BackendError(
-                f"{self.path} was exported for batch {self.fixed_batch}; for {batch_size} streams export with "
-                f"`--batch {batch_size}` or `--dynamic-batch`"
-            )
+    ``providers``: execution providers in order (default: the preferred available ones).
+    ``threads``: intra-op threads (None: ONNX Runtime's default, one per core).
+    ``spinning``: whether idle intra-op workers busy-wait (``session.intra_op.allow_spinning``).
+    """
+    graph = _OrtGraph(Path(path), providers, threads, spinning)
+    return OnnxRuntimeOnline(graph) if graph.card.is_online else OnnxRuntimeClip(graph)
 
 
 def _dims(shape: Sequence[Any]) -> tuple[int, ...]:

@@ -5,7 +5,7 @@ precision it was built with; TensorRT does not check most of that itself and a m
 plan either fails to deserialise or, worse, runs a different model. So every plan has a JSON
 sidecar ``NAME.plan.json`` (card, ONNX SHA-256, TensorRT version, GPU name, precision) and
 ``engine_is_stale`` compares it with the present situation: a stale engine is rebuilt
-(``ensure_engine``) or refused (``TensorRTBackend``), never silently used.
+(``ensure_engine``) or refused (``open_tensorrt``), never silently used.
 
 Written against the TensorRT 10 Python API (explicit batch networks, ``build_serialized_network``,
 ``set_memory_pool_limit``, named I/O tensors). torch-free: runs on a Jetson with JetPack's

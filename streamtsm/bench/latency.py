@@ -130,7 +130,7 @@ def available_backends(wanted: Sequence[str]) -> tuple[list[str], dict[str, str]
             try:
                 import onnxruntime  # noqa: F401
 
-                from ..backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: F401
+                from ..backends.onnxruntime_backend import open_onnxruntime  # noqa: F401
                 from ..export.onnx import export_onnx  # noqa: F401
             except ImportError as exc:
                 skipped[name] = f"not available ({exc})"
@@ -149,17 +149,17 @@ def available_backends(wanted: Sequence[str]) -> tuple[list[str], dict[str, str]
 def open_engine(model: Any, backend: str, workdir: Path, threads: int | None) -> Any:
     """The Backend for ``model`` on ``backend`` (ONNX Runtime: exported to ``workdir`` first)."""
     if backend == "torch":
-        from ..backends.torch_backend import TorchBackend
+        from ..backends.torch_backend import open_torch
 
-        return TorchBackend(model, threads=threads)
+        return open_torch(model, threads=threads)
     if backend == "onnxruntime":
-        from ..backends.onnxruntime_backend import OnnxRuntimeBackend
+        from ..backends.onnxruntime_backend import open_onnxruntime
         from ..export.onnx import export_onnx
 
         # Random weights give large activations: fp32 reassociation in ONNX Runtime's kernels differs
         # from torch by ~1e-4 on deep nets; latency does not depend on it, so the check is looser here.
         path = export_onnx(model, workdir / f"{model.card.arch}.onnx")
-        return OnnxRuntimeBackend(path, providers=["CPUExecutionProvider"], threads=threads)
+        return open_onnxruntime(path, providers=["CPUExecutionProvider"], threads=threads)
     raise BenchError(f"backend {backend!r} cannot be opened here")
 
 

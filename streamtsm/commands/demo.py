@@ -290,7 +290,7 @@ def run(args: argparse.Namespace) -> int:
         "type": "summary",
         "source": source.name,
         "model": recognizer.card.arch,
-        "backend": recognizer.backend.name,
+        "backend": recognizer.engine.name,
         "frames": frames,
         "predictions": predictions,
         "effective_fps": recognizer.session.effective_fps,

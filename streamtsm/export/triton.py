@@ -143,11 +143,11 @@ def write_triton_repository(
     ``model_path`` is an exported ``.onnx`` (card read from its metadata) or a ``.plan`` with
     its sidecar (then the platform is ``tensorrt_plan``).
     """
-    from ..backends.onnxruntime_backend import OnnxRuntimeBackend
+    from ..backends.onnxruntime_backend import open_onnxruntime
 
     model_path = Path(model_path)
     if model_path.suffix == ".onnx":
-        backend = OnnxRuntimeBackend(model_path, ["CPUExecutionProvider"])
+        backend = open_onnxruntime(model_path, ["CPUExecutionProvider"])
         card, dynamic, fixed = backend.card, backend.dynamic_batch, backend.fixed_batch or 1
         backend.close()
         file_name = "model.onnx"

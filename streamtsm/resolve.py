@@ -1,0 +1,264 @@
+"""From what a user names to a running engine or a torch model: the one place that decides.
+
+A *model spec* is ``None`` or ``"default"`` (the embedded default model), a path (an exported
+``.onnx``, a TensorRT ``.plan``/``.engine``, or a checkpoint: ``.safetensors``, ``.pth``,
+``.pth.tar``, …), a model-registry name such as ``tsm_mobilenetv2`` (RANDOM weights: latency
+work only), a torch ``nn.Module`` carrying a ``.card``, or an already open engine.
+
+:func:`open_engine` turns a spec plus backend options into an :class:`OnlineEngine` or a
+:class:`ClipEngine`; :func:`load_torch_model` turns a spec into a torch model. Everything
+that runs a named model (Recognizer, ``streamtsm export``/``eval``/``info``, benchmarks,
+the soak, the default model's script check) goes through these two.
+
+Engine choice with ``backend="auto"``:
+
+* an ``.onnx`` file: TensorRT (tensorrt, pycuda and a GPU present; the engine is built once
+  and cached beside the ONNX file with a sidecar, rebuilt when stale), else ONNX Runtime
+  with CUDA, else ONNX Runtime on CPU. The pick and why the others were skipped is logged.
+* a ``.plan``: TensorRT (its sidecar must match this machine).
+* a checkpoint, name or module: torch. ``backend="onnxruntime"``/``"tensorrt"`` first export
+  it into a cache keyed by the weights' hash.
+
+Options go to the engine that runs: torch ``device``, ``threads``; ONNX Runtime
+``providers``, ``threads``, ``spinning``; TensorRT ``precision``, ``engine_dir``,
+``workspace_gb``, ``max_batch``. torch is imported only in the checkpoint branches.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from .backends.base import BackendError, ClipEngine, Engine, OnlineEngine
+from .backends.onnxruntime_backend import available_providers, open_onnxruntime
+from .backends.tensorrt_backend import open_tensorrt, tensorrt_unavailable_reason
+from .backends.tensorrt_engine import EngineError, ensure_engine
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
+EXPORTED_SUFFIXES = (".onnx", ".plan", ".engine")
+ENGINE_OPTIONS = {
+    "torch": ("device", "threads"),
+    "onnxruntime": ("providers", "threads", "spinning"),
+    "tensorrt": ("precision", "engine_dir", "workspace_gb", "max_batch"),
+}
+
+AnyEngine = OnlineEngine | ClipEngine
+
+
+class ModelSpecError(FileNotFoundError):
+    """A model spec names nothing that exists; the message lists what would."""
+
+
+def open_engine(model: Any = None, backend: str = "auto", **options: Any) -> AnyEngine:
+    """The engine for ``model`` (see the module docstring for specs, backends and options)."""
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if isinstance(model, Engine):
+        if options:
+            raise BackendError(f"backend options {sorted(options)} given with an already open engine: pass them when opening it")
+        return model
+    path = _exported_path(model)
+    if path is not None:
+        return _open_exported(path, backend, options)
+    if backend in ("onnxruntime", "tensorrt"):
+        _reject_unknown(options, ENGINE_OPTIONS[backend], backend)
+        net = load_torch_model(model)
+        return _open_exported(cached_export(net), backend, options)
+    _reject_unknown(options, ENGINE_OPTIONS["torch"], "torch")
+    engine = _open_torch(load_torch_model(model), options)
+    log.info("engine: %s", engine.describe())
+    return engine
+
+
+def load_torch_model(model: Any = None, *, num_classes: int | None = None, input_size: int | None = None) -> Any:
+    """The torch model for a spec: a checkpoint (any supported format), the default, or a registry name.
+
+    ``num_classes`` and ``input_size`` apply to registry names only (random weights); a
+    checkpoint's card fixes both.
+    """
+    if _has_card(model):
+        return model
+    if isinstance(model, Engine) or _exported_path(model) is not None:
+        raise ModelSpecError(f"{model} is an exported graph, not trainable weights: it has no torch model")
+    checkpoints, models = _torch_side()
+    if model is None or model == "default":
+        return checkpoints.load_model(None)
+    if not isinstance(model, (str, Path)):
+        raise ModelSpecError(f"a model spec is a path, a name or a module with a .card, got {type(model).__name__}")
+    if Path(model).exists():
+        if input_size is not None or num_classes is not None:
+            raise ValueError("--input-size/--num-classes apply to registry names only: a checkpoint's card fixes them")
+        return checkpoints.load_model(model)
+    name = str(model)
+    if models.is_model(name):
+        log.warning("model %r built with RANDOM weights: predictions are meaningless (latency work only)", name)
+        net = models.create_model(name, num_classes=400 if num_classes is None else num_classes)
+        return net if input_size is None else _with_input_size(net, input_size)
+    raise ModelSpecError(_not_found_message(name, models.list_models()))
+
+
+def cache_dir() -> Path:
+    """Where checkpoints run on ONNX Runtime/TensorRT get their cached exports."""
+    return Path(os.environ.get("STREAMTSM_CACHE", Path.home() / ".cache" / "streamtsm")) / "onnx"
+
+
+def cached_export(net: Any) -> Path:
+    """Export a torch model to the cache (keyed by weights + card hash) and return the .onnx path."""
+    try:
+        from .export.onnx import export_onnx
+    except ModuleNotFoundError as exc:
+        if exc.name in ("torch", "onnx"):
+            raise BackendError(
+                f"running a checkpoint on ONNX Runtime/TensorRT exports it first, which needs {exc.name} "
+                "(pip install streamtsm[export]); or pass an already exported .onnx file"
+            ) from None
+        raise
+    h = hashlib.sha256(net.card.to_json(indent=None).encode())
+    for name, tensor in sorted(net.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    path = cache_dir() / f"{net.card.arch}-{h.hexdigest()[:16]}.onnx"
+    if path.is_file():
+        log.info("using cached export %s", path)
+    else:
+        log.info("exporting %s to %s (once; cached by weights hash)", net.card.arch, path)
+        export_onnx(net, path)
+    return path
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _has_card(model: Any) -> bool:
+    return not isinstance(model, (str, Path, Engine)) and model is not None and hasattr(model, "card")
+
+
+def _exported_path(model: Any) -> Path | None:
+    if isinstance(model, (str, Path)) and Path(model).suffix.lower() in EXPORTED_SUFFIXES:
+        return Path(model)
+    return None
+
+
+def _torch_side() -> tuple[Any, Any]:
+    """``(streamtsm.checkpoints, streamtsm.models)``, imported only here: torch is optional."""
+    try:
+        from . import checkpoints, models
+    except ModuleNotFoundError as exc:
+        if exc.name == "torch":
+            raise BackendError(
+                "this model needs torch (it is a checkpoint or a model name, not an exported graph). Install "
+                "streamtsm[torch], or export it where torch is installed (`streamtsm export MODEL -o NAME.onnx`) "
+                "and run the .onnx file here"
+            ) from None
+        raise
+    return checkpoints, models
+
+
+def _not_found_message(name: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+    hint = f" Closest names: {', '.join(close)}." if close else ""
+    return (
+        f"{name!r} is neither an existing file nor a known model name.{hint} Give a checkpoint path, an exported "
+        ".onnx/.plan, 'default', or one of `streamtsm.list_models()`"
+    )
+
+
+def _with_input_size(net: Any, input_size: int) -> Any:
+    import dataclasses
+
+    pre = net.card.preprocessing
+    if pre.resize_hw is not None:
+        resize: dict[str, Any] = dict(resize_hw=(max(input_size, pre.resize_hw[0]), max(input_size, pre.resize_hw[1])))
+    else:
+        resize = dict(resize_short=max(input_size, round(input_size * 256 / 224)))
+    net.card = net.card.replace(preprocessing=dataclasses.replace(pre, crop_size=input_size, **resize))
+    return net
+
+
+def _reject_unknown(options: dict[str, Any], names: tuple[str, ...], engine: str) -> None:
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise BackendError(f"options {unknown} do not apply to the {engine} backend (it takes {', '.join(names)})")
+
+
+def _only(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k in names}
+
+
+def _open_torch(net: Any, options: dict[str, Any]) -> AnyEngine:
+    from .backends.torch_backend import open_torch  # torch is installed: _torch_side() loaded the model
+
+    return open_torch(net, **options)
+
+
+def _open_exported(path: Path, backend: str, options: dict[str, Any]) -> AnyEngine:
+    if not path.is_file():
+        raise BackendError(f"{path} does not exist; export a model with `streamtsm export MODEL -o engines/NAME.onnx`")
+    if backend == "torch":
+        raise BackendError(f"{path} is an exported graph: it runs with onnxruntime or tensorrt; torch needs the checkpoint")
+    if path.suffix.lower() in (".plan", ".engine"):
+        if backend not in ("auto", "tensorrt"):
+            raise BackendError(f"{path} is a TensorRT engine: use backend='tensorrt' (or 'auto'), or pass the .onnx file")
+        _reject_unknown(options, ("precision",), "tensorrt (.plan)")
+        engine = open_tensorrt(path, **options)
+    elif backend == "onnxruntime":
+        _reject_unknown(options, ENGINE_OPTIONS["onnxruntime"], "onnxruntime")
+        engine = open_onnxruntime(path, **options)
+    elif backend == "tensorrt":
+        _reject_unknown(options, ENGINE_OPTIONS["tensorrt"], "tensorrt")
+        engine = _tensorrt_from_onnx(path, **options)
+    else:
+        return _auto_exported(path, options)
+    log.info("engine: %s", engine.describe())
+    return engine
+
+
+def _tensorrt_from_onnx(onnx_path: Path, *, precision: str = "fp16", engine_dir: Any = None, workspace_gb: float = 1.0,
+                        max_batch: int = 8) -> AnyEngine:
+    reason = tensorrt_unavailable_reason()
+    if reason is not None:
+        raise BackendError(f"TensorRT backend unavailable: {reason}")
+    try:
+        plan = ensure_engine(onnx_path, precision=precision, engine_dir=engine_dir, workspace_gb=workspace_gb, max_batch=max_batch)
+    except EngineError as exc:
+        raise BackendError(str(exc)) from None
+    return open_tensorrt(plan, onnx=onnx_path, precision=precision)
+
+
+def _auto_exported(path: Path, options: dict[str, Any]) -> AnyEngine:
+    """TensorRT, then ONNX Runtime CUDA, then ONNX Runtime CPU; logs the pick and why others were skipped."""
+    _reject_unknown(options, ENGINE_OPTIONS["onnxruntime"] + ENGINE_OPTIONS["tensorrt"], "auto")
+    skipped: list[str] = []
+    reason = tensorrt_unavailable_reason()
+    if reason is None:
+        try:
+            return _tensorrt_from_onnx(path, **_only(options, ENGINE_OPTIONS["tensorrt"]))
+        except BackendError as exc:
+            skipped.append(f"TensorRT failed: {exc}")
+    else:
+        skipped.append(f"TensorRT skipped: {reason}")
+    providers = available_providers()
+    ort_options = _only(options, ENGINE_OPTIONS["onnxruntime"])
+    if "providers" not in ort_options:
+        if not providers:
+            skipped.append("ONNX Runtime skipped: onnxruntime is not installed")
+            raise BackendError(f"no engine can run {path}: " + "; ".join(skipped))
+        if "CUDAExecutionProvider" in providers:
+            try:
+                engine = open_onnxruntime(path, ["CUDAExecutionProvider", "CPUExecutionProvider"], **ort_options)
+                log.info("engine: %s (auto; %s)", engine.describe(), "; ".join(skipped))
+                return engine
+            except BackendError as exc:
+                skipped.append(f"ONNX Runtime CUDA failed: {exc}")
+        else:
+            skipped.append("ONNX Runtime CUDA skipped: CUDAExecutionProvider not available (pip install onnxruntime-gpu)")
+        ort_options["providers"] = ["CPUExecutionProvider"]
+    engine = open_onnxruntime(path, **ort_options)
+    log.info("engine: %s (auto; %s)", engine.describe(), "; ".join(skipped))
+    return engine
