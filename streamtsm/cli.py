@@ -1,8 +1,9 @@
 """The ``streamtsm`` command. Each subcommand lives in ``streamtsm/commands/<name>.py``.
 
 A command module provides ``register(subparsers)``, which adds its parser and sets
-``func(args) -> int``. Modules are imported only when present, so the torch-free runtime
-(demo with an ONNX model) never imports torch just to parse arguments.
+``func(args) -> int``. Command modules import their heavy dependencies inside ``func``, so
+parsing arguments is fast and the torch-free runtime (demo with an ONNX model) never imports
+torch.
 """
 
 from __future__ import annotations
@@ -29,13 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"streamtsm.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"streamtsm.commands.{name}":
-                continue  # command not part of this build
-            raise
-        module.register(sub)
+        importlib.import_module(f"streamtsm.commands.{name}").register(sub)
     return parser
 
 

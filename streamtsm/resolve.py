@@ -10,14 +10,20 @@ work only), a torch ``nn.Module`` carrying a ``.card``, or an already open engin
 that runs a named model (Recognizer, ``streamtsm export``/``eval``/``info``, benchmarks,
 the soak, the default model's script check) goes through these two.
 
-Engine choice with ``backend="auto"``:
+Engine choice with ``backend="auto"``: every model runs as an exported graph, because ONNX
+Runtime is several times faster than torch on a CPU and stays steady when the CPU is busy.
 
+* the default model: its shipped export ``assets/default.onnx`` (no torch needed);
+* a checkpoint or a registry name: exported once into the export cache
+  (:mod:`streamtsm.exports`), then run like an ``.onnx`` file;
 * an ``.onnx`` file: TensorRT (tensorrt, pycuda and a GPU present; the engine is built once
   and cached beside the ONNX file with a sidecar, rebuilt when stale), else ONNX Runtime
-  with CUDA, else ONNX Runtime on CPU. The pick and why the others were skipped is logged.
-* a ``.plan``: TensorRT (its sidecar must match this machine).
-* a checkpoint, name or module: torch. ``backend="onnxruntime"``/``"tensorrt"`` first export
-  it into a cache keyed by the weights' hash.
+  with CUDA, else ONNX Runtime on CPU;
+* a ``.plan``: TensorRT (its sidecar must match this machine);
+* an in-memory torch module stays on torch, and so does everything when onnxruntime is not
+  installed. ``backend="torch"`` runs the reference engine on purpose.
+
+The log line ``engine: …`` says which engine runs and why.
 
 Options go to the engine that runs: torch ``device``, ``threads``; ONNX Runtime
 ``providers``, ``threads``, ``spinning``; TensorRT ``precision``, ``engine_dir``,
@@ -27,12 +33,11 @@ Options go to the engine that runs: torch ``device``, ``threads``; ONNX Runtime
 from __future__ import annotations
 
 import difflib
-import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
+from . import exports
 from .backends.base import BackendError, ClipEngine, Engine, OnlineEngine
 from .backends.onnxruntime_backend import available_providers, open_onnxruntime
 from .backends.tensorrt_backend import open_tensorrt, tensorrt_unavailable_reason
@@ -50,6 +55,9 @@ ENGINE_OPTIONS = {
 
 AnyEngine = OnlineEngine | ClipEngine
 
+#: The embedded default model's ONNX export (generated from default.safetensors: tools/export_default_onnx.py).
+DEFAULT_ONNX = Path(__file__).resolve().parent / "assets" / "default.onnx"
+
 
 class ModelSpecError(FileNotFoundError):
     """A model spec names nothing that exists; the message lists what would."""
@@ -65,22 +73,25 @@ def open_engine(model: Any = None, backend: str = "auto", **options: Any) -> Any
         return model
     path = _exported_path(model)
     if path is not None:
-        return _open_exported(path, backend, options)
-    if backend in ("onnxruntime", "tensorrt"):
-        _reject_unknown(options, ENGINE_OPTIONS[backend], backend)
-        net = load_torch_model(model)
-        return _open_exported(cached_export(net), backend, options)
-    _reject_unknown(options, ENGINE_OPTIONS["torch"], "torch")
-    engine = _open_torch(load_torch_model(model), options)
-    log.info("engine: %s", engine.describe())
-    return engine
+        return _open_exported(path, backend, options, why=f"{path.name} is an exported graph")
+    if backend == "torch" or (backend == "auto" and _has_card(model)):
+        why = "asked for" if backend == "torch" else "an in-memory torch model stays on torch"
+        return _open_torch(load_torch_model(model), options, why)
+    if backend == "auto" and not available_providers():
+        return _open_torch(load_torch_model(model), options, "onnxruntime is not installed (pip install onnxruntime)")
+    if model is None or model == "default":
+        if DEFAULT_ONNX.is_file():
+            return _open_exported(DEFAULT_ONNX, backend, options, why="the embedded default model's ONNX export")
+        return _open_exported(_exported_checkpoint(None), backend, options, why="default model exported to the cache")
+    return _open_exported(_exported_checkpoint(model), backend, options, why=f"{model} exported to the cache")
 
 
 def load_torch_model(model: Any = None, *, num_classes: int | None = None, input_size: int | None = None) -> Any:
     """The torch model for a spec: a checkpoint (any supported format), the default, or a registry name.
 
-    ``num_classes`` and ``input_size`` apply to registry names only (random weights); a
-    checkpoint's card fixes both.
+    ``num_classes`` and ``input_size`` apply to registry names only (random weights, seeded so
+    that the same name gives the same model, and its export is cached once); a checkpoint's
+    card fixes both.
     """
     if _has_card(model):
         return model
@@ -88,48 +99,45 @@ def load_torch_model(model: Any = None, *, num_classes: int | None = None, input
         raise ModelSpecError(f"{model} is an exported graph, not trainable weights: it has no torch model")
     checkpoints, models = _torch_side()
     if model is None or model == "default":
-        return checkpoints.load_model(None)
+        return _with_weights_hash(checkpoints.load_model(None), checkpoints.DEFAULT_MODEL)
     if not isinstance(model, (str, Path)):
         raise ModelSpecError(f"a model spec is a path, a name or a module with a .card, got {type(model).__name__}")
     if Path(model).exists():
         if input_size is not None or num_classes is not None:
             raise ValueError("--input-size/--num-classes apply to registry names only: a checkpoint's card fixes them")
-        return checkpoints.load_model(model)
+        return _with_weights_hash(checkpoints.load_model(model), Path(model))
     name = str(model)
     if models.is_model(name):
+        import torch
+
         log.warning("model %r built with RANDOM weights: predictions are meaningless (latency work only)", name)
-        net = models.create_model(name, num_classes=400 if num_classes is None else num_classes)
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            net = models.create_model(name, num_classes=400 if num_classes is None else num_classes)
         return net if input_size is None else _with_input_size(net, input_size)
     raise ModelSpecError(_not_found_message(name, models.list_models()))
 
 
-def cache_dir() -> Path:
-    """Where checkpoints run on ONNX Runtime/TensorRT get their cached exports."""
-    return Path(os.environ.get("STREAMTSM_CACHE", Path.home() / ".cache" / "streamtsm")) / "onnx"
+def _exported_checkpoint(model: Any) -> Path:
+    """The cached export of a checkpoint path, registry name or the default (exported now if needed).
 
-
-def cached_export(net: Any) -> Path:
-    """Export a torch model to the cache (keyed by weights + card hash) and return the .onnx path."""
+    A checkpoint file's export is found by its bytes alone, so this needs torch only the
+    first time (to export).
+    """
+    key = None
+    if isinstance(model, (str, Path)) and Path(model).is_file():
+        key = exports.key_for_file(model, _safe_stem(Path(model)))
+        found = exports.lookup(key)
+        if found is not None:
+            log.info("using the cached export %s of %s", found, model)
+            return found
     try:
-        from .export.onnx import export_onnx
-    except ModuleNotFoundError as exc:
-        if exc.name in ("torch", "onnx"):
-            raise BackendError(
-                f"running a checkpoint on ONNX Runtime/TensorRT exports it first, which needs {exc.name} "
-                "(pip install streamtsm[export]); or pass an already exported .onnx file"
-            ) from None
-        raise
-    h = hashlib.sha256(net.card.to_json(indent=None).encode())
-    for name, tensor in sorted(net.state_dict().items()):
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    path = cache_dir() / f"{net.card.arch}-{h.hexdigest()[:16]}.onnx"
-    if path.is_file():
-        log.info("using cached export %s", path)
-    else:
-        log.info("exporting %s to %s (once; cached by weights hash)", net.card.arch, path)
-        export_onnx(net, path)
-    return path
+        net = load_torch_model(model)
+    except BackendError as exc:
+        raise BackendError(
+            f"{model or 'the default model'} has no cached export here, and exporting it needs torch: {exc}"
+        ) from None
+    return exports.cached_export(net, key, source=str(model or "default"))
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -191,13 +199,28 @@ def _only(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k in names}
 
 
-def _open_torch(net: Any, options: dict[str, Any]) -> AnyEngine:
+def _with_weights_hash(net: Any, path: Path) -> Any:
+    """Record the weights file's SHA-256 in the card: exports made from it then say where they came from."""
+    if path.is_file():
+        net.card = net.card.replace(weights_sha256=exports.file_sha256(path))
+    return net
+
+
+def _safe_stem(path: Path) -> str:
+    stem = path.name.split(".")[0]
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in stem)[:60] or "model"
+
+
+def _open_torch(net: Any, options: dict[str, Any], why: str) -> AnyEngine:
     from .backends.torch_backend import open_torch  # torch is installed: _torch_side() loaded the model
 
-    return open_torch(net, **options)
+    _reject_unknown(options, ENGINE_OPTIONS["torch"], "torch")
+    engine = open_torch(net, **options)
+    log.info("engine: %s (%s)", engine.describe(), why)
+    return engine
 
 
-def _open_exported(path: Path, backend: str, options: dict[str, Any]) -> AnyEngine:
+def _open_exported(path: Path, backend: str, options: dict[str, Any], *, why: str) -> AnyEngine:
     if not path.is_file():
         raise BackendError(f"{path} does not exist; export a model with `streamtsm export MODEL -o engines/NAME.onnx`")
     if backend == "torch":
@@ -214,8 +237,8 @@ def _open_exported(path: Path, backend: str, options: dict[str, Any]) -> AnyEngi
         _reject_unknown(options, ENGINE_OPTIONS["tensorrt"], "tensorrt")
         engine = _tensorrt_from_onnx(path, **options)
     else:
-        return _auto_exported(path, options)
-    log.info("engine: %s", engine.describe())
+        return _auto_exported(path, options, why)
+    log.info("engine: %s (%s)", engine.describe(), why)
     return engine
 
 
@@ -231,7 +254,7 @@ def _tensorrt_from_onnx(onnx_path: Path, *, precision: str = "fp16", engine_dir:
     return open_tensorrt(plan, onnx=onnx_path, precision=precision)
 
 
-def _auto_exported(path: Path, options: dict[str, Any]) -> AnyEngine:
+def _auto_exported(path: Path, options: dict[str, Any], why: str) -> AnyEngine:
     """TensorRT, then ONNX Runtime CUDA, then ONNX Runtime CPU; logs the pick and why others were skipped."""
     _reject_unknown(options, ENGINE_OPTIONS["onnxruntime"] + ENGINE_OPTIONS["tensorrt"], "auto")
     skipped: list[str] = []
@@ -252,7 +275,7 @@ def _auto_exported(path: Path, options: dict[str, Any]) -> AnyEngine:
         if "CUDAExecutionProvider" in providers:
             try:
                 engine = open_onnxruntime(path, ["CUDAExecutionProvider", "CPUExecutionProvider"], **ort_options)
-                log.info("engine: %s (auto; %s)", engine.describe(), "; ".join(skipped))
+                log.info("engine: %s (%s; %s)", engine.describe(), why, "; ".join(skipped))
                 return engine
             except BackendError as exc:
                 skipped.append(f"ONNX Runtime CUDA failed: {exc}")
@@ -260,5 +283,5 @@ def _auto_exported(path: Path, options: dict[str, Any]) -> AnyEngine:
             skipped.append("ONNX Runtime CUDA skipped: CUDAExecutionProvider not available (pip install onnxruntime-gpu)")
         ort_options["providers"] = ["CPUExecutionProvider"]
     engine = open_onnxruntime(path, **ort_options)
-    log.info("engine: %s (auto; %s)", engine.describe(), "; ".join(skipped))
+    log.info("engine: %s (%s; %s)", engine.describe(), why, "; ".join(skipped))
     return engine

@@ -19,13 +19,13 @@ from streamtsm.card import ModelCard, Preprocessing, StateTensor, Temporal
 CLASSES = ("swipe_left", "swipe_right", "zoom_in", "no_motion")
 
 
-def fake_card(*, online: bool = True, crop: int = 16, fps: float = 10.0, max_gap_s: float = 1.0, clip_len: int = 4,
+def fake_card(*, online: bool = True, crop: int = 16, resize: int | None = None, fps: float = 10.0, max_gap_s: float = 1.0, clip_len: int = 4,
               classes: tuple[str, ...] = CLASSES, background: tuple[str, ...] = ("no_motion",)) -> ModelCard:
     temporal = Temporal(mode="online" if online else "window", fps=fps, max_gap_s=max_gap_s,
                         clip_len=1 if online else clip_len)
     return ModelCard(
         arch="fake", arch_kwargs={"num_classes": len(classes)}, class_names=classes,
-        preprocessing=Preprocessing(crop_size=crop, resize_short=crop), temporal=temporal,
+        preprocessing=Preprocessing(crop_size=crop, resize_short=resize or crop), temporal=temporal,
         shift_mode="uni" if online else "none", background_classes=background,
         state=(StateTensor("state_in.0", (1, 3, 1, 1)),) if online else (),
     )

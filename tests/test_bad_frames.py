@@ -4,7 +4,8 @@ Every bad frame is either converted (when its meaning is unambiguous) or rejecte
 :class:`~streamtsm.FrameError` that says what was wrong -- and a rejected frame leaves no trace:
 the property test interleaves random bad frames with good ones and checks that the
 predictions for the good frames are exactly those of a Recognizer that only saw the good ones.
-The model is a real online TSM-MobileNetV2 (64 px, calibrated random weights, torch backend).
+The engine is the numpy fake of tests/fakes.py (64 px): its logits depend on each frame and on
+the carried state, so a corrupted state or a wrongly converted frame shows.
 """
 
 from __future__ import annotations
@@ -21,47 +22,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-torch = pytest.importorskip("torch")
+from fakes import FakeOnlineEngine, fake_card
+from streamtsm.capture import Source
+from streamtsm.preprocess import FrameError
+from streamtsm.recognizer import Recognizer, RecognizerError
+from streamtsm.session import SessionError
 
-from streamtsm.capture import Source  # noqa: E402
-from streamtsm.preprocess import FrameError  # noqa: E402
-from streamtsm.recognizer import Recognizer, RecognizerError  # noqa: E402
-from streamtsm.session import SessionError  # noqa: E402
+pytestmark = pytest.mark.runtime
 
 H, W = 48, 64
 
 
 @functools.lru_cache(maxsize=1)
-def small_online_model():
-    """Online TSM-MobileNetV2, 64 px crop, BatchNorm calibrated so predictions differ by frame
-    and by history (at initialisation all logits are ~1e-7: every check would pass)."""
-    from streamtsm.models import create_model
-
-    torch.manual_seed(0)
-    model = create_model("tsm_mobilenetv2", num_classes=5)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.reset_running_stats()
-            module.momentum = None
-    model.train()
-    with torch.no_grad():
-        model(torch.randn(2, 8, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
-        torch.nn.init.normal_(model.classifier.weight, 0.0, 0.1)
-    model.eval()
-    card = model.card
-    model.card = dataclasses.replace(
-        card, preprocessing=dataclasses.replace(card.preprocessing, crop_size=64, resize_short=72)
-    )
-    return model
-
-
-@functools.lru_cache(maxsize=1)
-def shared_backend():
-    """One engine for all tests: a Recognizer does not own a Backend it is given, and the
+def shared_backend() -> FakeOnlineEngine:
+    """One engine for all tests: a Recognizer does not own an engine it is given, and the
     stream state lives in each Recognizer's session, so Recognizers sharing it are independent."""
-    from streamtsm.backends.torch_backend import open_torch
-
-    return open_torch(small_online_model())
+    return FakeOnlineEngine(fake_card(crop=64, resize=72, fps=30.0, classes=("a", "b", "c", "d", "e"), background=()))
 
 
 def recognizer(**kw) -> Recognizer:

@@ -251,7 +251,7 @@ def test_checkpoint_on_onnxruntime_uses_weight_keyed_cache(tmp_path, monkeypatch
     monkeypatch.setenv("STREAMTSM_CACHE", str(tmp_path / "cache"))
     model = small_tsm(crop=64)
     b = open_engine(model, "onnxruntime")
-    cached = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
+    cached = list((tmp_path / "cache" / "exports").glob("*.onnx"))
     assert len(cached) == 1 and b.path == cached[0]
     assert open_engine(model, "onnxruntime").path == cached[0]  # same weights: no second export
     x = np.random.default_rng(0).standard_normal((1, 3, 64, 64), dtype=np.float32)

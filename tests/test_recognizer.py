@@ -1,4 +1,8 @@
-"""Recognizer: push/run API, events and callbacks, bad frames, threads, and the scripted-gesture test."""
+"""The Recognizer's logic: sampling, events once, typed resets, threads, runs, bad frames.
+
+Runtime logic, so the engines are the numpy fakes of tests/fakes.py (no torch); the real
+models' behaviour through the Recognizer is in test_default_model.py and test_export_onnx.py.
+"""
 
 from __future__ import annotations
 
@@ -12,51 +16,31 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-torch = pytest.importorskip("torch")
+from fakes import FakeClipEngine, FakeOnlineEngine, fake_card
+from streamtsm.capture import SyntheticSource
+from streamtsm.preprocess import FrameError
+from streamtsm.recognizer import Prediction, Recognizer, RecognizerError
+from streamtsm.sampling import ResetReason
 
-from streamtsm.bench.detection import score_events  # noqa: E402
-from streamtsm.card import Preprocessing, Temporal  # noqa: E402
-from streamtsm.checkpoints.loader import DEFAULT_MODEL  # noqa: E402
-from streamtsm.models import create_model  # noqa: E402
-from streamtsm.preprocess import FrameError  # noqa: E402
-from streamtsm.recognizer import Prediction, Recognizer, RecognizerError  # noqa: E402
-from streamtsm.sampling import ResetReason  # noqa: E402
-from streamtsm.capture import SyntheticSource  # noqa: E402
-from streamtsm.train.synthetic import CLASSES  # noqa: E402
+pytestmark = pytest.mark.runtime
+
+CLASSES = ("swipe_left", "swipe_up", "zoom_in", "no_motion")
 
 
-def _model(seed: int = 0, constant_class: str | None = None):
-    """A small real online TSM with the synthetic class names (64 px, 10 fps card).
+def _model(seed: int = 0, constant_class: str | None = None) -> FakeOnlineEngine:
+    """A fake online engine with a 10 fps card and a background class.
 
-    ``constant_class``: zero classifier weights and a large bias on that class, so the model
-    predicts it whatever it sees (to drive the event logic deterministically).
+    ``constant_class``: a large bias on that class, so it wins whatever the frames (to drive
+    the event logic deterministically).
     """
-    torch.manual_seed(seed)
-    model = create_model("tsm_mobilenetv2", num_classes=len(CLASSES), width_mult=0.5, class_names=CLASSES)
-    head = dict(model.named_parameters())
-    weight = next(p for name, p in head.items() if name.endswith("classifier.weight"))
-    bias = next(p for name, p in head.items() if name.endswith("classifier.bias"))
-    with torch.no_grad():
-        if constant_class:
-            weight.zero_()
-            bias.zero_()
-            bias[CLASSES.index(constant_class)] = 10.0
-        else:  # a wide random head, so that predictions clearly depend on the frames
-            weight.normal_(0, 1)
-    model.card = model.card.replace(
-        preprocessing=Preprocessing(crop_size=64, resize_short=64),
-        temporal=Temporal(mode="online", fps=10.0, max_gap_s=1.0),
-        background_classes=("no_motion",),
-    )
-    return model
+    card = fake_card(classes=CLASSES, fps=10.0, max_gap_s=1.0, background=("no_motion",))
+    return FakeOnlineEngine(card, seed=seed, bias={constant_class: 1000.0} if constant_class else None)
 
 
 @pytest.fixture(scope="module")
 def model():
-    """One open backend shared by the tests (a Recognizer given a Backend does not close it)."""
-    from streamtsm.resolve import open_engine
-
-    return open_engine(_model(), "torch")
+    """One engine shared by the tests (a Recognizer given an engine does not close it)."""
+    return _model()
 
 
 def _frames(n: int, seed: int = 0) -> list[np.ndarray]:
@@ -254,73 +238,8 @@ def test_source_spec_errors_are_clear(model):
         next(rec.run("synthetic", max_frames=-1))
 
 
-# ------------------------------------------------------------------- scripted gesture test
-
-MATCH_WINDOW_AFTER_END_S = 0.5
-
-
-def test_score_events_matches_labels_within_the_window():
-    from streamtsm.postprocess import ActionEvent
-    from streamtsm.train.synthetic import GestureEvent
-
-    timeline = [GestureEvent("swipe_up", 1.0, 2.0), GestureEvent("zoom_in", 4.0, 5.0), GestureEvent("rotate_cw", 7.0, 8.0)]
-    events = [
-        ActionEvent("start", "swipe_up", 2, 1.8, 18, 0.9),
-        ActionEvent("end", "swipe_up", 2, 2.3, 23, 0.9),
-        ActionEvent("start", "zoom_out", 5, 4.2, 42, 0.9),  # wrong label
-        ActionEvent("start", "zoom_in", 4, 5.7, 57, 0.9),  # right label, too late (> end + 0.5 s)
-        ActionEvent("start", "rotate_cw", 6, 8.4, 84, 0.9),
-    ]
-    score = score_events(timeline, events, window_after_end_s=MATCH_WINDOW_AFTER_END_S)
-    assert [m.delay_s for m in score.matches] == [pytest.approx(-0.2), None, pytest.approx(0.4)]
-    assert score.false_starts == 2 and score.detected_fraction == pytest.approx(2 / 3)
-    assert score.delay_percentile(50) == pytest.approx(0.1)
-    # the compute time of the step that emitted an event is part of the delay
-    late = score_events(timeline, events, window_after_end_s=0.5, compute_s={84: 0.05})
-    assert late.matches[2].delay_s == pytest.approx(0.45) and late.matches[0].delay_s == pytest.approx(-0.2)
-    # a wider window catches the late zoom_in
-    assert score_events(timeline, events, window_after_end_s=1.0).matches[1].delay_s == pytest.approx(0.7)
-
-
-SCRIPT_SEED, SCRIPT_SECONDS = 2026, 120.0
-
-
-@pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"the trained default model {DEFAULT_MODEL} is not in this checkout yet")
-def test_default_model_recognises_the_scripted_gestures():
-    from streamtsm.train.synthetic import GestureScript
-
-    events = []
-    rec = Recognizer(on_event=events.append)  # the embedded default model, its card's settings
-    source = SyntheticSource(seed=SCRIPT_SEED, duration_s=SCRIPT_SECONDS, realtime=False)  # held-out split, own clock
-    timeline = GestureScript(SCRIPT_SEED, duration_s=SCRIPT_SECONDS, size=source.size, fps=source.fps).timeline
-    latencies = [p.timings.inference_ms for p in rec.run(source)]
-    score = score_events(timeline, events, window_after_end_s=MATCH_WINDOW_AFTER_END_S)
-    delays, false_starts = [m.delay_s for m in score.matches], score.false_starts
-    hits = [d for d in delays if d is not None]
-    rate = score.detected_fraction
-    print(
-        f"\nscripted gestures: {len(timeline)}, matched {len(hits)} ({rate:.1%}), false starts {false_starts}, "
-        f"delay after gesture end: median {np.median(hits):.2f} s, max {max(hits):.2f} s; "
-        f"inference p50 {np.percentile(latencies, 50):.1f} ms p99 {np.percentile(latencies, 99):.1f} ms"
-    )
-    assert len(timeline) >= 40
-    assert rate >= 0.9, f"only {rate:.1%} of scripted gestures recognised; delays {delays}"
-    assert max(hits) <= MATCH_WINDOW_AFTER_END_S
-
-
 def test_window_model_predictions_carry_the_frame_range():
-    import dataclasses
-
-    from streamtsm.resolve import open_engine
-
-    torch.manual_seed(0)
-    clip_model = create_model("r3d_18", num_classes=3, class_names=("a", "b", "idle"))
-    clip_model.card = clip_model.card.replace(
-        preprocessing=dataclasses.replace(clip_model.card.preprocessing, resize_hw=(36, 48), crop_size=32),
-        temporal=dataclasses.replace(clip_model.card.temporal, clip_len=4, fps=10.0),
-        background_classes=("idle",),
-    )
-    backend = open_engine(clip_model, "torch")
+    backend = FakeClipEngine(fake_card(online=False, classes=("a", "b", "idle"), background=("idle",), clip_len=4, fps=10.0))
     with pytest.raises(RecognizerError, match="backend options"):
         Recognizer(backend, threads=1)
     rec = Recognizer(backend, stride=2, top_k=2)

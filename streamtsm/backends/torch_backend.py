@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..card import ModelCard
+from ..models.online import to_online
 from .base import BackendError, ClipEngine, OnlineEngine, State, check_input
 
 
@@ -29,8 +30,6 @@ class TorchOnline(OnlineEngine):
     """An online TSM stepped through :class:`~streamtsm.models.OnlineTSM`; the state is a tuple of tensors."""
 
     def __init__(self, model: nn.Module, *, device: str = "cpu", threads: int | None = None) -> None:
-        from ..models.online import to_online
-
         self.card, self.device, self.model = _prepare(model, device, threads)
         self.online = to_online(self.model)
         self.name = f"torch-{self.device.type}"

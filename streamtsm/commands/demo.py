@@ -65,6 +65,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="pace files/synthetic at their frame rate (default: files as fast as possible, synthetic in real time)",
     )
     p.add_argument("--display-width", type=int, default=640, metavar="PX", help="width of the rendered overlay (default 640)")
+    p.add_argument(
+        "--threads", type=int, metavar="N",
+        help="inference threads of the engine (default: 1 for ONNX Runtime, measured steadiest on a busy CPU; "
+        "torch: its own default, process-wide)",
+    )
     p.set_defaults(func=run)
 
 
@@ -194,114 +199,192 @@ def _percentile(values: list[float], q: float) -> float | None:
 # ------------------------------------------------------------------------------------ main
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..recognizer import Recognizer, event_to_dict
-    from ..render import OverlayInfo, render_overlay
+class _Stats:
+    """What the summary reports: counts, latencies and per-stage means of the predictions seen."""
 
+    def __init__(self) -> None:
+        self.frames = 0
+        self.predictions = 0
+        self.latencies: list[float] = []
+        self.stages: dict[str, list[float]] = {}
+
+    def add(self, prediction: Any) -> None:
+        self.predictions += 1
+        self.latencies.append(prediction.timings.end_to_end_ms)
+        for key, value in prediction.timings.to_dict().items():
+            self.stages.setdefault(key, []).append(value)
+
+    def summary(self, recognizer: Any, source: Any, output: "_VideoOutput | None", signal_number: int | None) -> dict[str, Any]:
+        stats = recognizer.capture_stats
+        return {
+            "type": "summary",
+            "source": source.name,
+            "model": recognizer.card.arch,
+            "backend": recognizer.engine.name,
+            "frames": self.frames,
+            "predictions": self.predictions,
+            "effective_fps": recognizer.effective_fps,
+            "dropped": stats.dropped if stats is not None else 0,
+            "resets": {reason.value: n for reason, n in recognizer.reset_counts.items()},
+            "end_to_end_ms_p50": _percentile(self.latencies, 50),
+            "end_to_end_ms_p99": _percentile(self.latencies, 99),
+            "mean_ms": {k: round(float(np.mean(v)), 3) for k, v in self.stages.items()},
+            "output": str(output.path) if output is not None else None,
+            "output_frames": output.frames if output is not None else 0,
+            "stopped_by_signal": signal_number,
+        }
+
+
+class _Screen:
+    """Everything drawn: the overlay rendered once per frame to the window, the video and the screenshot.
+
+    ``show_window`` is False without a display when only files are asked for, so ``--output``
+    works on a headless machine. ``handle_keys`` returns "quit", "reset" or None.
+    """
+
+    def __init__(self, args: argparse.Namespace, show_window: bool, fps: float) -> None:
+        self.show_window = show_window
+        self.display_width = args.display_width
+        self.output = _VideoOutput(args.output, fps) if args.output else None
+        self.screenshot_path = args.screenshot
+        self.enabled = show_window or self.output is not None or bool(self.screenshot_path)
+        self.screenshot: np.ndarray | None = None
+        self._screenshot_has_action = False
+        self._window_sized = False
+        self.last_event_text: str | None = None
+        self.last_prediction: Any = None
+
+    def note(self, prediction: Any) -> None:
+        self.last_prediction = prediction
+        for event in prediction.events:
+            self.last_event_text = f"{event.kind} {event.label} ({event.confidence:.2f}) @ {event.timestamp:.1f}s"
+
+    def draw(self, frame: Any, recognizer: Any) -> None:
+        from ..render import OverlayInfo, render_overlay
+
+        stats = recognizer.capture_stats
+        last = self.last_prediction
+        info = OverlayInfo(
+            model_fps=recognizer.effective_fps,
+            input_fps=recognizer.input_fps,
+            latency_ms=last.timings.end_to_end_ms if last is not None else None,
+            dropped=stats.dropped if stats is not None else 0,
+            truth=frame.label,
+            last_event=self.last_event_text,
+        )
+        canvas = render_overlay(frame.image, last, info, display_width=self.display_width)
+        if self.output is not None:
+            self.output.write(canvas)
+        if self.screenshot_path:
+            active = last is not None and last.current is not None
+            if active or not self._screenshot_has_action:
+                self.screenshot, self._screenshot_has_action = canvas, active
+        if self.show_window:
+            import cv2
+
+            if not self._window_sized:  # Qt opens WINDOW_NORMAL at 400x300 and shrinks the overlay to fit
+                cv2.resizeWindow(WINDOW_TITLE, canvas.shape[1], canvas.shape[0])
+                self._window_sized = True
+            cv2.imshow(WINDOW_TITLE, canvas)
+
+    def handle_keys(self) -> str | None:
+        if not self.show_window:
+            return None
+        import cv2
+
+        key = cv2.waitKey(1) & 0xFF
+        return "quit" if key in (ord("q"), 27) else "reset" if key == ord("r") else None
+
+    def close(self) -> None:
+        if self.output is not None:
+            self.output.close()
+        if self.show_window:
+            import cv2
+
+            cv2.destroyAllWindows()
+
+    def save_screenshot(self) -> None:
+        if self.screenshot is None:
+            return
+        import cv2
+
+        Path(self.screenshot_path).parent.mkdir(parents=True, exist_ok=True)
+        if not cv2.imwrite(str(self.screenshot_path), self.screenshot):
+            raise DemoError(f"could not write the screenshot {self.screenshot_path}")
+
+
+def _validate(args: argparse.Namespace) -> None:
     if args.max_frames is not None and args.max_frames < 1:
         raise DemoError(f"--max-frames must be a positive number of frames, got {args.max_frames}")
+    if args.threads is not None and not 1 <= args.threads <= 256:
+        raise DemoError(f"--threads must be between 1 and 256, got {args.threads}")
     if args.screenshot and Path(args.screenshot).suffix.lower() not in (".png", ".jpg", ".jpeg"):
         raise DemoError(f"--screenshot {args.screenshot}: use a .png or .jpg file name")
-    show_window = not args.headless
-    if show_window:
-        _check_window_support()
-    spec, kind = _source_spec(args)
-    source = _open_source(spec, kind, args.realtime)  # first: a missing camera fails before the model loads
+
+
+def _wants_window(args: argparse.Namespace) -> bool:
+    """A window unless --headless; without a display, files alone (--output/--screenshot) are fine."""
+    if args.headless:
+        return False
     try:
-        recognizer = Recognizer(args.model, args.backend)
+        _check_window_support()
+    except DemoError as exc:
+        if args.output or args.screenshot:
+            logger.info("no window (%s); writing %s only", str(exc).split(":")[0], args.output or args.screenshot)
+            return False
+        raise
+    return True
+
+
+def _open_recognizer(args: argparse.Namespace, source: Any) -> Any:
+    from ..recognizer import Recognizer
+
+    options = {} if args.threads is None else {"threads": args.threads}
+    try:
+        return Recognizer(args.model, args.backend, **options)
     except BaseException:
         source.close()
         raise
-    import cv2
 
-    output = _VideoOutput(args.output, float(getattr(source, "fps", None) or 30.0)) if args.output else None
-    render = show_window or output is not None or bool(args.screenshot)
+
+def run(args: argparse.Namespace) -> int:
+    from ..recognizer import event_to_dict
+
+    _validate(args)
+    show_window = _wants_window(args)
+    spec, kind = _source_spec(args)
+    source = _open_source(spec, kind, args.realtime)  # first: a missing camera fails before the model loads
+    recognizer = _open_recognizer(args, source)
+    screen = _Screen(args, show_window, float(getattr(source, "fps", None) or 30.0))
+    stats = _Stats()
     stop = threading.Event()
-    latencies: list[float] = []
-    stages: dict[str, list[float]] = {}
-    frames = predictions = 0
-    last_prediction = None
-    last_event_text: str | None = None
-    screenshot: np.ndarray | None = None
-    screenshot_has_action = False
-    window_sized = False
-    reset_events: list[Any] = []  # the end event a reset returned: the overlay already says "reset" for it
     logger.info("demo: %s on %s", recognizer, source.name)
     try:
         with _stop_on_signals(stop) as received:
             for frame, prediction in recognizer.iter_frames(source, max_frames=args.max_frames, stop_event=stop):
-                frames += 1
+                stats.frames += 1
                 if prediction is not None:
-                    predictions += 1
-                    last_prediction = prediction
-                    latencies.append(prediction.timings.end_to_end_ms)
-                    for key, value in prediction.timings.to_dict().items():
-                        stages.setdefault(key, []).append(value)
-                    for event in prediction.events:
-                        if not any(event is e for e in reset_events):
-                            last_event_text = f"{event.kind} {event.label} ({event.confidence:.2f}) @ {event.timestamp:.1f}s"
+                    stats.add(prediction)
+                    screen.note(prediction)
                     if args.headless:
                         _emit({"type": "prediction", **prediction.to_dict()})
                         for event in prediction.events:
                             _emit({"type": "event", **event_to_dict(event)})
-                if not render:
+                if not screen.enabled:
                     continue
-                stats = recognizer.capture_stats
-                info = OverlayInfo(
-                    model_fps=recognizer.effective_fps,
-                    input_fps=recognizer.input_fps,
-                    latency_ms=last_prediction.timings.end_to_end_ms if last_prediction is not None else None,
-                    dropped=stats.dropped if stats is not None else 0,
-                    truth=frame.label,
-                    last_event=last_event_text,
-                )
-                canvas = render_overlay(frame.image, last_prediction, info, display_width=args.display_width)
-                if output is not None:
-                    output.write(canvas)
-                if args.screenshot:
-                    active = last_prediction is not None and last_prediction.current is not None
-                    if active or not screenshot_has_action:
-                        screenshot, screenshot_has_action = canvas, active
-                if show_window:
-                    if not window_sized:  # Qt opens WINDOW_NORMAL at 400x300 and shrinks the overlay to fit
-                        cv2.resizeWindow(WINDOW_TITLE, canvas.shape[1], canvas.shape[0])
-                        window_sized = True
-                    cv2.imshow(WINDOW_TITLE, canvas)
-                    key = cv2.waitKey(1) & 0xFF
-                    if key in (ord("q"), 27):
-                        break
-                    if key == ord("r"):
-                        reset_events = recognizer.reset()
-                        ended = f" (end {reset_events[-1].label})" if reset_events else ""
-                        last_event_text = f"reset{ended}"
-                        logger.info("reset by the user (r)%s", ended)
+                screen.draw(frame, recognizer)
+                action = screen.handle_keys()
+                if action == "quit":
+                    break
+                if action == "reset":
+                    ended = recognizer.reset()
+                    screen.last_event_text = "reset" + (f" (end {ended[-1].label})" if ended else "")
+                    logger.info("reset by the user (r)%s", f": {ended[-1].label} ended" if ended else "")
     finally:
-        if output is not None:
-            output.close()
-        if show_window:
-            cv2.destroyAllWindows()
+        screen.close()
         recognizer.close()
-    if screenshot is not None:
-        Path(args.screenshot).parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(args.screenshot), screenshot):
-            raise DemoError(f"could not write the screenshot {args.screenshot}")
-    stats = recognizer.capture_stats
-    summary = {
-        "type": "summary",
-        "source": source.name,
-        "model": recognizer.card.arch,
-        "backend": recognizer.engine.name,
-        "frames": frames,
-        "predictions": predictions,
-        "effective_fps": recognizer.session.effective_fps,
-        "dropped": stats.dropped if stats is not None else 0,
-        "end_to_end_ms_p50": _percentile(latencies, 50),
-        "end_to_end_ms_p99": _percentile(latencies, 99),
-        "mean_ms": {k: round(float(np.mean(v)), 3) for k, v in stages.items()},
-        "output": str(output.path) if output is not None else None,
-        "output_frames": output.frames if output is not None else 0,
-        "stopped_by_signal": received.get("signal"),
-    }
+    screen.save_screenshot()
+    summary = stats.summary(recognizer, source, screen.output, received.get("signal"))
     if "at" in received:
         logger.info("stopped %.3f s after signal %d", time.monotonic() - received["at"], received["signal"])
     if args.headless:

@@ -33,14 +33,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..checkpoints import load_model
+    from ..resolve import load_torch_model
     from ..train.augment import EvalTransform
     from ..train.datasets import load_video_dataset
     from ..train.evaluate import evaluate, print_result
     from ..train.loop import AugmentedClips
     from ..train.sampling import SampleFrames
 
-    model = load_model(None if args.checkpoint == "default" else args.checkpoint)
+    model = load_torch_model(args.checkpoint)
     card = model.card
     if not hasattr(model, "forward_frames"):
         raise ValueError(f"{args.checkpoint} is a {card.arch}; streamtsm eval handles TSM/TSN (2D) models")

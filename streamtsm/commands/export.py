@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -38,43 +37,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17; TensorRT 10 reads 9-20)")
     p.add_argument("--check-steps", type=int, default=4, help="steps of the ONNX Runtime vs torch check (default 4)")
-    p.add_argument("--num-classes", type=int, default=400, help="registry names only: number of classes (default 400)")
+    p.add_argument("--num-classes", type=int, help="registry names only: number of classes (default 400)")
     p.add_argument("--input-size", type=int, help="registry names only: crop size in pixels (default: the model's)")
     p.set_defaults(func=run)
 
 
-def load_for_export(spec: str, *, num_classes: int = 400, input_size: int | None = None):
-    """The torch model named by ``spec`` ('default', a checkpoint path, or a registry name)."""
-    from ..checkpoints import load_model
-    from ..models.registry import create_model, is_model
-
-    if spec == "default":
-        model = load_model(None)
-    elif Path(spec).exists():
-        model = load_model(spec)
-    elif is_model(spec):
-        log.warning("%s built with RANDOM weights: the export is for latency work, its predictions are meaningless", spec)
-        model = create_model(spec, num_classes=num_classes)
-    else:
-        raise FileNotFoundError(
-            f"{spec!r} is neither an existing checkpoint file nor a registered model name; "
-            "see `streamtsm info` for checkpoints, or pass e.g. tsm_mobilenetv2"
-        )
-    if input_size is not None:
-        if spec == "default" or Path(spec).exists():
-            raise ValueError("--input-size applies to registry names only: a checkpoint's card fixes its input size")
-        pre = model.card.preprocessing
-        resize = dict(resize_short=max(input_size, round(input_size * 256 / 224)), resize_hw=None) if pre.resize_short else {}
-        if pre.resize_hw is not None:
-            resize = dict(resize_hw=(max(input_size, pre.resize_hw[0]), max(input_size, pre.resize_hw[1])))
-        model.card = model.card.replace(preprocessing=dataclasses.replace(pre, crop_size=input_size, **resize))
-    return model
-
-
 def run(args: argparse.Namespace) -> int:
     from ..export.onnx import export_onnx
+    from ..resolve import load_torch_model
 
-    model = load_for_export(args.model, num_classes=args.num_classes, input_size=args.input_size)
+    model = load_torch_model(args.model, num_classes=args.num_classes, input_size=args.input_size)
     name = "default" if args.model == "default" else Path(args.model).name.split(".")[0]
     out = args.output or Path("engines") / f"{name}.onnx"
     path = export_onnx(
