@@ -172,7 +172,7 @@ def _not_found_message(name: str, known: list[str]) -> str:
     close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
     hint = f" Closest names: {', '.join(close)}." if close else ""
     return (
-        f"{name!r} is neither an existing file nor a known model name.{hint} Give a checkpoint path, an exported "
+        f"{name!r} is neither an existing checkpoint file nor a known model name.{hint} Give a checkpoint path, an exported "
         ".onnx/.plan, 'default', or one of `streamtsm.list_models()`"
     )
 
@@ -220,6 +220,12 @@ def _open_torch(net: Any, options: dict[str, Any], why: str) -> AnyEngine:
     return engine
 
 
+#: ONNX Runtime defaults for the runtime: one intra-op thread that does not spin while idle.
+#: Measured (benchmarks/contention.py): a stream of the default model keeps its card rate with
+#: 0 resets when two busy processes hog both cores; more threads or spinning workers fight them.
+ORT_DEFAULTS = {"threads": 1, "spinning": False}
+
+
 def _open_exported(path: Path, backend: str, options: dict[str, Any], *, why: str) -> AnyEngine:
     if not path.is_file():
         raise BackendError(f"{path} does not exist; export a model with `streamtsm export MODEL -o engines/NAME.onnx`")
@@ -232,7 +238,7 @@ def _open_exported(path: Path, backend: str, options: dict[str, Any], *, why: st
         engine = open_tensorrt(path, **options)
     elif backend == "onnxruntime":
         _reject_unknown(options, ENGINE_OPTIONS["onnxruntime"], "onnxruntime")
-        engine = open_onnxruntime(path, **options)
+        engine = open_onnxruntime(path, **{**ORT_DEFAULTS, **options})
     elif backend == "tensorrt":
         _reject_unknown(options, ENGINE_OPTIONS["tensorrt"], "tensorrt")
         engine = _tensorrt_from_onnx(path, **options)
@@ -267,7 +273,7 @@ def _auto_exported(path: Path, options: dict[str, Any], why: str) -> AnyEngine:
     else:
         skipped.append(f"TensorRT skipped: {reason}")
     providers = available_providers()
-    ort_options = _only(options, ENGINE_OPTIONS["onnxruntime"])
+    ort_options = {**ORT_DEFAULTS, **_only(options, ENGINE_OPTIONS["onnxruntime"])}
     if "providers" not in ort_options:
         if not providers:
             skipped.append("ONNX Runtime skipped: onnxruntime is not installed")

@@ -198,7 +198,10 @@ def verify_against_torch(
     import onnxruntime as ort
 
     try:
-        session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()  # one non-spinning thread: a check must not fight the CPU's other work
+        options.intra_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise ExportError(f"ONNX Runtime cannot load the exported graph: {str(exc).splitlines()[0][:300]}") from None
     rng = np.random.default_rng(seed)
