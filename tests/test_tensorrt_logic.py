@@ -1,11 +1,10 @@
-"""TensorRT and Triton code paths that need no GPU: engine sidecars and staleness, the binding
-plan derived from the card, the engine I/O check, and the generated Triton repository.
+"""TensorRT code paths that need no GPU: engine sidecars and staleness, the binding plan derived
+from the card, and the engine I/O check (Triton repositories: tests/test_triton.py).
 GPU tests at the end skip with a reason when tensorrt/pycuda/a GPU are absent."""
 
 from __future__ import annotations
 
 import dataclasses
-import re
 
 import numpy as np
 import pytest
@@ -143,98 +142,6 @@ def test_engine_io_check(card):
     half["state_in.0"] = ("input", half["state_in.0"][1], "float16")
     with pytest.raises(BackendError, match="expected dtype float32, found float16"):
         check_engine_tensors(card, half, "x.plan")
-
-
-# -- Triton ---------------------------------------------------------------------------------------
-
-
-def parse_pbtxt(text: str):
-    """Minimal protobuf text-format parser: messages -> dict of field -> list of values."""
-    tokens = re.findall(r'"[^"]*"|[{}\[\]:,]|[^\s{}\[\]:,]+', text)
-    pos = 0
-
-    def value():
-        nonlocal pos
-        tok = tokens[pos]
-        pos += 1
-        if tok == "{":
-            return message("}")
-        if tok == "[":
-            items = []
-            while tokens[pos] != "]":
-                items.append(value())
-                if tokens[pos] == ",":
-                    pos += 1
-            pos += 1
-            return items
-        if tok.startswith('"'):
-            return tok[1:-1]
-        try:
-            return int(tok)
-        except ValueError:
-            return {"true": True, "false": False}.get(tok, tok)
-
-    def message(end):
-        nonlocal pos
-        out: dict = {}
-        while pos < len(tokens) and tokens[pos] != end:
-            key = tokens[pos]
-            pos += 1
-            if tokens[pos] == ":":
-                pos += 1
-            v = value()
-            out.setdefault(key, []).extend(v if isinstance(v, list) else [v])
-        pos += 1
-        return out
-
-    return message(None)
-
-
-def test_triton_config_dynamic_batch(card):
-    from streamtsm.export.triton import TritonOptions, triton_config
-
-    cfg = parse_pbtxt(triton_config("tsm", card, dynamic_batch=True, options=TritonOptions(max_batch_size=4, max_candidate_sequences=16)))
-    assert cfg["name"] == ["tsm"] and cfg["platform"] == ["onnxruntime_onnx"] and cfg["max_batch_size"] == [4]
-    assert [i["name"] for i in cfg["input"]] == [["frame"]] and cfg["input"][0]["dims"] == [3, 112, 112]
-    assert cfg["output"][0]["name"] == ["logits"] and cfg["output"][0]["dims"] == [9]
-    seq = cfg["sequence_batching"][0]
-    assert seq["oldest"][0]["max_candidate_sequences"] == [16]
-    states = seq["state"]
-    assert len(states) == len(card.state)
-    for i, (entry, spec) in enumerate(zip(states, card.state)):
-        assert entry["input_name"] == [f"state_in.{i}"] and entry["output_name"] == [f"state_out.{i}"]
-        assert entry["dims"] == list(spec.shape[1:])  # batch dim is Triton's
-        init = entry["initial_state"][0]
-        assert init["zero_data"] == [True] and init["dims"] == list(spec.shape[1:]) and init["data_type"] == ["TYPE_FP32"]
-    # states are implicit: not model inputs the client sends
-    assert not any(i["name"][0].startswith("state") for i in cfg["input"])
-
-
-def test_triton_config_fixed_batch_and_window(card):
-    from streamtsm.export.triton import TritonError, triton_config
-
-    cfg = parse_pbtxt(triton_config("tsm", card, dynamic_batch=False))
-    assert cfg["max_batch_size"] == [0] and "direct" in cfg["sequence_batching"][0]
-    assert cfg["sequence_batching"][0]["state"][0]["dims"] == list(card.state[0].shape)
-    window = card.replace(state=(), temporal=dataclasses.replace(card.temporal, mode="window"))
-    with pytest.raises(TritonError, match="window model"):
-        triton_config("w", window, dynamic_batch=True)
-
-
-def test_triton_repository_from_exported_onnx(tmp_path):
-    from streamtsm.cli import main
-    from streamtsm.export.onnx import export_onnx
-
-    model = create_model("tsm_mobilenetv2", num_classes=3, class_names=["wave", "swipe", "none"], width_mult=0.5)
-    model.card = model.card.replace(preprocessing=dataclasses.replace(model.card.preprocessing, crop_size=64, resize_short=72))
-    onnx_path = export_onnx(model.eval(), tmp_path / "gestures.onnx", dynamic_batch=True, check_steps=1)
-    assert main(["triton", str(onnx_path), "-o", str(tmp_path / "repo"), "--max-candidates", "12"]) == 0
-    model_dir = tmp_path / "repo" / "gestures"
-    assert (model_dir / "1" / "model.onnx").read_bytes() == onnx_path.read_bytes()
-    assert (model_dir / "labels.txt").read_text().split() == ["wave", "swipe", "none"]
-    cfg = parse_pbtxt((model_dir / "config.pbtxt").read_text())
-    assert cfg["sequence_batching"][0]["oldest"][0]["max_candidate_sequences"] == [12]
-    assert len(cfg["sequence_batching"][0]["state"]) == len(card_with_state(model).state)
 
 
 def test_build_engine_command_explains_missing_tensorrt(tmp_path, capsys):

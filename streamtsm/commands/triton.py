@@ -1,43 +1,70 @@
-"""``streamtsm triton MODEL.onnx -o model_repository/``: a Triton model repository with implicit state."""
+"""``streamtsm triton MODEL -o model_repository/``: a Triton model repository, one sequence per camera."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from ..export.triton_server import LAUNCHER, SETUP_COMMAND, default_server_dir
+from ..export.triton import (
+    BACKENDS, MODEL_FILES, TritonError, TritonOptions, TritonRangeError, default_backend, write_triton_repository,
+)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "triton",
-        help="generate a Triton Inference Server model repository (sequence batcher, implicit state)",
+        help="generate a Triton Inference Server model repository (sequence batcher, one sequence per camera)",
         description=(
-            "Write a Triton model repository for an exported online model: config.pbtxt with the sequence batcher "
-            "and implicit state (one state entry per shift point: state_in.i <- state_out.i, zero initial state), "
+            "Write a Triton model repository for an exported online model: config.pbtxt with the sequence batcher, "
             "labels.txt and the model in version directory 1. Each camera is one sequence (correlation id); clients "
-            "send only 'frame' and read 'logits', Triton carries the state. Export with --dynamic-batch so Triton "
-            "can batch several cameras per execution (oldest strategy, --max-batch, --max-candidates)."
+            "send only 'frame' and read 'logits'. --backend onnxruntime/tensorrt (GPU servers): Triton carries the "
+            "state (implicit state: one entry per shift point, state_in.i <- state_out.i, zero initial state). "
+            "--backend python (CPU servers): model.py runs the ONNX with ONNX Runtime and keeps each sequence's "
+            "state by correlation id (START/END/CORRID). Export with --dynamic-batch so Triton can batch several "
+            "cameras per execution."
         ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("model", type=Path, help="exported .onnx (or TensorRT .plan with its sidecar)")
     p.add_argument("-o", "--output", type=Path, default=Path("model_repository"), help="repository directory")
-    p.add_argument("--name", help="model name in the repository (default: file stem)")
-    p.add_argument("--max-batch", type=int, default=8, help="cameras per execution (dynamic-batch exports)")
+    p.add_argument("--name", help="model name in the repository (default: the file name up to its first dot)")
+    p.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="Triton backend (default: tensorrt for a .plan, onnxruntime for an .onnx)")
+    p.add_argument("--max-batch", type=int, default=8, help="cameras per execution (dynamic-batch exports; python: always)")
     p.add_argument("--max-candidates", type=int, default=64, help="max_candidate_sequences: cameras served at once")
-    p.add_argument("--idle-ms", type=int, default=5000, help="a camera silent this long loses its state slot")
-    p.add_argument("--cpu", action="store_true", help="instance_group KIND_CPU instead of KIND_GPU")
-    p.add_argument("--trt-accelerator", action="store_true", help="ONNX Runtime with the TensorRT accelerator (fp16)")
+    p.add_argument("--idle-ms", type=int, default=5000, help="a camera silent this long loses its state")
+    p.add_argument("--instances", type=int, default=1, help="model instances (each holds its own sequences)")
+    p.add_argument("--threads", type=int, default=1, help="python backend: ONNX Runtime threads per instance")
+    p.add_argument("--cpu", action="store_true", help="onnxruntime backend: instance_group KIND_CPU instead of KIND_GPU (python is always CPU)")
+    p.add_argument("--trt-accelerator", action="store_true", help="onnxruntime backend: the TensorRT execution accelerator (fp16)")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..export.triton import TritonOptions, write_triton_repository
+#: TritonOptions field -> the flag that sets it (errors name the flag).
+_FLAGS = {"max_batch_size": "--max-batch", "max_candidate_sequences": "--max-candidates",
+          "instance_count": "--instances", "threads": "--threads"}
 
-    options = TritonOptions(
-        max_batch_size=args.max_batch, max_candidate_sequences=args.max_candidates,
-        max_sequence_idle_us=args.idle_ms * 1000, instance_kind="KIND_CPU" if args.cpu else "KIND_GPU",
-        tensorrt_accelerator=args.trt_accelerator,
-    )
+
+def run(args: argparse.Namespace) -> int:
+    backend = args.backend or default_backend(args.model)
+    if not 1 <= args.idle_ms <= 86_400_000:
+        raise TritonError(f"--idle-ms must be an integer from 1 to 86400000 (one day), got {args.idle_ms}")
+    try:
+        options = TritonOptions(
+            backend=backend, max_batch_size=args.max_batch, max_candidate_sequences=args.max_candidates,
+            max_sequence_idle_us=args.idle_ms * 1000, instance_count=args.instances, threads=args.threads,
+            instance_kind="KIND_CPU" if args.cpu or backend == "python" else "KIND_GPU",
+            tensorrt_accelerator=args.trt_accelerator,
+        )
+    except TritonRangeError as exc:
+        raise TritonError(f"{_FLAGS.get(exc.field, exc.field)} must be an integer from {exc.low} to {exc.high}, got {exc.value}") from None
     model_dir = write_triton_repository(args.model, args.output, name=args.name, options=options)
-    print(f"wrote {model_dir}/config.pbtxt (+ labels.txt, 1/{'model.plan' if args.model.suffix == '.plan' else 'model.onnx'})")
-    print(f"serve: tritonserver --model-repository={args.output.resolve()}")
+    files = ["labels.txt", f"1/{MODEL_FILES[backend]}"] + (["1/model.py"] if backend == "python" else [])
+    print(f"wrote {model_dir}/config.pbtxt (+ {', '.join(files)}), backend {backend}")
+    repository = args.output.resolve()
+    if backend == "python":
+        print(f"serve on this CPU: {SETUP_COMMAND} (once), then {default_server_dir() / LAUNCHER} --model-repository={repository}")
+    else:
+        print(f"serve: tritonserver --model-repository={repository}")
     return 0

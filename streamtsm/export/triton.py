@@ -1,64 +1,180 @@
 """A Triton Inference Server model repository for an exported model (serving past one machine).
 
-Triton's sequence batcher with *implicit state* does for many cameras what our sessions do for
-one: each camera is a sequence (one correlation id), and Triton keeps every sequence's
-``state_out.i`` and feeds it back as ``state_in.i`` of its next request, starting from zeros.
-So the state tensors never travel over the network; clients send only ``frame`` and read
-``logits``. One ``state`` entry per shift point, dims from the card (without the batch
-dimension when Triton batches). With a dynamic-batch export (``streamtsm export
---dynamic-batch``) the ``oldest`` strategy batches up to ``max_candidate_sequences`` cameras
-per execution; a fixed-batch export is served one sequence at a time (``max_batch_size: 0``).
+Each camera is one sequence (one correlation id) of Triton's sequence batcher. Two ways to
+keep the shift state between a camera's frames, by backend:
 
-torch-free. We generate the repository; we do not run a server here.
+* ``onnxruntime`` / ``tensorrt`` (GPU servers): *implicit state*. Triton keeps every
+  sequence's ``state_out.i`` and feeds it back as ``state_in.i`` of its next request, starting
+  from zeros: one ``state`` entry per shift point, dims from the card. Clients send only
+  ``frame`` and read ``logits``.
+* ``python`` (CPU servers): ``model.py`` (:mod:`streamtsm.export.triton_python_model`) runs the
+  ONNX graph with ONNX Runtime and keeps the state by correlation id itself, told by the
+  control inputs ``START``/``END``/``CORRID``. The python backend needs ``max_batch_size`` >= 1
+  (with 0, Triton rejected every request after a sequence's first one for a missing START).
+
+With a dynamic-batch export (``streamtsm export --dynamic-batch``) the ``oldest`` strategy
+batches up to ``max_batch_size`` cameras per execution; a fixed-batch export is served one
+sequence at a time. The config also carries the model card (parameter ``streamtsm.card``),
+so a client can preprocess frames without the model file.
+
+Everything is validated before anything is written, and each file is replaced atomically.
+torch-free.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from ..card import ModelCard
-from ..contract import graph_signature
+from ..contract import card_metadata, graph_signature
 
 log = logging.getLogger(__name__)
 
+BACKENDS = ("onnxruntime", "tensorrt", "python")
+PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}
+MODEL_FILES = {"onnxruntime": "model.onnx", "tensorrt": "model.plan", "python": "model.onnx"}
+#: The python backend model, copied into each python repository as ``VERSION/model.py``.
+PYTHON_MODEL_TEMPLATE = Path(__file__).with_name("triton_python_model.py")
+
+#: Triton model names become directory names and URL path segments: keep them to this.
+_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+#: Limits for the numeric options (name, lowest, highest, unit shown in errors).
+_RANGES = {
+    "max_batch_size": (1, 1024),
+    "max_candidate_sequences": (1, 65536),
+    "max_queue_delay_us": (0, 10_000_000),
+    "max_sequence_idle_us": (1_000, 86_400_000_000),
+    "instance_count": (1, 64),
+    "threads": (1, 256),
+}
+
 
 class TritonError(ValueError):
-    """The model cannot be described as a Triton model as asked."""
+    """The model cannot be described as a Triton model as asked (the message says what to change)."""
+
+
+class TritonRangeError(TritonError):
+    """A numeric option is out of range; ``field``, ``low``, ``high``, ``value`` say which and how."""
+
+    def __init__(self, field: str, low: int, high: int, value: object) -> None:
+        super().__init__(f"{field} must be an integer from {low} to {high}, got {value!r}")
+        self.field, self.low, self.high, self.value = field, low, high, value
+
+
+def check_model_name(name: str) -> str:
+    """A Triton model name that is also a safe directory name inside the repository."""
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
+        raise TritonError(
+            f"model name {name!r} is not allowed: use 1-128 letters, digits, '_', '-' or '.', not starting with "
+            "'.' or '-' (it becomes a directory of the repository and part of the server's URLs)"
+        )
+    return name
+
+
+def check_class_names(class_names: tuple[str, ...], what: str) -> None:
+    """labels.txt has one name per line: a line break inside a name would shift every later label."""
+    for i, name in enumerate(class_names):
+        if not name or len(name.splitlines()) != 1 or name != name.splitlines()[0]:
+            raise TritonError(
+                f"{what}: class name {i} ({name!r}) is empty or contains a line break, so labels.txt would assign "
+                "the wrong label to every later class; fix the class names in the model card and export again"
+            )
 
 
 @dataclass(frozen=True)
 class TritonOptions:
-    """Serving choices: ``max_batch_size`` cameras per execution (dynamic-batch exports only),
-    candidate sequences, idle timeout, instance kind, and the platform (onnxruntime or tensorrt)."""
+    """Serving choices. ``backend``: onnxruntime, tensorrt or python. ``max_batch_size``:
+    cameras per execution (dynamic-batch exports; the python backend always batches
+    requests); ``max_candidate_sequences``: cameras served at once; ``max_sequence_idle_us``:
+    a camera silent this long loses its state; ``instance_kind`` KIND_GPU or KIND_CPU (python:
+    CPU); ``tensorrt_accelerator``: ONNX Runtime with TensorRT (fp16); ``threads``: ONNX Runtime
+    threads per python model instance."""
 
+    backend: str = "onnxruntime"
     max_batch_size: int = 8
     max_candidate_sequences: int = 64
     max_queue_delay_us: int = 2000
     max_sequence_idle_us: int = 5_000_000
     instance_kind: str = "KIND_GPU"
     instance_count: int = 1
-    platform: str = "onnxruntime_onnx"
     tensorrt_accelerator: bool = False
+    threads: int = 1
 
     def __post_init__(self) -> None:
-        if self.platform not in ("onnxruntime_onnx", "tensorrt_plan"):
-            raise TritonError(f"platform must be onnxruntime_onnx or tensorrt_plan, got {self.platform!r}")
+        if self.backend not in BACKENDS:
+            raise TritonError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.instance_kind not in ("KIND_GPU", "KIND_CPU"):
             raise TritonError(f"instance_kind must be KIND_GPU or KIND_CPU, got {self.instance_kind!r}")
-        if self.max_batch_size < 1 or self.max_candidate_sequences < 1:
-            raise TritonError("max_batch_size and max_candidate_sequences must be >= 1")
+        for field, (low, high) in _RANGES.items():
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise TritonRangeError(field, low, high, value)
+        if self.backend == "tensorrt" and self.instance_kind == "KIND_CPU":
+            raise TritonError("a TensorRT plan runs on a GPU only: drop --cpu, or serve the .onnx with --backend onnxruntime/python")
+        if self.tensorrt_accelerator and self.backend != "onnxruntime":
+            raise TritonError("the TensorRT accelerator is an option of the onnxruntime backend only")
 
 
-def _dims(shape: tuple[int, ...]) -> str:
-    return "[ " + ", ".join(str(int(d)) for d in shape) + " ]"
+# -- protobuf text format ----------------------------------------------------------------------
+
+
+class _Enum(str):
+    """An enum value: written without quotes."""
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, _Enum):
+        return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        if any(ord(c) < 0x20 or ord(c) > 0x7E for c in value):
+            raise TritonError(f"cannot write {value!r} into config.pbtxt: only printable ASCII is allowed in strings")
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise TypeError(f"no text format for {type(value).__name__}")
+
+
+def to_pbtxt(message: dict[str, Any], indent: int = 0) -> str:
+    """A message (dict of field -> scalar, list of scalars, message, or list of messages) as text format."""
+    pad = "  " * indent
+    lines = []
+    for field, value in message.items():
+        if isinstance(value, dict):
+            lines += [f"{pad}{field} {{", to_pbtxt(value, indent + 1), f"{pad}}}"]
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            lines.append(f"{pad}{field} [")
+            for k, item in enumerate(value):
+                comma = "," if k < len(value) - 1 else ""
+                lines += [f"{pad}  {{", to_pbtxt(item, indent + 2), f"{pad}  }}{comma}"]
+            lines.append(f"{pad}]")
+        elif isinstance(value, list):
+            lines.append(f"{pad}{field}: [ {', '.join(_scalar(v) for v in value)} ]")
+        else:
+            lines.append(f"{pad}{field}: {_scalar(value)}")
+    return "\n".join(line for line in lines if line)
+
+
+# -- the config ----------------------------------------------------------------------------------
+
+_FP32 = _Enum("TYPE_FP32")
+
+
+def _control(name: str, kind: str, **fields: Any) -> dict[str, Any]:
+    return {"name": name, "control": [{"kind": _Enum(kind), **fields}]}
 
 
 def triton_config(name: str, card: ModelCard, *, dynamic_batch: bool, fixed_batch: int = 1,
                   options: TritonOptions = TritonOptions()) -> str:
     """The ``config.pbtxt`` text for a model exported with ``card``."""
+    check_model_name(name)
     if not card.is_online:
         raise TritonError(
             f"{card.arch} is a window model: it has no state and needs no sequence batcher; serve it as a "
@@ -66,107 +182,162 @@ def triton_config(name: str, card: ModelCard, *, dynamic_batch: bool, fixed_batc
         )
     if not dynamic_batch and fixed_batch != 1:
         raise TritonError(f"a fixed batch of {fixed_batch} streams cannot be split into Triton sequences; export with --dynamic-batch")
+    python = options.backend == "python"
+    # Triton adds the batch dimension itself when it batches; the python backend always batches.
+    batching = dynamic_batch or python
+    max_batch = options.max_batch_size if dynamic_batch else (options.max_batch_size if python else 0)
     sig = graph_signature(card, 1)
-    strip = (lambda s: s[1:]) if dynamic_batch else (lambda s: s)  # Triton adds the batch dim itself
-    lines = [
-        f'name: "{name}"',
-        f'platform: "{options.platform}"',
-        f"max_batch_size: {options.max_batch_size if dynamic_batch else 0}",
-        "input [",
-        "  {",
-        f'    name: "{sig.inputs[0].name}"',
-        "    data_type: TYPE_FP32",
-        f"    dims: {_dims(strip(sig.inputs[0].shape))}",
-        "  }",
-        "]",
-        "output [",
-        "  {",
-        f'    name: "{sig.outputs[0].name}"',
-        "    data_type: TYPE_FP32",
-        f"    dims: {_dims(strip(sig.outputs[0].shape))}",
-        '    label_filename: "labels.txt"',
-        "  }",
-        "]",
-        "sequence_batching {",
-        f"  max_sequence_idle_microseconds: {options.max_sequence_idle_us}",
-    ]
-    if dynamic_batch:
-        lines += [
-            "  oldest {",
-            f"    max_candidate_sequences: {options.max_candidate_sequences}",
-            f"    preferred_batch_size: [ {options.max_batch_size} ]",
-            f"    max_queue_delay_microseconds: {options.max_queue_delay_us}",
-            "  }",
-        ]
+    dims = (lambda shape: list(shape[1:])) if batching else (lambda shape: list(shape))
+    config: dict[str, Any] = {"name": name}
+    if python:
+        config["backend"] = "python"
     else:
-        lines += ["  direct { }"]
-    lines.append("  state [")
-    for k, ((in_name, out_name), spec) in enumerate(zip(sig.state_pairs, sig.inputs[1:])):
-        dims = _dims(strip(spec.shape))
-        lines += [
-            "    {",
-            f'      input_name: "{in_name}"',
-            f'      output_name: "{out_name}"',
-            "      data_type: TYPE_FP32",
-            f"      dims: {dims}",
-            "      initial_state: {",
-            "        data_type: TYPE_FP32",
-            f"        dims: {dims}",
-            "        zero_data: true",
-            f'        name: "zeros_{k}"',
-            "      }",
-            "    }" + ("," if k < len(sig.state_pairs) - 1 else ""),
+        config["platform"] = PLATFORMS[options.backend]
+    config["max_batch_size"] = max_batch
+    config["input"] = [{"name": sig.inputs[0].name, "data_type": _FP32, "dims": dims(sig.inputs[0].shape)}]
+    config["output"] = [{"name": sig.outputs[0].name, "data_type": _FP32, "dims": dims(sig.outputs[0].shape),
+                         "label_filename": "labels.txt"}]
+    sequence: dict[str, Any] = {"max_sequence_idle_microseconds": options.max_sequence_idle_us}
+    if python:
+        sequence["control_input"] = [
+            _control("START", "CONTROL_SEQUENCE_START", fp32_false_true=[0.0, 1.0]),
+            _control("END", "CONTROL_SEQUENCE_END", fp32_false_true=[0.0, 1.0]),
+            _control("CORRID", "CONTROL_SEQUENCE_CORRID", data_type=_Enum("TYPE_UINT64")),
         ]
-    lines += ["  ]", "}", "instance_group [", "  {", f"    count: {options.instance_count}", f"    kind: {options.instance_kind}", "  }", "]"]
-    if options.tensorrt_accelerator and options.platform == "onnxruntime_onnx":
-        lines += [
-            "optimization {",
-            "  execution_accelerators {",
-            "    gpu_execution_accelerator: [",
-            "      {",
-            '        name: "tensorrt"',
-            '        parameters { key: "precision_mode" value: "FP16" }',
-            "      }",
-            "    ]",
-            "  }",
-            "}",
+    if max_batch > 1:
+        sequence["oldest"] = {
+            "max_candidate_sequences": options.max_candidate_sequences,
+            "preferred_batch_size": [max_batch],
+            "max_queue_delay_microseconds": options.max_queue_delay_us,
+        }
+    else:
+        sequence["direct"] = {}
+    if not python:
+        sequence["state"] = [
+            {
+                "input_name": in_name,
+                "output_name": out_name,
+                "data_type": _FP32,
+                "dims": dims(spec.shape),
+                "initial_state": {"data_type": _FP32, "dims": dims(spec.shape), "zero_data": True, "name": f"zeros_{k}"},
+            }
+            for k, ((in_name, out_name), spec) in enumerate(zip(sig.state_pairs, sig.inputs[1:]))
         ]
-    return "\n".join(lines) + "\n"
+    config["sequence_batching"] = sequence
+    kind = "KIND_CPU" if python else options.instance_kind
+    config["instance_group"] = [{"count": options.instance_count, "kind": _Enum(kind)}]
+    parameters = dict(card_metadata(card))
+    if python:
+        parameters["intra_op_num_threads"] = str(options.threads)
+    config["parameters"] = [{"key": k, "value": {"string_value": v}} for k, v in parameters.items()]
+    if options.tensorrt_accelerator:
+        config["optimization"] = {"execution_accelerators": {"gpu_execution_accelerator": [
+            {"name": "tensorrt", "parameters": {"key": "precision_mode", "value": "FP16"}}]}}
+    return to_pbtxt(config) + "\n"
+
+
+# -- the repository ------------------------------------------------------------------------------
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _copy_atomically(source: Path, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _check_repository(repository: Path) -> None:
+    """The repository is a directory or can become one (no file in the way)."""
+    for folder in (repository, *repository.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                where = "is a file" if folder == repository else f"is inside {folder}, which is a file"
+                raise TritonError(f"repository {repository} {where}: give -o a directory (new or existing)")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise TritonError(f"cannot write into {folder}: give -o a directory you can write to")
+            return
+
+
+def _model_and_card(model_path: Path, options: TritonOptions) -> tuple[ModelCard, bool, int, TritonOptions]:
+    """Card, dynamic batch, fixed batch and the options adjusted to the file (a .plan caps the batch)."""
+    if not model_path.is_file():
+        raise TritonError(f"{model_path} does not exist: export a model with `streamtsm export MODEL -o engines/NAME.onnx`")
+    if model_path.suffix == ".onnx":
+        if options.backend == "tensorrt":
+            raise TritonError(
+                f"{model_path} is an ONNX file: the tensorrt backend serves a .plan (build one with `streamtsm "
+                f"build-engine {model_path}`), or use --backend onnxruntime (optionally --trt-accelerator)"
+            )
+        from ..backends.onnxruntime_backend import open_onnxruntime
+
+        backend = open_onnxruntime(model_path, ["CPUExecutionProvider"])
+        try:
+            return backend.card, backend.dynamic_batch, backend.fixed_batch or 1, options
+        finally:
+            backend.close()
+    if model_path.suffix == ".plan":
+        if options.backend != "tensorrt":
+            raise TritonError(f"{model_path} is a TensorRT plan: serve it with --backend tensorrt (the default for .plan)")
+        from ..backends.tensorrt_engine import read_sidecar
+
+        side = read_sidecar(model_path)
+        capped = replace(options, max_batch_size=min(options.max_batch_size, side.max_batch))
+        return side.model_card, side.max_batch > 1, 1, capped
+    raise TritonError(f"{model_path}: expected an exported .onnx or a TensorRT .plan")
+
+
+def default_backend(model_path: str | Path) -> str:
+    """tensorrt for a .plan, onnxruntime otherwise."""
+    return "tensorrt" if Path(model_path).suffix == ".plan" else "onnxruntime"
 
 
 def write_triton_repository(
     model_path: str | Path, repository: str | Path, *, name: str | None = None, version: int = 1,
     options: TritonOptions = TritonOptions(),
 ) -> Path:
-    """Create ``repository/NAME/{config.pbtxt, labels.txt, VERSION/model.onnx|model.plan}``; returns the model dir.
+    """Create ``repository/NAME/{config.pbtxt, labels.txt, VERSION/model.onnx|.plan[, model.py]}``; returns the model dir.
 
     ``model_path`` is an exported ``.onnx`` (card read from its metadata) or a ``.plan`` with
-    its sidecar (then the platform is ``tensorrt_plan``).
+    its sidecar. Name, numbers, paths and class names are checked before anything is written;
+    an existing model of the same name is replaced file by file, atomically.
     """
-    from ..backends.onnxruntime_backend import open_onnxruntime
-
-    model_path = Path(model_path)
-    if model_path.suffix == ".onnx":
-        backend = open_onnxruntime(model_path, ["CPUExecutionProvider"])
-        card, dynamic, fixed = backend.card, backend.dynamic_batch, backend.fixed_batch or 1
-        backend.close()
-        file_name = "model.onnx"
-    elif model_path.suffix == ".plan":
-        from .tensorrt import read_sidecar
-
-        side = read_sidecar(model_path)
-        card, dynamic, fixed = side.model_card, side.max_batch > 1, 1
-        options = TritonOptions(**{**options.__dict__, "platform": "tensorrt_plan", "max_batch_size": min(options.max_batch_size, side.max_batch)})
-        file_name = "model.plan"
-    else:
-        raise TritonError(f"{model_path}: expected an exported .onnx or a TensorRT .plan")
-    name = name or model_path.name.split(".")[0]
+    model_path, repository = Path(model_path), Path(repository)
+    name = check_model_name(name if name is not None else model_path.name.split(".")[0])
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= 1_000_000:
+        raise TritonError(f"version must be an integer from 1 to 1000000, got {version!r}")
+    _check_repository(repository)
+    model_dir = repository / name
+    target = model_dir / str(version) / MODEL_FILES[options.backend]
+    for folder in (model_dir, target.parent):
+        if folder.exists() and not folder.is_dir():
+            raise TritonError(f"{folder} is a file, where the model's directory would go: remove it or give another --name")
+    if target.is_dir():
+        raise TritonError(f"{target} is a directory, where the model file would go: remove it or give another --name")
+    if target.exists() and model_path.exists() and os.path.samefile(target, model_path):
+        raise TritonError(
+            f"{model_path} is the model file this would write ({target}): give another -o or --name, or export "
+            "the model to a file outside the repository first"
+        )
+    card, dynamic, fixed, options = _model_and_card(model_path, options)
+    check_class_names(card.class_names, str(model_path))
     if not dynamic:
         log.warning("%s has a fixed batch: Triton will run one camera per execution; export with --dynamic-batch to batch cameras", model_path)
     config = triton_config(name, card, dynamic_batch=dynamic, fixed_batch=fixed, options=options)
-    model_dir = Path(repository) / name
     (model_dir / str(version)).mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model_path, model_dir / str(version) / file_name)
-    (model_dir / "config.pbtxt").write_text(config, encoding="utf-8")
-    (model_dir / "labels.txt").write_text("\n".join(card.class_names) + "\n", encoding="utf-8")
+    _copy_atomically(model_path, target)
+    if options.backend == "python":
+        _copy_atomically(PYTHON_MODEL_TEMPLATE, model_dir / str(version) / "model.py")
+    _write_atomically(model_dir / "labels.txt", ("\n".join(card.class_names) + "\n").encode("utf-8"))
+    _write_atomically(model_dir / "config.pbtxt", config.encode("ascii"))  # last: a polling server sees a whole model
     return model_dir

@@ -1,0 +1,165 @@
+"""A Triton server as an online engine: one camera = one sequence of the server's sequence batcher.
+
+The shift state never leaves the server: the "state" this engine hands the session is only
+the sequence's handle (its correlation id and whether it has started). ``init_state`` is what
+the session calls on a stream start or reset, so the next frame goes out with Triton's START
+flag (a new sequence on the same id); ``close`` ends the sequence with END. The model card
+(preprocessing, classes, rate) comes from the model's config (parameter ``streamtsm.card``,
+written by ``streamtsm triton``), so a client needs no model file.
+
+A server that lost the sequence (restarted, or the camera was idle past the batcher's idle
+time, or a load balancer moved it) rejects a frame without START: the engine then starts the
+sequence again from that frame, counts it in ``restarts`` and logs a warning, which is what
+scale-out means for state: a lost server resets its cameras.
+
+torch-free: numpy and (imported by the engine) ``tritonclient[grpc]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..contract import CARD_METADATA_KEY, ContractError, read_card_from_onnx_metadata
+from .base import Backend, BackendError, State, check_input
+
+log = logging.getLogger(__name__)
+
+
+def _import_grpcclient():
+    try:
+        import tritonclient.grpc as grpcclient
+    except ImportError:
+        raise BackendError("the Triton client needs tritonclient: pip install 'tritonclient[grpc]'") from None
+    return grpcclient
+
+
+@dataclass(frozen=True)
+class SequenceHandle:
+    """A camera's sequence on the server: its correlation id, and whether START was sent."""
+
+    sequence_id: int
+    started: bool
+
+
+class TritonSequenceBackend(Backend):
+    """Steps frames of one stream through a model served by Triton (gRPC), as one sequence.
+
+    ``url``: ``HOST:PORT`` of the server's gRPC endpoint. ``sequence_id``: the correlation id
+    (default: a random one); two streams must never share one. ``timeout_s``: per request.
+    """
+
+    name = "triton"
+
+    def __init__(self, url: str, model: str, *, sequence_id: int | None = None, timeout_s: float = 10.0) -> None:
+        grpcclient = _import_grpcclient()
+        from tritonclient.utils import InferenceServerException
+
+        self._grpc, self._error = grpcclient, InferenceServerException
+        if sequence_id is not None and not 1 <= sequence_id < 2**64:
+            raise BackendError(f"sequence id must be from 1 to 2**64-1, got {sequence_id}")
+        self.url, self.model, self.timeout_s = url, model, float(timeout_s)
+        self.sequence_id = sequence_id if sequence_id is not None else secrets.randbits(63) | 1
+        self.restarts = 0
+        self._last_frame: np.ndarray | None = None
+        self._open = False
+        try:
+            self._client = grpcclient.InferenceServerClient(url)
+            ready = self._client.is_server_ready(client_timeout=self.timeout_s)
+        except (InferenceServerException, ValueError) as exc:
+            raise BackendError(f"no Triton server answers at {url} (gRPC): {_first_line(exc)}") from None
+        if not ready:
+            raise BackendError(f"the Triton server at {url} is not ready")
+        self.card = self._card_from_server()
+        crop = self.card.preprocessing.crop_size
+        self._frame_shape = (1, 3, crop, crop)
+
+    def _card_from_server(self):
+        try:
+            if not self._client.is_model_ready(self.model, client_timeout=self.timeout_s):
+                index = self._client.get_model_repository_index(as_json=True, client_timeout=self.timeout_s)
+                names = sorted(m.get("name", "?") for m in index.get("models", []))
+                raise BackendError(f"model {self.model!r} is not ready on {self.url}; the server has: {', '.join(names) or 'none'}")
+            config = self._client.get_model_config(self.model, as_json=True, client_timeout=self.timeout_s)["config"]
+        except self._error as exc:
+            raise BackendError(f"{self.url}: cannot read the config of model {self.model!r}: {_first_line(exc)}") from None
+        params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+        what = f"Triton model {self.model!r} at {self.url}"
+        if CARD_METADATA_KEY not in params:
+            raise BackendError(
+                f"{what} has no streamtsm card in its config (parameter {CARD_METADATA_KEY!r}); generate its "
+                "repository with `streamtsm triton MODEL.onnx`"
+            )
+        try:
+            card = read_card_from_onnx_metadata(params, what)
+        except ContractError as exc:
+            raise BackendError(str(exc)) from None
+        if not card.is_online:
+            raise BackendError(f"{what} is a window model; this client streams frames to online models only")
+        return card
+
+    # -- online -----------------------------------------------------------------------------
+    def init_state(self, batch_size: int = 1) -> State:
+        if batch_size != 1:
+            raise BackendError(f"a Triton sequence carries one stream; got batch_size={batch_size} (use one engine per camera)")
+        return SequenceHandle(self.sequence_id, started=False)
+
+    def step(self, frame: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        if not isinstance(state, SequenceHandle) or state.sequence_id != self.sequence_id:
+            raise BackendError("this state was not made by this engine's init_state()")
+        frame = check_input("frame", frame, self._frame_shape)
+        try:
+            logits = self._infer(frame, start=not state.started)
+        except self._error as exc:
+            if state.started and "START" in str(exc):
+                self.restarts += 1
+                log.warning("sequence %d: the server lost its state (%s); starting it again", self.sequence_id, _first_line(exc))
+                logits = self._infer(frame, start=True)
+            else:
+                raise BackendError(f"{self.url} model {self.model!r}: {_first_line(exc)}") from None
+        self._last_frame, self._open = frame, True
+        return logits, SequenceHandle(self.sequence_id, started=True)
+
+    def _infer(self, frame: np.ndarray, *, start: bool = False, end: bool = False) -> np.ndarray:
+        grpc = self._grpc
+        tensor = grpc.InferInput("frame", list(frame.shape), "FP32")
+        tensor.set_data_from_numpy(frame)
+        result = self._client.infer(
+            self.model, [tensor], outputs=[grpc.InferRequestedOutput("logits")], sequence_id=self.sequence_id,
+            sequence_start=start, sequence_end=end, client_timeout=self.timeout_s,
+        )
+        logits = result.as_numpy("logits")
+        if logits is None or logits.size != self.card.num_classes:
+            raise BackendError(f"{self.url} model {self.model!r} returned logits of shape "
+                               f"{None if logits is None else logits.shape}, expected ({self.card.num_classes},)")
+        return logits.reshape(1, -1).astype(np.float32, copy=False)
+
+    def run_clip(self, clip: np.ndarray) -> np.ndarray:
+        raise BackendError("the Triton client streams frames of online models; window models take clips")
+
+    def close(self) -> None:
+        """End the sequence (the last frame is sent again with END) so the server frees its slot now."""
+        client, self._client = getattr(self, "_client", None), None
+        if client is None:
+            return
+        if self._open and self._last_frame is not None:
+            try:
+                self._client = client
+                self._infer(self._last_frame, end=True)
+            except (self._error, BackendError) as exc:
+                log.info("sequence %d: END not delivered (%s); the server drops it after its idle time", self.sequence_id, _first_line(exc))
+            finally:
+                self._client, self._open = None, False
+        client.close()
+
+    def describe(self) -> str:
+        return f"triton {self.model!r} at {self.url} (sequence {self.sequence_id}, {self.card.arch})"
+
+
+def _first_line(exc: Any) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__

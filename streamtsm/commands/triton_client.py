@@ -1,0 +1,86 @@
+"""``streamtsm triton-client SOURCE --url HOST:PORT --model NAME``: a camera/file as one Triton sequence.
+
+The client is a :class:`~streamtsm.Recognizer` whose engine is the server
+(:class:`~streamtsm.backends.triton_client.TritonSequenceBackend`): frames are read on the
+capture thread, sampled to the card's rate, preprocessed here as the card says, sent as one
+sequence (START on the first frame and after every reset, END at exit), and the logits are
+smoothed into predictions and action events exactly as the demo does. Output: the demo's
+headless JSON lines, each with the sequence id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+
+from .demo import _emit, _open_source, _percentile, _stop_on_signals
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "triton-client",
+        help="stream a camera, file or synthetic source to a Triton server as one sequence; print JSON lines",
+        description=(
+            "Stream SOURCE to a model served by Triton (a repository made by `streamtsm triton`) as one sequence of "
+            "its sequence batcher, and print predictions and action events as JSON lines, like `streamtsm demo "
+            "--headless`. Preprocessing, classes and frame rate come from the model card in the model's config."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("source", help="camera index, video file, rtsp:// or http:// URL, or 'synthetic[:SEED]'")
+    p.add_argument("--url", default="127.0.0.1:8001", help="the server's gRPC endpoint HOST:PORT")
+    p.add_argument("--model", required=True, help="model name in the server's repository")
+    p.add_argument("--sequence-id", type=int, default=None, help="correlation id of this camera (default: random); unique per camera")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per request before giving up")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
+                   help="pace files/synthetic at their frame rate (default: files as fast as possible, synthetic in real time)")
+    p.set_defaults(func=run)
+
+
+class ClientError(ValueError):
+    """Bad arguments for the Triton client."""
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..backends.triton_client import TritonSequenceBackend
+    from ..recognizer import Recognizer, event_to_dict
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ClientError(f"--max-frames must be a positive number of frames, got {args.max_frames}")
+    if not 0 < args.timeout <= 3600:
+        raise ClientError(f"--timeout must be more than 0 and at most 3600 seconds, got {args.timeout}")
+    if args.sequence_id is not None and not 1 <= args.sequence_id < 2**64:
+        raise ClientError(f"--sequence-id must be from 1 to 2**64-1, got {args.sequence_id}")
+    engine = TritonSequenceBackend(args.url, args.model, sequence_id=args.sequence_id, timeout_s=args.timeout)
+    try:
+        source = _open_source(args.source, "source", args.realtime)
+    except BaseException:
+        engine.close()
+        raise
+    recognizer = Recognizer(engine)
+    stop = threading.Event()
+    frames = predictions = 0
+    latencies: list[float] = []
+    try:
+        with _stop_on_signals(stop) as received:
+            for _frame, prediction in recognizer.iter_frames(source, max_frames=args.max_frames, stop_event=stop):
+                frames += 1
+                if prediction is None:
+                    continue
+                predictions += 1
+                latencies.append(prediction.timings.end_to_end_ms)
+                _emit({"type": "prediction", "sequence_id": engine.sequence_id, **prediction.to_dict()})
+                for event in prediction.events:
+                    _emit({"type": "event", "sequence_id": engine.sequence_id, **event_to_dict(event)})
+    finally:
+        recognizer.close()
+        engine.close()
+    _emit({
+        "type": "summary", "source": source.name, "url": args.url, "model": args.model,
+        "sequence_id": engine.sequence_id, "frames": frames, "predictions": predictions,
+        "server_restarts": engine.restarts, "effective_fps": recognizer.session.effective_fps,
+        "end_to_end_ms_p50": _percentile(latencies, 50), "end_to_end_ms_p99": _percentile(latencies, 99),
+        "stopped_by_signal": received.get("signal"),
+    })
+    return 128 + received["signal"] if received.get("signal") else 0
