@@ -283,3 +283,37 @@ def test_stepper_batches_sequences_like_separate_runs(python_model, onnx_dyn):
             for got, want in zip(new_states[k], ref[1:]):
                 np.testing.assert_allclose(got, want, atol=1e-5)
         states = new_states
+
+
+# -- the server setup's refusals (no network, no server) ------------------------------------------------
+
+
+def test_server_install_says_which_command_to_run(tmp_path):
+    from streamtsm.export.triton_server import SETUP_FILE, ServerInstall, TritonServerError
+
+    with pytest.raises(TritonServerError, match=f"run `streamtsm triton-setup {tmp_path}`"):
+        ServerInstall.load(tmp_path)
+    launcher = tmp_path / "tritonserver"
+    launcher.write_text("#!/bin/sh\n")
+    launcher.chmod(0o755)
+    record = {"server_version": "2.51.0", "python_version": "3.11.7", "numpy_version": "1.26.4", "verified": False,
+              "error": "self-check: tritonserver did not become ready"}
+    (tmp_path / SETUP_FILE).write_text(json.dumps(record))
+    with pytest.raises(TritonServerError, match="failed its self-check .self-check: tritonserver did not become ready"):
+        ServerInstall.load(tmp_path)
+    assert not ServerInstall.load(tmp_path, require_verified=False).verified
+    (tmp_path / SETUP_FILE).write_text("{not json")
+    with pytest.raises(TritonServerError, match="unreadable"):
+        ServerInstall.load(tmp_path)
+
+
+def test_setup_refuses_a_file_and_a_missing_interpreter(tmp_path, capsys):
+    from streamtsm.cli import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(["triton-setup", str(afile / "server")]) == 1
+    assert "is a file" in capsys.readouterr().err
+    assert main(["triton-setup", str(tmp_path / "srv"), "--python", str(tmp_path / "no-python")]) == 1
+    assert "no such interpreter" in capsys.readouterr().err
+    assert afile.read_text() == "x"

@@ -1,0 +1,219 @@
+"""A real Triton server on 127.0.0.1 (the bundled CPU ``tritonserver`` with the python backend, as
+set up by ``streamtsm triton-setup``) serving a repository written by ``streamtsm triton --backend
+python``: sequences streamed through ``tritonclient.grpc`` must give the logits of the same ONNX
+stepped locally with ONNX Runtime, and the client command the predictions of a local Recognizer.
+
+Skips, naming the setup command, where the server was not set up or failed its self-check here.
+Every wait has a deadline; the server is stopped in a finally (the fixture's context manager).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from streamtsm.export.triton import TritonOptions, write_triton_repository
+from streamtsm.export.triton_server import LocalServer, ServerInstall, TritonServerError
+
+grpcclient = pytest.importorskip("tritonclient.grpc", reason="pip install 'tritonclient[grpc]' (dev extra)")
+pytest.importorskip("torch")  # to export the model under test
+ort = pytest.importorskip("onnxruntime")
+
+from tritonclient.utils import InferenceServerException  # noqa: E402
+
+IDLE_S = 1.0  # the idle-time model's max_sequence_idle
+
+
+@pytest.fixture(scope="module")
+def onnx_path(tmp_path_factory) -> Path:
+    from triton_exports import exported_default
+
+    return exported_default(tmp_path_factory.getbasetemp() / "triton-onnx", True)
+
+
+@pytest.fixture(scope="module")
+def install() -> ServerInstall:
+    try:
+        return ServerInstall.load()
+    except TritonServerError as exc:
+        pytest.skip(f"no local Triton server: {exc}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, install, onnx_path):  # install first: skip before the export
+    repo = tmp_path_factory.mktemp("triton-repo")
+    write_triton_repository(onnx_path, repo, name="gest", options=TritonOptions(backend="python", max_batch_size=4))
+    write_triton_repository(onnx_path, repo, name="gest_idle", options=TritonOptions(
+        backend="python", max_batch_size=4, max_sequence_idle_us=int(IDLE_S * 1e6)))
+    t0 = time.monotonic()
+    with LocalServer(install, repo, repo.parent / "server.log", ready_timeout_s=90) as running:
+        print(f"tritonserver {install.server_version} ready in {running.startup_s:.2f} s "
+              f"(fixture {time.monotonic() - t0:.2f} s) at {running.grpc_url}")
+        yield running
+
+
+@pytest.fixture
+def client(server):
+    c = grpcclient.InferenceServerClient(server.grpc_url)
+    yield c
+    c.close()
+
+
+class LocalReference:
+    """The same ONNX stepped here with ONNX Runtime, one state per sequence id."""
+
+    def __init__(self, path: Path) -> None:
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.state_inputs = [i for i in self.session.get_inputs() if i.name.startswith("state_in.")]
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.states: dict[int, list[np.ndarray]] = {}
+
+    def step(self, seq: int, frame: np.ndarray, start: bool) -> np.ndarray:
+        if start:
+            self.states[seq] = [np.zeros((1, *i.shape[1:]), np.float32) for i in self.state_inputs]
+        feeds = {"frame": frame, **{i.name: s for i, s in zip(self.state_inputs, self.states[seq])}}
+        logits, *self.states[seq] = self.session.run(self.outputs, feeds)
+        return logits
+
+
+def infer(client, model: str, frame: np.ndarray, seq: int, start: bool = False, end: bool = False) -> np.ndarray:
+    tensor = grpcclient.InferInput("frame", list(frame.shape), "FP32")
+    tensor.set_data_from_numpy(frame)
+    result = client.infer(model, [tensor], sequence_id=seq, sequence_start=start, sequence_end=end, client_timeout=30)
+    return result.as_numpy("logits")
+
+
+def test_interleaved_sequences_match_local_onnxruntime(server, client, onnx_path):
+    """4 sequences, sent by 4 threads at once (so the server batches them): one plain, one that
+    starts again (START on the same id), one that ends (END; a frame after it is refused), one
+    that joins late. Every logit must equal the local ONNX Runtime step on the same frames."""
+    rng = np.random.default_rng(7)
+    plans = {  # sequence id -> list of (start, end) flags, one per frame
+        11: [(k == 0, False) for k in range(8)],
+        12: [(k in (0, 4), False) for k in range(9)],
+        13: [(k == 0, k == 5) for k in range(6)],
+        2**40 + 5: [(k == 0, False) for k in range(5)],
+    }
+    frames = {seq: rng.standard_normal((len(p), 1, 3, 80, 80)).astype(np.float32) for seq, p in plans.items()}
+    got: dict[int, list[np.ndarray]] = {seq: [] for seq in plans}
+    errors: list[BaseException] = []
+
+    def stream(seq: int) -> None:
+        own = grpcclient.InferenceServerClient(server.grpc_url)
+        try:
+            if seq == 2**40 + 5:
+                time.sleep(0.05)  # joins while the others are running
+            for k, (start, end) in enumerate(plans[seq]):
+                got[seq].append(infer(own, "gest", frames[seq][k], seq, start, end))
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=stream, args=(seq,), daemon=True) for seq in plans]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a sequence did not finish within 60 s"
+    assert not errors, errors
+    reference = LocalReference(onnx_path)
+    for seq, plan in plans.items():
+        assert len(got[seq]) == len(plan)
+        for k, (start, _end) in enumerate(plan):
+            want = reference.step(seq, frames[seq][k], start)
+            assert got[seq][k].shape == (1, 9)
+            np.testing.assert_allclose(got[seq][k], want, atol=1e-4, err_msg=f"sequence {seq}, frame {k}")
+    # the restart really reset: frame 4 of sequence 12 differs from what the carried state gives
+    carried = LocalReference(onnx_path)
+    for k in range(5):
+        carried_logits = carried.step(12, frames[12][k], k == 0)
+    assert np.abs(carried_logits - got[12][4]).max() > 1e-3
+    with pytest.raises(InferenceServerException, match="START"):
+        infer(client, "gest", frames[13][0], 13)  # sequence 13 ended
+    stats = client.get_inference_statistics("gest", as_json=True)["model_stats"][0]
+    print(f"gest: {stats['inference_count']} inferences in {stats['execution_count']} executions")
+
+
+def test_idle_sequence_is_evicted_and_the_client_engine_restarts_it(server, client, onnx_path):
+    """The model drops a sequence idle past max_sequence_idle (Triton never tells it), and the
+    client engine, refused for the lost state, starts the sequence again from that frame."""
+    from streamtsm.backends.triton_client import TritonSequenceBackend
+
+    rng = np.random.default_rng(3)
+    frames = rng.standard_normal((4, 1, 3, 80, 80)).astype(np.float32)
+    engine = TritonSequenceBackend(server.grpc_url, "gest_idle", sequence_id=21, timeout_s=30)
+    try:
+        state = engine.init_state()
+        for k in range(2):
+            _, state = engine.step(frames[k], state)
+        time.sleep(IDLE_S * 1.6)
+        infer(client, "gest_idle", frames[0], 22, start=True)  # an execution, which evicts sequence 21
+        deadline = time.monotonic() + 15
+        while "evicted 1 idle sequence(s)" not in server.log_path.read_text(errors="replace"):
+            assert time.monotonic() < deadline, f"no eviction logged:\n{server.log_tail()}"
+            time.sleep(0.1)
+        logits, state = engine.step(frames[2], state)
+        assert engine.restarts == 1
+        fresh = LocalReference(onnx_path)
+        np.testing.assert_allclose(logits, fresh.step(21, frames[2], True), atol=1e-4)
+        logits, state = engine.step(frames[3], state)
+        np.testing.assert_allclose(logits, fresh.step(21, frames[3], False), atol=1e-4)
+    finally:
+        engine.close()
+    with pytest.raises(InferenceServerException, match="START"):
+        infer(client, "gest_idle", frames[0], 21)  # close() ended it
+
+
+def test_client_command_prints_the_predictions_of_a_local_recognizer(server, onnx_path, capsys):
+    from streamtsm import Recognizer
+    from streamtsm.capture import open_source
+    from streamtsm.cli import main
+
+    args = ["triton-client", "synthetic:5", "--url", server.grpc_url, "--model", "gest", "--sequence-id", "31",
+            "--max-frames", "45", "--no-realtime"]
+    assert main(args) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    remote = [d for d in lines if d["type"] == "prediction"]
+    summary = lines[-1]
+    assert summary["type"] == "summary" and summary["frames"] == 45 and summary["server_restarts"] == 0
+    assert summary["predictions"] == len(remote) > 10 and {d["sequence_id"] for d in remote} == {31}
+    with Recognizer(str(onnx_path), "onnxruntime") as local:
+        pairs = list(local.iter_frames(open_source("synthetic:5", realtime=False), max_frames=45))
+    expected = [p.to_dict() for _, p in pairs if p is not None]
+    assert len(expected) == len(remote)
+    for r, e in zip(remote, expected):
+        assert (r["frame_index"], r["label"], r["current"]) == (e["frame_index"], e["label"], e["current"])
+        assert [lab for lab, _ in r["top_k"]] == [lab for lab, _ in e["top_k"]]
+        np.testing.assert_allclose([s for _, s in r["top_k"]], [s for _, s in e["top_k"]], atol=1e-4)
+        assert [(x["kind"], x["label"]) for x in r["events"]] == [(x["kind"], x["label"]) for x in e["events"]]
+    client = grpcclient.InferenceServerClient(server.grpc_url)
+    try:
+        with pytest.raises(InferenceServerException, match="START"):
+            infer(client, "gest", np.zeros((1, 3, 80, 80), np.float32), 31)  # the client ended its sequence
+    finally:
+        client.close()
+
+
+def test_client_names_what_is_wrong(server, capsys):
+    from streamtsm.cli import main
+
+    assert main(["triton-client", "synthetic", "--url", server.grpc_url, "--model", "nope", "--max-frames", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "model 'nope' is not ready" in err and "gest" in err
+
+
+def test_setup_again_keeps_everything_and_checks_the_server(install, capsys):
+    from streamtsm.cli import main
+
+    assert main(["triton-setup", str(install.root)]) == 0
+    out = capsys.readouterr().out
+    for step in ("venv      kept", "packages  kept", "server    kept", "stub      kept", "launcher  kept"):
+        assert step in out, out
+    assert "the python model answered correctly" in out
+    assert ServerInstall.load(install.root).verified
