@@ -24,18 +24,17 @@ def register(sub: argparse._SubParsersAction) -> None:
             "state by correlation id (START/END/CORRID). Export with --dynamic-batch so Triton can batch several "
             "cameras per execution."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("model", type=Path, help="exported .onnx (or TensorRT .plan with its sidecar)")
-    p.add_argument("-o", "--output", type=Path, default=Path("model_repository"), help="repository directory")
+    p.add_argument("-o", "--output", type=Path, default=Path("model_repository"), help="repository directory (default: model_repository)")
     p.add_argument("--name", help="model name in the repository (default: the file name up to its first dot)")
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="Triton backend (default: tensorrt for a .plan, onnxruntime for an .onnx)")
-    p.add_argument("--max-batch", type=int, default=8, help="cameras per execution (dynamic-batch exports; python: always)")
-    p.add_argument("--max-candidates", type=int, default=64, help="max_candidate_sequences: cameras served at once")
-    p.add_argument("--idle-ms", type=int, default=5000, help="a camera silent this long loses its state")
-    p.add_argument("--instances", type=int, default=1, help="model instances (each holds its own sequences)")
-    p.add_argument("--threads", type=int, default=1, help="python backend: ONNX Runtime threads per instance")
+    p.add_argument("--max-batch", type=int, default=8, help="cameras per execution (dynamic-batch exports; python: always); default 8")
+    p.add_argument("--max-candidates", type=int, default=64, help="max_candidate_sequences: cameras served at once; default 64")
+    p.add_argument("--idle-ms", type=int, default=5000, help="a camera silent this long loses its state; default 5000")
+    p.add_argument("--instances", type=int, default=1, help="model instances, each holding its own sequences; default 1")
+    p.add_argument("--threads", type=int, default=1, help="python backend: ONNX Runtime threads per instance; default 1")
     p.add_argument("--cpu", action="store_true", help="onnxruntime backend: instance_group KIND_CPU instead of KIND_GPU (python is always CPU)")
     p.add_argument("--trt-accelerator", action="store_true", help="onnxruntime backend: the TensorRT execution accelerator (fp16)")
     p.set_defaults(func=run)

@@ -25,13 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
             "its sequence batcher, and print predictions and action events as JSON lines, like `streamtsm demo "
             "--headless`. Preprocessing, classes and frame rate come from the model card in the model's config."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("source", help="camera index, video file, rtsp:// or http:// URL, or 'synthetic[:SEED]'")
-    p.add_argument("--url", default="127.0.0.1:8001", help="the server's gRPC endpoint HOST:PORT")
+    p.add_argument("--url", default="127.0.0.1:8001", help="the server's gRPC endpoint HOST:PORT (default: %(default)s)")
     p.add_argument("--model", required=True, help="model name in the server's repository")
     p.add_argument("--sequence-id", type=int, default=None, help="correlation id of this camera (default: random); unique per camera")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds per request before giving up")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per request before giving up (default: %(default)s)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     p.add_argument("--realtime", action=argparse.BooleanOptionalAction, default=None,
                    help="pace files/synthetic at their frame rate (default: files as fast as possible, synthetic in real time)")

@@ -91,12 +91,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "write the launcher DIR/tritonserver, then start it once on 127.0.0.1 with a tiny model to check it "
             "answers. The project's own environment is never changed. Safe to run again: finished steps are skipped."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("dir", nargs="?", type=Path, default=default_server_dir(),
-                   help="where the venv and launcher go ($STREAMTSM_TRITON_SERVER overrides the default)")
+                   help="where the venv and launcher go (default: %(default)s; $STREAMTSM_TRITON_SERVER or $STREAMTSM_HOME change it)")
     p.add_argument("--python", default=sys.executable,
-                   help="interpreter to base the venv on (3.8-3.13, built with --enable-shared or with libpythonX.Y installed)")
+                   help="interpreter to base the venv on: 3.8-3.13, built with --enable-shared or with libpythonX.Y installed (default: this one)")
     p.add_argument("--force", action="store_true", help="delete DIR/venv and make it again")
     p.set_defaults(func=run)
 

@@ -332,7 +332,9 @@ def write_triton_repository(
     card, dynamic, fixed, options = _model_and_card(model_path, options)
     check_class_names(card.class_names, str(model_path))
     if not dynamic:
-        log.warning("%s has a fixed batch: Triton will run one camera per execution; export with --dynamic-batch to batch cameras", model_path)
+        runs = "the python model steps the cameras of an execution one by one" if options.backend == "python" else \
+            "Triton will run one camera per execution"
+        log.warning("%s has a fixed batch: %s; export with --dynamic-batch to batch cameras", model_path, runs)
     config = triton_config(name, card, dynamic_batch=dynamic, fixed_batch=fixed, options=options)
     (model_dir / str(version)).mkdir(parents=True, exist_ok=True)
     _copy_atomically(model_path, target)
