@@ -23,6 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from ..export.triton import check_output_dir
 from ..export.triton_server import (
     LAUNCHER, SETUP_COMMAND, SETUP_FILE, LocalServer, ServerInstall, TritonServerError, default_server_dir,
 )
@@ -130,16 +131,6 @@ def _write_text_atomically(path: Path, text: str, mode: int = 0o644) -> bool:
     tmp.chmod(mode)
     os.replace(tmp, path)
     return True
-
-
-def _check_dir(root: Path) -> None:
-    for folder in (root, *root.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                raise SetupError(f"{root}: {folder} is a file; give a directory")
-            if not os.access(folder, os.W_OK | os.X_OK):
-                raise SetupError(f"cannot write into {folder}: give a directory you can write to")
-            return
 
 
 def _venv(root: Path, base_python: str, force: bool) -> tuple[Path, dict]:
@@ -270,7 +261,7 @@ def _self_check(root: Path) -> tuple[float, str]:
 def setup_server(root: Path, base_python: str = sys.executable, force: bool = False) -> ServerInstall:
     """Make (or check) the server environment in ``root``; returns the verified install."""
     root = root.expanduser().resolve()
-    _check_dir(root)
+    check_output_dir(root, "server directory", "DIR")
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     python, info = _venv(root, base_python, force)

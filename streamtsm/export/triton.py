@@ -257,15 +257,15 @@ def _copy_atomically(source: Path, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _check_repository(repository: Path) -> None:
-    """The repository is a directory or can become one (no file in the way)."""
-    for folder in (repository, *repository.parents):
-        if folder.exists():
-            if not folder.is_dir():
-                where = "is a file" if folder == repository else f"is inside {folder}, which is a file"
-                raise TritonError(f"repository {repository} {where}: give -o a directory (new or existing)")
-            if not os.access(folder, os.W_OK | os.X_OK):
-                raise TritonError(f"cannot write into {folder}: give -o a directory you can write to")
+def check_output_dir(folder: Path, what: str, flag: str) -> None:
+    """``folder`` is a directory or can become one: no file in the way, and writable."""
+    for parent in (folder, *folder.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                where = "is a file" if parent == folder else f"is inside {parent}, which is a file"
+                raise TritonError(f"{what} {folder} {where}: give {flag} a directory (new or existing)")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise TritonError(f"cannot write into {parent}: give {flag} a directory you can write to")
             return
 
 
@@ -316,7 +316,7 @@ def write_triton_repository(
     name = check_model_name(name if name is not None else model_path.name.split(".")[0])
     if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= 1_000_000:
         raise TritonError(f"version must be an integer from 1 to 1000000, got {version!r}")
-    _check_repository(repository)
+    check_output_dir(repository, "repository", "-o")
     model_dir = repository / name
     target = model_dir / str(version) / MODEL_FILES[options.backend]
     for folder in (model_dir, target.parent):
