@@ -143,11 +143,11 @@ def test_interleaved_sequences_match_local_onnxruntime(server, client, onnx_path
 def test_idle_sequence_is_evicted_and_the_client_engine_restarts_it(server, client, onnx_path):
     """The model drops a sequence idle past max_sequence_idle (Triton never tells it), and the
     client engine, refused for the lost state, starts the sequence again from that frame."""
-    from streamtsm.backends.triton_client import TritonSequenceBackend
+    from streamtsm.backends.triton_client import TritonSequenceEngine
 
     rng = np.random.default_rng(3)
     frames = rng.standard_normal((4, 1, 3, 80, 80)).astype(np.float32)
-    engine = TritonSequenceBackend(server.grpc_url, "gest_idle", sequence_id=21, timeout_s=30)
+    engine = TritonSequenceEngine(server.grpc_url, "gest_idle", sequence_id=21, timeout_s=30)
     try:
         state = engine.init_state()
         for k in range(2):

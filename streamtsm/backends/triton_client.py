@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..contract import CARD_METADATA_KEY, ContractError, read_card_from_onnx_metadata
-from .base import Backend, BackendError, State, check_input
+from .base import BackendError, OnlineEngine, State, check_input
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class SequenceHandle:
     started: bool
 
 
-class TritonSequenceBackend(Backend):
+class TritonSequenceEngine(OnlineEngine):
     """Steps frames of one stream through a model served by Triton (gRPC), as one sequence.
 
     ``url``: ``HOST:PORT`` of the server's gRPC endpoint. ``sequence_id``: the correlation id
@@ -104,11 +104,13 @@ class TritonSequenceBackend(Backend):
 
     # -- online -----------------------------------------------------------------------------
     def init_state(self, batch_size: int = 1) -> State:
+        self._check_open()
         if batch_size != 1:
             raise BackendError(f"a Triton sequence carries one stream; got batch_size={batch_size} (use one engine per camera)")
         return SequenceHandle(self.sequence_id, started=False)
 
     def step(self, frame: np.ndarray, state: State) -> tuple[np.ndarray, State]:
+        self._check_open()
         if not isinstance(state, SequenceHandle) or state.sequence_id != self.sequence_id:
             raise BackendError("this state was not made by this engine's init_state()")
         frame = check_input("frame", frame, self._frame_shape)
@@ -138,10 +140,7 @@ class TritonSequenceBackend(Backend):
                                f"{None if logits is None else logits.shape}, expected ({self.card.num_classes},)")
         return logits.reshape(1, -1).astype(np.float32, copy=False)
 
-    def run_clip(self, clip: np.ndarray) -> np.ndarray:
-        raise BackendError("the Triton client streams frames of online models; window models take clips")
-
-    def close(self) -> None:
+    def _release(self) -> None:
         """End the sequence (the last frame is sent again with END) so the server frees its slot now."""
         client, self._client = getattr(self, "_client", None), None
         if client is None:

@@ -1,7 +1,7 @@
 """``streamtsm triton-client SOURCE --url HOST:PORT --model NAME``: a camera/file as one Triton sequence.
 
 The client is a :class:`~streamtsm.Recognizer` whose engine is the server
-(:class:`~streamtsm.backends.triton_client.TritonSequenceBackend`): frames are read on the
+(:class:`~streamtsm.backends.triton_client.TritonSequenceEngine`): frames are read on the
 capture thread, sampled to the card's rate, preprocessed here as the card says, sent as one
 sequence (START on the first frame and after every reset, END at exit), and the logits are
 smoothed into predictions and action events exactly as the demo does. Output: the demo's
@@ -42,7 +42,7 @@ class ClientError(ValueError):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..backends.triton_client import TritonSequenceBackend
+    from ..backends.triton_client import TritonSequenceEngine
     from ..recognizer import Recognizer, event_to_dict
 
     if args.max_frames is not None and args.max_frames < 1:
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         raise ClientError(f"--timeout must be more than 0 and at most 3600 seconds, got {args.timeout}")
     if args.sequence_id is not None and not 1 <= args.sequence_id < 2**64:
         raise ClientError(f"--sequence-id must be from 1 to 2**64-1, got {args.sequence_id}")
-    engine = TritonSequenceBackend(args.url, args.model, sequence_id=args.sequence_id, timeout_s=args.timeout)
+    engine = TritonSequenceEngine(args.url, args.model, sequence_id=args.sequence_id, timeout_s=args.timeout)
     try:
         source = _open_source(args.source, "source", args.realtime)
     except BaseException:
