@@ -10,11 +10,9 @@ the carried state, so a corrupted state or a wrongly converted frame shows.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import re
 import threading
-import time
 
 import cv2
 import numpy as np

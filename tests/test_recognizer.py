@@ -189,7 +189,6 @@ def test_run_stops_within_a_second_on_stop_event(model):
     while not seen and time.monotonic() < deadline:
         time.sleep(0.02)
     assert seen, "no prediction from the live synthetic source"
-    t0 = time.monotonic()
     stop.set()
     assert done.wait(10.0), "run() did not end after stop_event was set"
     worker.join(1)

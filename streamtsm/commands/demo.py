@@ -16,15 +16,15 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
+
+from .streaming import emit, exit_now, open_source_arg, percentile, stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -87,29 +87,6 @@ def _source_spec(args: argparse.Namespace) -> tuple[Any, str]:
     return 0, "default-camera"
 
 
-def _open_source(spec: Any, kind: str, realtime: bool | None):
-    from ..capture import SourceError, open_source
-
-    text = str(spec)
-    is_synthetic = text == "synthetic" or text.startswith("synthetic:")
-    is_file = kind == "video" or (kind == "source" and not text.isdigit() and "://" not in text and not is_synthetic)
-    options: dict[str, Any] = {}
-    if realtime is not None:
-        if not (is_file or is_synthetic):
-            logger.warning("--realtime applies to files and the synthetic source; ignored for %s", text)
-        else:
-            options["realtime"] = realtime
-    try:
-        return open_source(spec, **options)
-    except SourceError as exc:
-        if kind == "default-camera":
-            raise DemoError(
-                f"no source given, so the demo tried camera 0, which failed: {exc}. "
-                "Without a camera run: python demo.py --source synthetic (or --video FILE)"
-            ) from None
-        raise
-
-
 def _check_window_support() -> None:
     """Fail early, with what to do, when no window can be shown."""
     import cv2
@@ -133,29 +110,6 @@ def _check_window_support() -> None:
             f"OpenCV could not open a window ({exc.err if hasattr(exc, 'err') else exc}): install opencv-python "
             "for a window, or use --headless / --output"
         ) from None
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[dict[str, int]]:
-    """SIGINT/SIGTERM set ``stop`` (a second SIGINT raises KeyboardInterrupt). Yields {'signal': n}."""
-    received: dict[str, int] = {}
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def handler(signum: int, _frame: Any) -> None:
-        if signum == signal.SIGINT and stop.is_set():
-            raise KeyboardInterrupt
-        received["signal"] = signum
-        received["at"] = time.monotonic()
-        stop.set()
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 class _VideoOutput:
@@ -187,18 +141,6 @@ class _VideoOutput:
             self._writer = None
 
 
-def _emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    return round(float(np.percentile(values, q)), 3) if values else None
-
-
-# ------------------------------------------------------------------------------------ main
-
-
 class _Stats:
     """What the summary reports: counts, latencies and per-stage means of the predictions seen."""
 
@@ -226,8 +168,8 @@ class _Stats:
             "effective_fps": recognizer.effective_fps,
             "dropped": stats.dropped if stats is not None else 0,
             "resets": {reason.value: n for reason, n in recognizer.reset_counts.items()},
-            "end_to_end_ms_p50": _percentile(self.latencies, 50),
-            "end_to_end_ms_p99": _percentile(self.latencies, 99),
+            "end_to_end_ms_p50": percentile(self.latencies, 50),
+            "end_to_end_ms_p99": percentile(self.latencies, 99),
             "mean_ms": {k: round(float(np.mean(v)), 3) for k, v in self.stages.items()},
             "output": str(output.path) if output is not None else None,
             "output_frames": output.frames if output is not None else 0,
@@ -353,23 +295,23 @@ def run(args: argparse.Namespace) -> int:
     _validate(args)
     show_window = _wants_window(args)
     spec, kind = _source_spec(args)
-    source = _open_source(spec, kind, args.realtime)  # first: a missing camera fails before the model loads
+    source = open_source_arg(spec, kind, args.realtime)  # first: a missing camera fails before the model loads
     recognizer = _open_recognizer(args, source)
     screen = _Screen(args, show_window, float(getattr(source, "fps", None) or 30.0))
     stats = _Stats()
     stop = threading.Event()
     logger.info("demo: %s on %s", recognizer, source.name)
     try:
-        with _stop_on_signals(stop) as received:
+        with stop_on_signals(stop) as received:
             for frame, prediction in recognizer.iter_frames(source, max_frames=args.max_frames, stop_event=stop):
                 stats.frames += 1
                 if prediction is not None:
                     stats.add(prediction)
                     screen.note(prediction)
                     if args.headless:
-                        _emit({"type": "prediction", **prediction.to_dict()})
+                        emit({"type": "prediction", **prediction.to_dict()})
                         for event in prediction.events:
-                            _emit({"type": "event", **event_to_dict(event)})
+                            emit({"type": "event", **event_to_dict(event)})
                 if not screen.enabled:
                     continue
                 screen.draw(frame, recognizer)
@@ -388,23 +330,10 @@ def run(args: argparse.Namespace) -> int:
     if "at" in received:
         logger.info("stopped %.3f s after signal %d", time.monotonic() - received["at"], received["signal"])
     if args.headless:
-        _emit(summary)
+        emit(summary)
     else:
         logger.info("summary: %s", json.dumps(summary))
     sig = received.get("signal")
     if sig:
-        _exit_now(128 + sig)
+        exit_now(128 + sig)
     return 0
-
-
-def _exit_now(code: int) -> None:
-    """End the process at once after a stop signal, everything already released and flushed.
-
-    The source is closed, the video finalised and stdout flushed by now; what remains is the
-    interpreter's teardown, which with torch loaded takes over a second on a busy 2-core box
-    (measured 1.0-1.3 s). A process asked to stop should stop, so that teardown is skipped.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    logging.shutdown()
-    os._exit(code)

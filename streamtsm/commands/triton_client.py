@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import threading
 
-from .demo import _emit, _open_source, _percentile, _stop_on_signals
+from .streaming import emit, open_source_arg, percentile, stop_on_signals
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise ClientError(f"--sequence-id must be from 1 to 2**64-1, got {args.sequence_id}")
     engine = TritonSequenceEngine(args.url, args.model, sequence_id=args.sequence_id, timeout_s=args.timeout)
     try:
-        source = _open_source(args.source, "source", args.realtime)
+        source = open_source_arg(args.source, "source", args.realtime)
     except BaseException:
         engine.close()
         raise
@@ -62,24 +62,24 @@ def run(args: argparse.Namespace) -> int:
     frames = predictions = 0
     latencies: list[float] = []
     try:
-        with _stop_on_signals(stop) as received:
+        with stop_on_signals(stop) as received:
             for _frame, prediction in recognizer.iter_frames(source, max_frames=args.max_frames, stop_event=stop):
                 frames += 1
                 if prediction is None:
                     continue
                 predictions += 1
                 latencies.append(prediction.timings.end_to_end_ms)
-                _emit({"type": "prediction", "sequence_id": engine.sequence_id, **prediction.to_dict()})
+                emit({"type": "prediction", "sequence_id": engine.sequence_id, **prediction.to_dict()})
                 for event in prediction.events:
-                    _emit({"type": "event", "sequence_id": engine.sequence_id, **event_to_dict(event)})
+                    emit({"type": "event", "sequence_id": engine.sequence_id, **event_to_dict(event)})
     finally:
         recognizer.close()
         engine.close()
-    _emit({
+    emit({
         "type": "summary", "source": source.name, "url": args.url, "model": args.model,
         "sequence_id": engine.sequence_id, "frames": frames, "predictions": predictions,
         "server_restarts": engine.restarts, "effective_fps": recognizer.session.effective_fps,
-        "end_to_end_ms_p50": _percentile(latencies, 50), "end_to_end_ms_p99": _percentile(latencies, 99),
+        "end_to_end_ms_p50": percentile(latencies, 50), "end_to_end_ms_p99": percentile(latencies, 99),
         "stopped_by_signal": received.get("signal"),
     })
     return 128 + received["signal"] if received.get("signal") else 0
