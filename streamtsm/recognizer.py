@@ -27,89 +27,31 @@ stream. Only one ``run()``/``iter_frames()`` may be active at a time (a second r
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from .backends.base import Engine
 from .capture import CaptureStats, CaptureThread, Frame, Source, open_source
 from .card import ModelCard
-from .postprocess import ActionEvent, PostprocessConfig, PostProcessor
+from .postprocess import ActionEvent
+from .predictions import Prediction, PostprocessOptions, StreamOutputs, event_to_dict
 from .resolve import open_engine
 from .sampling import STREAM_START, Reset, ResetReason
-from .session import SessionOutput, StageTimings, StreamingSession, WindowSession, open_session
+from .session import StreamingSession, WindowSession, open_session
 
 logger = logging.getLogger(__name__)
 
-#: Default smoothing span in seconds (converted to model steps with the card's frame rate).
-DEFAULT_SMOOTHING_S = 0.3
+__all__ = ["EventCallback", "Prediction", "Recognizer", "RecognizerError", "event_to_dict"]
 
 EventCallback = Callable[[ActionEvent], None]
 
 
 class RecognizerError(RuntimeError):
     """The Recognizer was used in a way it does not support (the message says how to fix it)."""
-
-
-@dataclass(frozen=True, eq=False)  # holds an array: compare fields explicitly
-class Prediction:
-    """What the recognizer says about the stream at one model step.
-
-    ``label``/``score``: top-1 of the *smoothed* probabilities. ``top_k``: ``(label, score)``
-    pairs, best first. ``probabilities``: smoothed, ``(num_classes,)`` float32 in card order.
-    ``frame_index``/``timestamp``: the frame this step was computed on (timestamp on the
-    stream's clock). ``frame_range``: ``(first, last)`` frame index of the clip (window models;
-    None for online ones). ``events``: start/end events produced at this step (including the
-    end of an action cut short by a reset since the previous prediction); each event is in
-    exactly one Prediction, or in what ``Recognizer.reset()`` returned. ``current``: the
-    active action, or None. ``timings``: per-stage milliseconds for this step. ``reset``: why
-    the state was reset since the previous prediction (the first one carries STREAM_START).
-    """
-
-    label: str
-    score: float
-    top_k: tuple[tuple[str, float], ...]
-    probabilities: np.ndarray
-    frame_index: int
-    timestamp: float
-    frame_range: tuple[int, int] | None
-    events: tuple[ActionEvent, ...]
-    current: str | None
-    timings: StageTimings
-    reset: Reset | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (no arrays): what ``streamtsm demo --headless`` prints."""
-        return {
-            "frame_index": self.frame_index,
-            "timestamp": round(self.timestamp, 6),
-            "label": self.label,
-            "score": round(self.score, 6),
-            "top_k": [[label, round(score, 6)] for label, score in self.top_k],
-            "frame_range": list(self.frame_range) if self.frame_range is not None else None,
-            "current": self.current,
-            "events": [event_to_dict(e) for e in self.events],
-            "timings": self.timings.to_dict(),
-            "reset": self.reset.to_dict() if self.reset is not None else None,
-        }
-
-
-def event_to_dict(event: ActionEvent) -> dict[str, Any]:
-    return {
-        "kind": event.kind,
-        "label": event.label,
-        "timestamp": round(event.timestamp, 6),
-        "frame_index": event.frame_index,
-        "confidence": round(event.confidence, 6),
-        "duration_s": round(event.duration_s, 6),
-    }
 
 
 class Recognizer:
@@ -162,23 +104,13 @@ class Recognizer:
             step_rate = self.session.target_fps or card.temporal.fps
             if isinstance(self.session, WindowSession):
                 step_rate /= self.session.stride  # a window model predicts once per stride
-            steps = max(1, round(DEFAULT_SMOOTHING_S * step_rate)) if smoothing is None else smoothing
-            config = PostprocessConfig(
-                smoothing_window=steps,
-                smoothing_mode=smoothing_mode,
-                top_k=top_k,
-                start_threshold=start_threshold,
-                end_threshold=end_threshold,
-                start_steps=start_steps,
-                min_duration_s=min_duration_s,
-            )
-            bg = card.background_classes if background is None else tuple(background)
-            self.postprocessor = PostProcessor(card.class_names, background=bg, config=config)
+            options = PostprocessOptions(smoothing, smoothing_mode, start_threshold, end_threshold, start_steps,
+                                         min_duration_s, background, top_k)
+            self._outputs = StreamOutputs(options.postprocessor(card, step_rate))
         except Exception:
             self.close()
             raise
         self.on_event = on_event
-        self.reset_counts: collections.Counter[ResetReason] = collections.Counter()
         self._lock = threading.Lock()
         self._running = False
         self._frames_pushed = 0
@@ -196,9 +128,19 @@ class Recognizer:
         return self.card.class_names
 
     @property
+    def postprocessor(self) -> Any:
+        """The stream's PostProcessor (smoothing, events)."""
+        return self._outputs.postprocessor
+
+    @property
+    def reset_counts(self) -> Any:
+        """How many times the state was reset, by :class:`~streamtsm.sampling.ResetReason`."""
+        return self._outputs.reset_counts
+
+    @property
     def current(self) -> str | None:
         """The active action (None when idle)."""
-        return self.postprocessor.current
+        return self._outputs.postprocessor.current
 
     @property
     def effective_fps(self) -> float | None:
@@ -246,7 +188,7 @@ class Recognizer:
                                        capture_wait_ms=capture_wait_ms)
             self._frames_pushed += 1
             self._rates = (self.session.effective_fps, self.session.input_fps)
-            prediction = None if output is None else self._postprocess(output)
+            prediction = None if output is None else self._outputs.predict(output)
         if prediction is not None:
             self._dispatch(prediction.events)
         return prediction
@@ -257,42 +199,9 @@ class Recognizer:
         with self._lock:
             self._check_open()
             self.session.reset()
-            events = self.postprocessor.reset()
+            events = self._outputs.postprocessor.reset()
         self._dispatch(events)
         return events
-
-    def _postprocess(self, output: SessionOutput) -> Prediction:
-        t0 = time.monotonic()
-        events: list[ActionEvent] = []
-        if output.reset is not None:
-            # The smoothing window and the active action belong to the old stream: that action ends here.
-            self._note_reset(output.reset)
-            events = self.postprocessor.reset()
-        step = self.postprocessor.step(output.logits, output.timestamp, output.frame_index)
-        t1 = time.monotonic()
-        timings = replace(
-            output.timings,
-            postprocess_ms=(t1 - t0) * 1000.0,
-            end_to_end_ms=output.timings.end_to_end_ms + (t1 - t0) * 1000.0,
-        )
-        return Prediction(
-            label=step.top_labels[0],
-            score=step.top_scores[0],
-            top_k=tuple(zip(step.top_labels, step.top_scores)),
-            probabilities=step.probs,
-            frame_index=output.frame_index,
-            timestamp=output.timestamp,
-            frame_range=output.frame_range,
-            events=tuple(events) + step.events,
-            current=step.current,
-            timings=timings,
-            reset=output.reset,
-        )
-
-    def _note_reset(self, reset: Reset) -> None:
-        self.reset_counts[reset.reason] += 1
-        if reset.reason is not ResetReason.STREAM_START:
-            logger.log(logging.WARNING if reset.reason.is_warning else logging.INFO, "state reset: %s", reset.message)
 
     def _dispatch(self, events: Sequence[ActionEvent]) -> None:
         if self.on_event is None:

@@ -286,6 +286,59 @@ class WindowSession(_SessionBase):
         return output
 
 
+@dataclass(frozen=True, eq=False)
+class PendingFrame:
+    """A kept frame of a :class:`StreamSlot`, preprocessed into the caller's batch row, not yet stepped."""
+
+    decision: SampleDecision
+    timestamp: float
+    frame_index: int
+    source: str | None
+    t_start: float
+    t_ready: float
+    captured_at: float | None
+    capture_wait_ms: float
+
+
+class StreamSlot(_SessionBase):
+    """One stream of a batch: validation, sampling, resets and preprocessing; the caller steps.
+
+    :meth:`prepare` preprocesses a kept frame into the caller's row of a batched input and
+    says whether the state must start from zero; after the batched step, :meth:`complete`
+    commits the frame and returns the output. A frame whose batch failed is simply never
+    completed, which leaves the stream as if the frame had not arrived.
+    """
+
+    def __init__(self, engine: OnlineEngine, *, fps: float | None = None, max_gap_s: float | None = None,
+                 sample: bool = True) -> None:
+        if not isinstance(engine, OnlineEngine):
+            raise SessionError(f"{engine.card.arch} is a window (clip) model: streams are batched for online models only")
+        super().__init__(engine, fps=fps, max_gap_s=max_gap_s, sample=sample)
+
+    def prepare(self, image: object, timestamp: float | None, row: np.ndarray, *, frame_index: int = -1,
+                source: str | None = None, captured_at: float | None = None,
+                capture_wait_ms: float = 0.0) -> PendingFrame | None:
+        """Preprocess into ``row`` ((3, H, W) float32) if sampling keeps the frame; None when it is skipped."""
+        frame, ts, decision, t_start = self._admit(image, timestamp, source)
+        if not decision.keep:
+            return None
+        self.preprocessor(frame, out=row)
+        return PendingFrame(decision, ts, frame_index, source, t_start, time.monotonic(), captured_at, capture_wait_ms)
+
+    def complete(self, pending: PendingFrame, logits: np.ndarray, inference_ms: float) -> SessionOutput:
+        """Commit a stepped frame; ``inference_ms`` is the batched step's time (shared by its streams)."""
+        self._commit(pending.decision, pending.timestamp, pending.source)
+        origin = pending.t_start if pending.captured_at is None else pending.captured_at
+        timings = StageTimings(
+            capture_wait_ms=pending.capture_wait_ms,
+            preprocess_ms=_ms(pending.t_ready - pending.t_start),
+            inference_ms=inference_ms,
+            end_to_end_ms=_ms(time.monotonic() - origin),
+        )
+        return SessionOutput(np.asarray(logits, dtype=np.float32).reshape(-1), pending.frame_index, pending.timestamp,
+                             None, timings, self._take_reset())
+
+
 def open_session(engine: Engine, *, window: int | None = None, stride: int | None = None, fps: float | None = None,
                  max_gap_s: float | None = None, sample: bool = True) -> StreamingSession | WindowSession:
     """The session the engine asks for: online -> StreamingSession; clip -> WindowSession."""

@@ -86,6 +86,10 @@ class FakeOnlineEngine(OnlineEngine):
     def state_arrays(self, state: tuple[np.ndarray]) -> list[np.ndarray]:
         return [s.copy() for s in state]
 
+    def step_host(self, frame: np.ndarray, states) -> tuple[np.ndarray, list[np.ndarray]]:
+        logits, new = self.step(frame, tuple(states))
+        return logits, list(new)
+
 
 class FakeClipEngine(ClipEngine):
     """logits = per-frame mean colours of the clip (T x 3, time order kept) @ W."""

@@ -18,7 +18,7 @@ Tensors cross the interface as numpy float32 arrays named as in the exported gra
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -79,6 +79,14 @@ class OnlineEngine(Engine):
     def state_arrays(self, state: State) -> list[np.ndarray]:
         """Host copies of a state (for tests and debugging; not on the hot path)."""
         raise BackendError(f"{self.name} does not expose its state")
+
+    def step_host(self, frame: np.ndarray, states: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One step with the state as host arrays, one row per stream, in ``card.state`` order.
+
+        For batching streams whose steps fall due at different times: the caller gathers the
+        due streams' state rows, steps them together, and scatters the new rows back.
+        """
+        raise BackendError(f"{self.name} cannot step host-side state; use init_state()/step()")
 
     def run_clip(self, clip: np.ndarray) -> np.ndarray:
         raise BackendError(f"{self.card.arch} is an online (per-frame) model: use init_state()/step(), not run_clip")

@@ -160,6 +160,17 @@ class OnnxRuntimeOnline(_OrtEngineMixin, OnlineEngine):
             binding.bind_ortvalue_output(out_name, dst)
         return binding
 
+    def step_host(self, frame: np.ndarray, states: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        self._check_open()
+        frame = check_input("frame", frame, self._graph.main_shape)
+        self._graph.check_batch(frame.shape[0])
+        feeds = {"frame": frame, **{name: s for (name, _), s in zip(self.signature.state_pairs, states)}}
+        try:
+            logits, *new_states = self.session.run(self.signature.output_names, feeds)
+        except Exception as exc:
+            raise self._graph.failed(exc) from None
+        return logits, new_states
+
     def state_arrays(self, state: State) -> list[np.ndarray]:
         self._check_open()
         if not isinstance(state, PingPongState):

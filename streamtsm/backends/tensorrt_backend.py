@@ -248,6 +248,7 @@ class TensorRTOnline(_TensorRTMixin, OnlineEngine):
         self._owner = f"{self.name}@{id(self):x}"
         crop = self.card.preprocessing.crop_size
         self._frame_shape = (-1, 3, crop, crop)
+        self._host_states: dict[int, PingPongState] = {}  # step_host's device state per batch size
 
     def init_state(self, batch_size: int = 1) -> State:
         self._check_open()
@@ -282,6 +283,22 @@ class TensorRTOnline(_TensorRTMixin, OnlineEngine):
         finally:
             trt.context_cuda.pop()
         return logits, state.successor()
+
+    def step_host(self, frame: np.ndarray, states: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Host state in and out: copied into one device state per batch size (kept for reuse), stepped, copied back."""
+        self._check_open()
+        trt = self._trt
+        batch = int(frame.shape[0]) if isinstance(frame, np.ndarray) and frame.ndim == 4 else 1
+        state = self._host_states.get(batch) or self.init_state(batch)
+        trt.context_cuda.push()
+        try:
+            for buf, array in zip(state.pair.sets[state.index], states):
+                trt.cuda.memcpy_htod(buf, np.ascontiguousarray(array, dtype=np.float32))
+        finally:
+            trt.context_cuda.pop()
+        logits, new_state = self.step(frame, state)
+        self._host_states[batch] = new_state
+        return logits, self.state_arrays(new_state)
 
     def state_arrays(self, state: State) -> list[np.ndarray]:
         self._check_open()

@@ -7,6 +7,8 @@ which is process-global (it changes every torch model in the process).
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import torch
 from torch import nn
@@ -50,6 +52,11 @@ class TorchOnline(OnlineEngine):
 
     def state_arrays(self, state: State) -> list[np.ndarray]:
         return [s.cpu().numpy().copy() for s in state]
+
+    def step_host(self, frame: np.ndarray, states: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+        state = tuple(torch.from_numpy(np.ascontiguousarray(s, dtype=np.float32)).to(self.device) for s in states)
+        logits, new_state = self.step(frame, state)
+        return logits, self.state_arrays(new_state)
 
     def _release(self) -> None:
         self.model = self.online = None  # type: ignore[assignment]

@@ -1,0 +1,320 @@
+"""``streamtsm.MultiRecognizer``: many streams, one engine, batched steps.
+
+A robot carries several cameras and a server watches dozens. Each stream keeps what a
+Recognizer keeps -- its own sampling, gap/source/time-reversal resets, smoothing and events
+(:class:`~streamtsm.session.StreamSlot` + :class:`~streamtsm.predictions.StreamOutputs`) --
+but the frames of all streams that are due together go through the engine as one batch:
+preprocessed straight into rows of one input buffer, their state rows gathered into one
+batched state, stepped once, and the new rows scattered back. A stream's predictions are the
+ones a Recognizer of its own would give (to float error): that is tested frame by frame.
+
+Two ways to hold the per-stream state are implemented, to measure
+(``benchmarks/multistream.py``): ``state="pool"`` keeps every stream's rows in one
+preallocated array per state tensor (gather with ``np.take(..., out=)``, scatter by index:
+no allocation per step), ``state="arrays"`` keeps separate arrays per stream (stacked and
+split each step).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, Sequence
+
+import numpy as np
+
+from .backends.base import Engine, OnlineEngine
+from .card import ModelCard
+from .postprocess import ActionEvent
+from .preprocess import FrameError
+from .predictions import Prediction, PostprocessOptions, StreamOutputs
+from .resolve import open_engine
+from .sampling import Reset, ResetReason
+from .session import PendingFrame, StreamSlot
+
+logger = logging.getLogger(__name__)
+
+StreamEventCallback = Callable[[Hashable, ActionEvent], None]
+_POSTPROCESS = ("smoothing", "smoothing_mode", "start_threshold", "end_threshold", "start_steps", "min_duration_s",
+                "background", "top_k")
+STATE_LAYOUTS = ("pool", "arrays")
+
+
+class MultiRecognizerError(RuntimeError):
+    """The MultiRecognizer was used in a way it does not support (the message says how to fix it)."""
+
+
+class _PooledState:
+    """Every stream's state rows in one preallocated array per state tensor; rows are slots."""
+
+    def __init__(self, card: ModelCard, capacity: int) -> None:
+        self.pools = [np.zeros((capacity, *s.shape[1:]), dtype=s.dtype) for s in card.state]
+        self._gathered = [np.zeros_like(p) for p in self.pools]
+
+    def zero(self, slot: int) -> None:
+        for pool in self.pools:
+            pool[slot] = 0
+
+    def gather(self, slots: np.ndarray) -> list[np.ndarray]:
+        n = len(slots)
+        return [np.take(pool, slots, axis=0, out=buf[:n]) for pool, buf in zip(self.pools, self._gathered)]
+
+    def scatter(self, slots: np.ndarray, rows: Sequence[np.ndarray]) -> None:
+        for pool, new in zip(self.pools, rows):
+            pool[slots] = new
+
+    def row(self, slot: int) -> list[np.ndarray]:
+        return [pool[slot].copy() for pool in self.pools]
+
+
+class _PerStreamState:
+    """One set of state arrays per stream; a step stacks the due ones and splits the result."""
+
+    def __init__(self, card: ModelCard, capacity: int) -> None:
+        self._shapes = [(s.shape[1:], s.dtype) for s in card.state]
+        self.rows: dict[int, list[np.ndarray]] = {}
+
+    def zero(self, slot: int) -> None:
+        self.rows[slot] = [np.zeros(shape, dtype) for shape, dtype in self._shapes]
+
+    def gather(self, slots: np.ndarray) -> list[np.ndarray]:
+        return [np.stack([self.rows[int(s)][i] for s in slots]) for i in range(len(self._shapes))]
+
+    def scatter(self, slots: np.ndarray, rows: Sequence[np.ndarray]) -> None:
+        for j, slot in enumerate(slots):
+            self.rows[int(slot)] = [np.array(r[j]) for r in rows]
+
+    def row(self, slot: int) -> list[np.ndarray]:
+        return [r.copy() for r in self.rows[slot]]
+
+
+class _Stream:
+    """One stream: its slot (state row), its sampler front and its postprocessing."""
+
+    __slots__ = ("stream_id", "slot", "front", "outputs", "frames_pushed")
+
+    def __init__(self, stream_id: Hashable, slot: int, front: StreamSlot, outputs: StreamOutputs) -> None:
+        self.stream_id, self.slot, self.front, self.outputs = stream_id, slot, front, outputs
+        self.frames_pushed = 0
+
+
+class MultiRecognizer:
+    """Frames of many streams in, per-stream :class:`Prediction` objects out; due frames run as one batch.
+
+    ``model``/``backend``: as for :class:`~streamtsm.Recognizer` (an online model; a
+    dynamic-batch export for batches above 1 -- the embedded default and every cached export
+    are). ``max_streams``: how many streams may exist at once (the batch and state capacity).
+    ``on_event(stream_id, event)``: called once per event. The other keywords are the
+    Recognizer's: postprocessing (``smoothing``, thresholds, ``background``, ``top_k``),
+    sampling (``fps``) and the engine's options (``threads``, ``providers``, …).
+    ``state``: ``"pool"`` or ``"arrays"`` (see the module docstring).
+
+    Thread safety: one lock serialises pushes, resets and stream changes.
+    """
+
+    def __init__(self, model: Any = None, *, max_streams: int, backend: str = "auto",
+                 on_event: StreamEventCallback | None = None, fps: float | None = None, state: str = "pool",
+                 **recognizer_options: Any) -> None:
+        if isinstance(max_streams, bool) or not isinstance(max_streams, int) or not 1 <= max_streams <= 4096:
+            raise MultiRecognizerError(f"max_streams must be an integer from 1 to 4096, got {max_streams!r}")
+        if state not in STATE_LAYOUTS:
+            raise MultiRecognizerError(f"state must be one of {STATE_LAYOUTS}, got {state!r}")
+        for name in ("window", "stride"):
+            if name in recognizer_options:
+                raise MultiRecognizerError(f"{name}= applies to window (clip) models; MultiRecognizer batches online models")
+        post = {k: recognizer_options.pop(k) for k in list(recognizer_options) if k in _POSTPROCESS}
+        self._closed = False
+        self._owns_engine = not isinstance(model, Engine)
+        self.engine = open_engine(model, backend, **recognizer_options)
+        if not isinstance(self.engine, OnlineEngine):
+            self.close()
+            raise MultiRecognizerError(
+                f"{self.engine.card.arch} is a window (clip) model; MultiRecognizer batches online models "
+                "(use one Recognizer per stream for window models)"
+            )
+        self.max_streams = max_streams
+        self.on_event = on_event
+        self._fps = fps
+        self._options = PostprocessOptions(**post)
+        card = self.card
+        crop = card.preprocessing.crop_size
+        self._input = np.zeros((max_streams, 3, crop, crop), dtype=np.float32)
+        self._state = (_PooledState if state == "pool" else _PerStreamState)(card, max_streams)
+        self._streams: dict[Hashable, _Stream] = {}
+        self._free = list(range(max_streams - 1, -1, -1))
+        self._lock = threading.Lock()
+        self.batches = 0  # engine calls so far
+        self.batched_frames = 0  # stream-frames stepped so far
+
+    # -- streams -----------------------------------------------------------------------------
+    @property
+    def card(self) -> ModelCard:
+        return self.engine.card
+
+    @property
+    def stream_ids(self) -> list[Hashable]:
+        with self._lock:
+            return list(self._streams)
+
+    def add_stream(self, stream_id: Hashable) -> None:
+        """Add a stream (a push to an unknown id adds it too). Its state starts at zero."""
+        with self._lock:
+            self._check_open()
+            self._add(stream_id)
+
+    def _add(self, stream_id: Hashable) -> _Stream:
+        if stream_id in self._streams:
+            raise MultiRecognizerError(f"stream {stream_id!r} exists already")
+        if not self._free:
+            raise MultiRecognizerError(
+                f"cannot add stream {stream_id!r}: all max_streams={self.max_streams} slots are in use "
+                f"({', '.join(map(repr, list(self._streams)[:8]))}…); remove_stream() one or create the "
+                "MultiRecognizer with a larger max_streams"
+            )
+        slot = self._free.pop()
+        self._state.zero(slot)
+        front = StreamSlot(self.engine, fps=self._fps)
+        step_rate = front.target_fps or self.card.temporal.fps
+        stream = _Stream(stream_id, slot, front, StreamOutputs(self._options.postprocessor(self.card, step_rate), stream_id))
+        self._streams[stream_id] = stream
+        return stream
+
+    def remove_stream(self, stream_id: Hashable) -> list[ActionEvent]:
+        """Forget a stream; returns (and dispatches) the ``end`` of its active action."""
+        with self._lock:
+            stream = self._get(stream_id)
+            del self._streams[stream_id]
+            self._free.append(stream.slot)
+            events = stream.outputs.postprocessor.reset()
+        self._dispatch(stream_id, events)
+        return events
+
+    def reset(self, stream_id: Hashable) -> list[ActionEvent]:
+        """Forget one stream's past (state, sampling, smoothing); the others are untouched."""
+        with self._lock:
+            stream = self._get(stream_id)
+            stream.front.reset()
+            events = stream.outputs.postprocessor.reset()
+        self._dispatch(stream_id, events)
+        return events
+
+    def reset_counts(self, stream_id: Hashable) -> Any:
+        with self._lock:
+            return self._get(stream_id).outputs.reset_counts
+
+    def current(self, stream_id: Hashable) -> str | None:
+        return self._get(stream_id).outputs.postprocessor.current
+
+    def state_rows(self, stream_id: Hashable) -> list[np.ndarray]:
+        """A copy of a stream's state (tests and debugging)."""
+        with self._lock:
+            return self._state.row(self._get(stream_id).slot)
+
+    def _get(self, stream_id: Hashable) -> _Stream:
+        try:
+            return self._streams[stream_id]
+        except KeyError:
+            raise MultiRecognizerError(f"unknown stream {stream_id!r}; known: {list(self._streams)[:16]}") from None
+
+    # -- pushing -----------------------------------------------------------------------------
+    def push(self, stream_id: Hashable, frame: Any, timestamp: float | None = None, **frame_info: Any) -> Prediction | None:
+        """One stream's frame; returns what ``Recognizer.push`` returns (the one-entry case of :meth:`push_many`)."""
+        return self.push_many({stream_id: (frame, timestamp)}, frame_info={stream_id: frame_info} if frame_info else None)[stream_id]
+
+    def push_many(self, frames: Mapping[Hashable, tuple[Any, float | None]], *,
+                  frame_info: Mapping[Hashable, Mapping[str, Any]] | None = None) -> dict[Hashable, Prediction | None]:
+        """``{stream_id: (frame, timestamp)}`` -> ``{stream_id: Prediction or None}``, kept frames in one batch.
+
+        ``frame_info`` may give per stream ``frame_index``, ``source``, ``captured_at`` and
+        ``capture_wait_ms`` (as for ``Recognizer.push``). A frame that fails validation raises
+        :class:`~streamtsm.FrameError` naming its stream before anything is stepped (frames of
+        other streams that sampling skipped count as seen); an engine failure raises with no
+        stream's state or sampling changed.
+        """
+        with self._lock:
+            self._check_open()
+            due: list[tuple[_Stream, PendingFrame]] = []
+            results: dict[Hashable, Prediction | None] = {}
+            new: list[Hashable] = []
+            try:
+                for stream_id, (image, timestamp) in frames.items():
+                    stream = self._streams.get(stream_id)
+                    if stream is None:
+                        stream = self._add(stream_id)
+                        new.append(stream_id)
+                    info = dict((frame_info or {}).get(stream_id, {}))
+                    info.setdefault("frame_index", stream.frames_pushed)
+                    try:
+                        pending = stream.front.prepare(image, timestamp, self._input[len(due)], **info)
+                    except FrameError as exc:
+                        raise FrameError(f"stream {stream_id!r}: {exc}") from None
+                    results[stream_id] = None
+                    if pending is not None:
+                        due.append((stream, pending))
+                predictions = self._step(due)
+            except BaseException:
+                for stream_id in new:  # a failed first push leaves no stream behind
+                    self._free.append(self._streams.pop(stream_id).slot)
+                raise
+            for stream_id in frames:
+                self._streams[stream_id].frames_pushed += 1
+            results.update(predictions)
+        for stream_id, prediction in predictions.items():
+            self._dispatch(stream_id, prediction.events)
+        return results
+
+    def _step(self, due: list[tuple[_Stream, PendingFrame]]) -> dict[Hashable, Prediction]:
+        if not due:
+            return {}
+        n = len(due)
+        slots = np.fromiter((s.slot for s, _ in due), dtype=np.int64, count=n)
+        for stream, pending in due:
+            if pending.decision.reset is not None:
+                self._state.zero(stream.slot)
+        states = self._state.gather(slots)
+        t0 = time.monotonic()
+        logits, new_states = self.engine.step_host(self._input[:n], states)
+        inference_ms = (time.monotonic() - t0) * 1000.0
+        self._state.scatter(slots, new_states)
+        self.batches += 1
+        self.batched_frames += n
+        return {
+            stream.stream_id: stream.outputs.predict(stream.front.complete(pending, logits[j], inference_ms))
+            for j, (stream, pending) in enumerate(due)
+        }
+
+    def _dispatch(self, stream_id: Hashable, events: Sequence[ActionEvent]) -> None:
+        if self.on_event is None:
+            return
+        for event in events:
+            try:
+                self.on_event(stream_id, event)
+            except Exception:  # a user callback must not kill the streams
+                logger.exception("on_event callback raised for stream %r, %s", stream_id, event)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise MultiRecognizerError("this MultiRecognizer is closed; create a new one")
+
+    def close(self) -> None:
+        """Release the engine (if this MultiRecognizer opened it). Closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_engine and hasattr(self, "engine"):
+            self.engine.close()
+
+    def __enter__(self) -> "MultiRecognizer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MultiRecognizer({self.engine.describe()}, {len(self._streams)}/{self.max_streams} streams)"
+
+
+__all__ = ["MultiRecognizer", "MultiRecognizerError", "Reset", "ResetReason", "STATE_LAYOUTS"]

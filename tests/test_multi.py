@@ -1,0 +1,148 @@
+"""MultiRecognizer: batched streams give exactly what separate Recognizers give, stream by stream."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fakes import FakeClipEngine, FakeOnlineEngine, fake_card
+from streamtsm import MultiRecognizer, Recognizer
+from streamtsm.backends.base import BackendError
+from streamtsm.multi import MultiRecognizerError
+from streamtsm.preprocess import FrameError
+from streamtsm.sampling import ResetReason
+from streamtsm.capture import SyntheticSource
+
+pytestmark = pytest.mark.runtime
+
+
+def _stream(seed: int, fps: float, seconds: float, start_s: float, gap_at: int | None = None, restart_at: int | None = None):
+    """(timestamp, frame) of a synthetic camera: own seed and rate, starting at ``start_s`` on a
+    shared clock; ``gap_at``: 2 s of frames missing from there; ``restart_at``: the camera's
+    clock starts again from 0 there (time goes backwards)."""
+    with SyntheticSource(seed=seed, duration_s=seconds + 1, fps=fps, size=(120, 160), realtime=False) as source:
+        frames = [f.image for _, f in zip(range(int(seconds * fps)), source)]
+    out, t = [], start_s
+    for i, image in enumerate(frames):
+        if i == gap_at:
+            t += 2.0
+        if i == restart_at:
+            t = 0.0
+        out.append((t, image))
+        t += 1.0 / fps
+    return out
+
+
+STREAMS = {
+    "front": dict(seed=11, fps=30.0, seconds=4.0, start_s=0.0),
+    "left": dict(seed=12, fps=25.0, seconds=4.0, start_s=0.37, gap_at=40),
+    "right": dict(seed=13, fps=15.0, seconds=4.0, start_s=1.1),
+    "back": dict(seed=14, fps=20.0, seconds=4.0, start_s=0.05, restart_at=50),
+}
+
+
+def _ticks(streams: dict[str, list]) -> list[dict[str, tuple[np.ndarray, float]]]:
+    """Interleave by arrival on the wall clock (not the cameras' own clocks, which jump), in 1/30 s
+    ticks: the frames that arrive in one tick are due together."""
+    ticks: dict[int, dict] = {}
+    for sid, frames in streams.items():
+        spec = STREAMS[sid]
+        for i, (ts, img) in enumerate(frames):
+            ticks.setdefault(int((spec["start_s"] + i / spec["fps"]) * 30), {})[sid] = (img, ts)
+    return [ticks[k] for k in sorted(ticks)]
+
+
+def _same(a, b) -> None:
+    assert (a is None) == (b is None)
+    if a is not None:
+        assert (a.frame_index, a.timestamp, a.label, a.current) == (b.frame_index, b.timestamp, b.label, b.current)
+        assert (a.reset and a.reset.reason) == (b.reset and b.reset.reason)
+        assert [(e.kind, e.label) for e in a.events] == [(e.kind, e.label) for e in b.events]
+        np.testing.assert_allclose(a.probabilities, b.probabilities, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("state", ["pool", "arrays"])
+def test_batched_streams_equal_separate_recognizers_frame_by_frame(state):
+    streams = {sid: _stream(**spec) for sid, spec in STREAMS.items()}
+    multi = MultiRecognizer(max_streams=4, state=state)  # the embedded default model on ONNX Runtime
+    single = {sid: Recognizer(multi.engine) for sid in streams}
+    compared = batched = 0
+    for tick in _ticks(streams):
+        got = multi.push_many(tick)
+        for sid, (image, ts) in tick.items():
+            expected = single[sid].push(image, ts)
+            _same(got[sid], expected)
+            compared += got[sid] is not None
+        batched = max(batched, sum(p is not None for p in got.values()))
+    assert compared > 120 and batched >= 2  # many predictions, and some really ran as one batch
+    assert multi.batched_frames == compared and multi.batches < compared
+    assert multi.reset_counts("left")[ResetReason.GAP] == 1
+    assert multi.reset_counts("back")[ResetReason.TIME_REVERSAL] == 1
+    assert all(multi.reset_counts(s)[ResetReason.GAP] == 0 for s in ("front", "right", "back"))
+
+
+def _fake_multi(**kw) -> tuple[MultiRecognizer, FakeOnlineEngine]:
+    engine = kw.pop("engine", None) or FakeOnlineEngine(fake_card(fps=10.0))
+    return MultiRecognizer(engine, **kw), engine
+
+
+def _img(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+
+
+def test_push_is_the_one_entry_case_and_unknown_ids_are_added_until_max_streams():
+    multi, engine = _fake_multi(max_streams=2)
+    single = Recognizer(engine)
+    _same(multi.push("a", _img(0), 0.0), single.push(_img(0), 0.0))
+    multi.push("b", _img(1), 0.0)
+    assert multi.stream_ids == ["a", "b"]
+    with pytest.raises(MultiRecognizerError, match="max_streams=2"):
+        multi.push("c", _img(2), 0.0)
+    assert multi.stream_ids == ["a", "b"]  # the refused stream left nothing behind
+    multi.remove_stream("a")
+    multi.push("c", _img(2), 0.0)
+    assert sorted(multi.stream_ids) == ["b", "c"]
+
+
+def test_an_engine_failure_changes_no_stream():
+    clean, _ = _fake_multi(max_streams=3)
+    dirty, _ = _fake_multi(max_streams=3, engine=FakeOnlineEngine(fake_card(fps=10.0), fail_on_step=2))
+    for t in range(5):
+        tick = {sid: (_img(10 * t + k), t * 0.1) for k, sid in enumerate("xyz")}
+        expected = clean.push_many(tick)
+        if t == 2:
+            with pytest.raises(BackendError, match="injected"):
+                dirty.push_many(tick)
+        got = dirty.push_many(tick)
+        for sid in tick:
+            _same(got[sid], expected[sid])
+
+
+def test_a_bad_frame_names_its_stream():
+    multi, _ = _fake_multi(max_streams=2)
+    with pytest.raises(FrameError, match="stream 'cam-2'"):
+        multi.push_many({"cam-1": (_img(0), 0.0), "cam-2": (None, 0.0)})
+
+
+def test_reset_and_events_are_per_stream():
+    events = []
+    engine = FakeOnlineEngine(fake_card(fps=10.0), bias={"zoom_in": 1000.0})
+    multi, _ = _fake_multi(max_streams=2, engine=engine, on_event=lambda sid, e: events.append((sid, e.kind, e.label)))
+    multi.push_many({"a": (_img(0), 0.0), "b": (_img(1), 0.0)})
+    assert events == [("a", "start", "zoom_in"), ("b", "start", "zoom_in")]
+    assert multi.reset("a") and events[-1] == ("a", "end", "zoom_in")
+    got = multi.push_many({"a": (_img(2), 0.1), "b": (_img(3), 0.1)})
+    assert got["a"].reset.reason is ResetReason.CALLER and got["b"].reset is None
+    assert got["a"].stream_id == "a" and got["a"].to_dict()["stream_id"] == "a"
+    fresh = Recognizer(engine).push(_img(2), 0.0)
+    np.testing.assert_allclose(got["a"].probabilities, fresh.probabilities, atol=1e-6)  # "a" started over, alone
+
+
+def test_window_models_and_bad_arguments_are_refused():
+    with pytest.raises(MultiRecognizerError, match="window"):
+        MultiRecognizer(FakeClipEngine(), max_streams=2)
+    for bad in (0, -1, 10**6, 2.5, True):
+        with pytest.raises(MultiRecognizerError, match="max_streams"):
+            MultiRecognizer(FakeOnlineEngine(), max_streams=bad)
+    with pytest.raises(MultiRecognizerError, match="state must be"):
+        MultiRecognizer(FakeOnlineEngine(), max_streams=2, state="mmap")
