@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-import torch
+
+torch = pytest.importorskip("torch")
 
 from conftest import random_state_dict, reference_keys
 from streamtsm import load_model, save_model

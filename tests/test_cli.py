@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
 
-import torch
+
+torch = pytest.importorskip("torch")
 
 from conftest import random_state_dict, reference_keys
 

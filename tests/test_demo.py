@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from procs import LineReader, finish
-from streamtsm.checkpoints.loader import DEFAULT_MODEL
 
 torch = pytest.importorskip("torch")
+
+from streamtsm.checkpoints.loader import DEFAULT_MODEL  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 #: A stop that takes longer than this is a hang (typical: well under 1 s; see benchmarks/shutdown.py).

@@ -11,8 +11,9 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
-import torch.nn.functional as F
+torch = pytest.importorskip("torch")
+
+import torch.nn.functional as F  # noqa: E402
 
 from streamtsm.card import IMAGENET_MEAN, KINETICS_MEAN, KINETICS_STD
 from streamtsm.checkpoints import CheckpointError, load_model

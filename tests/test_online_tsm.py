@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-import torch
+
+torch = pytest.importorskip("torch")
 
 from streamtsm.models import NotOnlineCapableError, create_model, to_online
 
