@@ -193,18 +193,31 @@ class FramePreprocessor:
             self._geometry_for = (height, width)
         return self._geometry
 
-    def __call__(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """One frame -> C-contiguous ``float32 (3, crop, crop)``.
+    def geometry(self, frame: np.ndarray) -> np.ndarray:
+        """The resize and centre crop only: ``uint8 (crop, crop, 3)`` BGR (a view where possible).
 
-        ``out`` (a preallocated ``float32 (3, crop, crop)`` array) avoids an allocation per frame
-        on the hot path; it is written only after the frame has been validated.
+        This is the per-pixel-expensive part; a capture thread can run it ahead of the model.
         """
         img = as_bgr_uint8(frame) if self.validate else frame
         (rh, rw), top, left, interp = self._plan(img.shape[0], img.shape[1])
         if (rh, rw) != img.shape[:2]:
             img = cv2.resize(img, (rw, rh), interpolation=interp)
         crop = self.preprocessing.crop_size
-        patch = img[top : top + crop, left : left + crop]
+        return img[top : top + crop, left : left + crop]
+
+    def __call__(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """One frame -> C-contiguous ``float32 (3, crop, crop)``.
+
+        ``out`` (a preallocated ``float32 (3, crop, crop)`` array) avoids an allocation per frame
+        on the hot path; it is written only after the frame has been validated.
+        """
+        return self.normalise(self.geometry(frame), out)
+
+    def normalise(self, patch: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """A ``uint8 (crop, crop, 3)`` BGR patch from :meth:`geometry` -> ``float32 (3, crop, crop)``."""
+        crop = self.preprocessing.crop_size
+        if patch.shape != (crop, crop, 3):
+            raise FrameError(f"a prepared patch must be {crop}x{crop}x3 (from FramePreprocessor.geometry), got {patch.shape}")
         if self._reverse_channels:
             patch = patch[:, :, ::-1]
         chw = patch.transpose(2, 0, 1)

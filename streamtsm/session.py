@@ -139,6 +139,12 @@ class _SessionBase:
         if decision.reset is not None:
             self._unreported = decision.reset
 
+    def _preprocess(self, frame: np.ndarray, prepared: np.ndarray | None, out: np.ndarray) -> None:
+        if prepared is None:
+            self.preprocessor(frame, out=out)
+        else:
+            self.preprocessor.normalise(prepared, out=out)
+
     def _take_reset(self) -> Reset | None:
         reset, self._unreported = self._unreported, None
         return reset
@@ -170,20 +176,23 @@ class StreamingSession(_SessionBase):
         return self._state
 
     def push(self, image: object, timestamp: float | None = None, *, frame_index: int = -1, source: str | None = None,
-             captured_at: float | None = None, capture_wait_ms: float = 0.0) -> SessionOutput | None:
+             captured_at: float | None = None, capture_wait_ms: float = 0.0,
+             prepared: np.ndarray | None = None) -> SessionOutput | None:
         """One frame (H x W x 3 uint8 BGR, or anything :func:`as_bgr_uint8` converts) -> output or None.
 
         ``timestamp`` (seconds, any clock, increasing) drives sampling and gap detection; None
         means "now" (``time.monotonic()``). ``captured_at`` (``time.monotonic()`` seconds) is
         where end-to-end latency is measured from; None means the moment of this call.
-        Returns None when the frame was skipped by sampling. Raises FrameError for an unusable
-        frame, leaving the state and sampler untouched.
+        ``prepared``: the frame already resized and cropped by a ``FramePreprocessor.geometry``
+        of this card (the capture thread does that ahead of the model), so only the
+        normalisation runs here. Returns None when the frame was skipped by sampling. Raises
+        FrameError for an unusable frame, leaving the state and sampler untouched.
         """
         frame, ts, decision, t_start = self._admit(image, timestamp, source)
         if not decision.keep:
             return None
         state = self.engine.init_state(1) if decision.reset is not None else self._state
-        self.preprocessor(frame, out=self._input[0])  # no per-frame allocation
+        self._preprocess(frame, prepared, self._input[0])  # no per-frame allocation
         t_pre = time.monotonic()
         logits, new_state = self.engine.step(self._input, state)
         t_inf = time.monotonic()
@@ -249,7 +258,8 @@ class WindowSession(_SessionBase):
         return first, frame_index
 
     def push(self, image: object, timestamp: float | None = None, *, frame_index: int = -1, source: str | None = None,
-             captured_at: float | None = None, capture_wait_ms: float = 0.0) -> SessionOutput | None:
+             captured_at: float | None = None, capture_wait_ms: float = 0.0,
+             prepared: np.ndarray | None = None) -> SessionOutput | None:
         """Like :meth:`StreamingSession.push`; returns an output only when the clip model ran.
 
         None when the frame was skipped by sampling, the window is not yet full, or it is not
@@ -258,7 +268,7 @@ class WindowSession(_SessionBase):
         frame, ts, decision, t_start = self._admit(image, timestamp, source)
         if not decision.keep:
             return None
-        self.preprocessor(frame, out=self._incoming)  # may raise: nothing is changed yet
+        self._preprocess(frame, prepared, self._incoming)  # may raise: nothing is changed yet
         count, since_run = (0, 0) if decision.reset is not None else (self._count, self._since_run)
         since_run += 1
         runs = count + 1 == self.window or (count + 1 > self.window and since_run >= self.stride)
@@ -316,13 +326,13 @@ class StreamSlot(_SessionBase):
         super().__init__(engine, fps=fps, max_gap_s=max_gap_s, sample=sample)
 
     def prepare(self, image: object, timestamp: float | None, row: np.ndarray, *, frame_index: int = -1,
-                source: str | None = None, captured_at: float | None = None,
-                capture_wait_ms: float = 0.0) -> PendingFrame | None:
+                source: str | None = None, captured_at: float | None = None, capture_wait_ms: float = 0.0,
+                prepared: np.ndarray | None = None) -> PendingFrame | None:
         """Preprocess into ``row`` ((3, H, W) float32) if sampling keeps the frame; None when it is skipped."""
         frame, ts, decision, t_start = self._admit(image, timestamp, source)
         if not decision.keep:
             return None
-        self.preprocessor(frame, out=row)
+        self._preprocess(frame, prepared, row)
         return PendingFrame(decision, ts, frame_index, source, t_start, time.monotonic(), captured_at, capture_wait_ms)
 
     def complete(self, pending: PendingFrame, logits: np.ndarray, inference_ms: float) -> SessionOutput:
