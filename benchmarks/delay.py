@@ -14,7 +14,7 @@ Both models here were trained on the same synthetic gestures with the same recip
 (TSM-MobileNetV2 x0.5, unidirectional shift) and R(2+1)D-18 at width 8 (a 12-frame window at
 10 fps; ``benchmarks/weights/r2plus1d_w8_gestures.safetensors``). Each runs through the public
 ``Recognizer`` with its card's settings (smoothing, thresholds) over scripted live sources of
-``streamtsm.train.synthetic`` (held-out split, seeds never used in training) with a ground-truth
+``streamtsm.synthetic`` (held-out split, seeds never used in training) with a ground-truth
 timeline. For every gesture, the delay is (timestamp of the first correct ``start`` event within
 ``--window-after-end`` s of the gesture's end) - (gesture end) + (compute time of the step that
 emitted it): see :mod:`streamtsm.bench.detection`. The sources run faster than real time on
@@ -58,7 +58,7 @@ def run_config(model: Any, backend: str, stride: int | None, seeds: Sequence[int
     from streamtsm import Recognizer
     from streamtsm.bench.detection import score_events
     from streamtsm.capture import SyntheticSource
-    from streamtsm.train.synthetic import GestureScript
+    from streamtsm.synthetic import GestureScript
 
     total = None
     compute_ms: list[float] = []

@@ -439,9 +439,9 @@ class SyntheticSource(Source):
 
     def _open(self) -> None:
         try:
-            from streamtsm.train.synthetic import GestureScript  # numpy/OpenCV only; imported when used
+            from streamtsm.synthetic import GestureScript  # numpy/OpenCV only; imported when used
         except ImportError as exc:
-            raise SourceError(f"the synthetic source needs streamtsm.train.synthetic, which failed to import: {exc}") from exc
+            raise SourceError(f"the synthetic source needs streamtsm.synthetic, which failed to import: {exc}") from exc
         try:
             self.script = GestureScript(self.seed, duration_s=self.duration_s, size=self.size, fps=self.fps, split=self.split)
         except ValueError as exc:  # SyntheticError: a bad size/fps/split, with its own explanation

@@ -169,7 +169,7 @@ def test_delay_benchmark_scores_both_recognizers_on_a_short_script(tmp_path):
     from streamtsm.card import Preprocessing, Temporal
     from streamtsm.checkpoints import save_model
     from streamtsm.models import create_model
-    from streamtsm.train.synthetic import CLASSES
+    from streamtsm.synthetic import CLASSES
 
     torch.manual_seed(0)
     baseline = create_model("r2plus1d_18", num_classes=len(CLASSES), class_names=CLASSES, width=2)

@@ -217,7 +217,7 @@ def test_slow_consumer_on_live_source_gets_latest_frames_and_drops_are_counted()
 
 
 def test_synthetic_source_delivers_script_frames_and_labels() -> None:
-    from streamtsm.train.synthetic import GestureScript
+    from streamtsm.synthetic import GestureScript
 
     script = GestureScript(3, duration_s=4.0, size=(96, 128), fps=15)
     source = SyntheticSource(seed=3, duration_s=4.0, fps=15, size=(96, 128), realtime=False)

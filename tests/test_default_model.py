@@ -21,7 +21,7 @@ MATCH_WINDOW_AFTER_END_S = 0.5
 
 def test_score_events_matches_labels_within_the_window():
     from streamtsm.postprocess import ActionEvent
-    from streamtsm.train.synthetic import GestureEvent
+    from streamtsm.synthetic import GestureEvent
 
     timeline = [GestureEvent("swipe_up", 1.0, 2.0), GestureEvent("zoom_in", 4.0, 5.0), GestureEvent("rotate_cw", 7.0, 8.0)]
     events = [
@@ -47,7 +47,7 @@ SCRIPT_SEED, SCRIPT_SECONDS = 2026, 120.0
 
 @pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"the trained default model {DEFAULT_MODEL} is not in this checkout yet")
 def test_default_model_recognises_the_scripted_gestures():
-    from streamtsm.train.synthetic import GestureScript
+    from streamtsm.synthetic import GestureScript
 
     events = []
     rec = Recognizer(on_event=events.append)  # the embedded default model, its card's settings

@@ -31,7 +31,7 @@ def small_model(tmp_path_factory) -> Path:
     from streamtsm.card import Preprocessing, Temporal
     from streamtsm.checkpoints import save_model
     from streamtsm.models import create_model
-    from streamtsm.train.synthetic import CLASSES
+    from streamtsm.synthetic import CLASSES
 
     torch.manual_seed(0)
     model = create_model("tsm_mobilenetv2", num_classes=len(CLASSES), width_mult=0.5, class_names=CLASSES)
@@ -82,7 +82,7 @@ def _check_headless(records: list[dict], frames: int, class_names: set[str]) -> 
 
 
 def test_headless_prints_json_lines(small_model):
-    from streamtsm.train.synthetic import CLASSES
+    from streamtsm.synthetic import CLASSES
 
     result = _demo("--source", "synthetic", "--headless", "--max-frames", "60", "--model", str(small_model))
     assert result.returncode == 0, result.stderr
@@ -91,7 +91,7 @@ def test_headless_prints_json_lines(small_model):
 
 @pytest.mark.skipif(not DEFAULT_MODEL.exists(), reason=f"the trained default model {DEFAULT_MODEL} is not in this checkout yet")
 def test_headless_with_the_default_model():
-    from streamtsm.train.synthetic import CLASSES
+    from streamtsm.synthetic import CLASSES
 
     result = _demo("--source", "synthetic", "--headless", "--max-frames", "60")
     assert result.returncode == 0, result.stderr
@@ -99,7 +99,7 @@ def test_headless_with_the_default_model():
 
 
 def test_output_video_and_screenshot_have_the_overlay(small_model, tmp_path):
-    from streamtsm.train.synthetic import GestureScript
+    from streamtsm.synthetic import GestureScript
 
     out, shot = tmp_path / "annotated.mp4", tmp_path / "shot.png"
     result = _demo(

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from streamtsm.train.synthetic import (
+from streamtsm.synthetic import (
     CLASSES,
     SHAPE_FAMILIES,
     TEXTURE_FAMILIES,
@@ -284,6 +284,6 @@ def test_write_dataset_writes_decodable_videos_and_annotations(tmp_path):
 
 def test_module_imports_without_torch():
     code = ("import sys; sys.modules['torch'] = None\n"
-            "from streamtsm.train.synthetic import render_clip\n"
+            "from streamtsm.synthetic import render_clip\n"
             "assert render_clip('swipe_left', 0, size=(32, 32), duration_s=0.2).shape[1:] == (32, 32, 3)\n")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

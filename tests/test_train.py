@@ -15,7 +15,7 @@ from streamtsm.card import Preprocessing  # noqa: E402
 from streamtsm.train.augment import AugmentConfig, TrainTransform, multiscale_crop_box  # noqa: E402
 from streamtsm.train.evaluate import metrics_from_scores  # noqa: E402
 from streamtsm.train.sampling import SampleFrames, SamplingError, sample_frame_indices  # noqa: E402
-from streamtsm.train.synthetic import CLASSES, render_clip, write_dataset  # noqa: E402
+from streamtsm.synthetic import CLASSES, render_clip, write_dataset  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

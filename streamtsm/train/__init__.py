@@ -1,5 +1,5 @@
-"""Training: datasets, segment sampling, augmentation, the loop, and the synthetic gesture data.
+"""Training: datasets, segment sampling, augmentation, the loop, evaluation, the default model recipe.
 
-Submodules that need torch import it themselves; ``streamtsm.train.synthetic`` is numpy/OpenCV
-only because the synthetic live source (runtime path) uses it.
+Submodules that need torch import it themselves. The synthetic gesture data comes from
+``streamtsm.synthetic`` (numpy/OpenCV only: the synthetic live source on the runtime path uses it).
 """
