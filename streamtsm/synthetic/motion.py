@@ -183,15 +183,19 @@ def make_motion(family: str, rng: np.random.Generator, h: int, w: int) -> Motion
     return MOTION_FAMILIES[family].draw(rng, h, w, angle0)
 
 
+#: Labels a live script can perform (everything but the idle family, which plays between them).
+PERFORMABLE: tuple[str, ...] = tuple(name for name, g in GESTURES.items() if g.family != "idle")
+
+
 def label_name(label: str | int) -> str:
-    """A class name from a name or an index into :data:`CLASSES`."""
+    """A gesture name from a name in :data:`GESTURES` or an index into :data:`CLASSES`."""
     if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
         if 0 <= int(label) < len(CLASSES):
             return CLASSES[int(label)]
         raise SyntheticError(f"label index {label} is out of range 0..{len(CLASSES) - 1}")
-    if isinstance(label, str) and label in CLASSES:
+    if isinstance(label, str) and label in GESTURES:
         return label
-    raise SyntheticError(f"unknown label {label!r}; use one of {', '.join(CLASSES)} or its index")
+    raise SyntheticError(f"unknown label {label!r}; use one of {', '.join(GESTURES)} or its index")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .appearance import make_appearance
-from .motion import CLASSES, GESTURE_SECONDS, GESTURES, make_jitter, make_motion
+from .motion import CLASSES, GESTURE_SECONDS, GESTURES, PERFORMABLE, make_jitter, make_motion
 from .params import (
     S_APPEARANCE,
     S_CAMERA,
@@ -77,9 +77,9 @@ class GestureScript:
             raise SyntheticError(f"idle_s must satisfy 0.4 <= min <= max (seconds), got {idle_s!r}: "
                                  "an idle period needs time for the object to fade out and in")
         labels = tuple(labels)
-        bad = [x for x in labels if x not in CLASSES[:-1]]
+        bad = [x for x in labels if x not in PERFORMABLE]
         if not labels or bad:
-            raise SyntheticError(f"labels must be a non-empty subset of {CLASSES[:-1]} (no_motion is what "
+            raise SyntheticError(f"labels must be a non-empty subset of {PERFORMABLE} (no_motion is what "
                                  f"plays between gestures), got {labels!r}")
         self.duration_s = float(duration_s)
         self.num_frames = int(round(self.duration_s * self.fps))
