@@ -57,7 +57,7 @@ def run_config(model: Any, backend: str, stride: int | None, seeds: Sequence[int
     """Run one recognizer over every script; score its events and collect per-step compute times."""
     from streamtsm import Recognizer
     from streamtsm.bench.detection import score_events
-    from streamtsm.capture import SyntheticSource
+    from streamtsm.sources import SyntheticSource
     from streamtsm.synthetic import GestureScript
 
     total = None
@@ -98,7 +98,7 @@ def run_config(model: Any, backend: str, stride: int | None, seeds: Sequence[int
 def run_realtime(model: Any, backend: str, stride: int | None, seconds: float) -> dict[str, Any]:
     """End-to-end latency (frame captured -> Prediction ready) on a real-time 30 fps synthetic source."""
     from streamtsm import Recognizer
-    from streamtsm.capture import SyntheticSource
+    from streamtsm.sources import SyntheticSource
 
     e2e: list[float] = []
     with Recognizer(model, backend=backend, **_recognizer_options(stride)) as rec:

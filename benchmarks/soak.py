@@ -164,7 +164,7 @@ def build_recognizer(config: SoakConfig, workdir: Path):
 
 
 def run_soak(config: SoakConfig, progress: bool = True) -> SoakResult:
-    from streamtsm.capture import SyntheticSource
+    from streamtsm.sources import SyntheticSource
     from streamtsm.sampling import ResetReason
 
     if config.frames < config.warmup + 200:

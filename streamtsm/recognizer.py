@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends.base import Engine
-from .capture import CaptureStats, CaptureThread, Frame, Source, open_source
+from .sources import CaptureStats, CaptureThread, Frame, Source, open_source
 from .card import ModelCard
 from .postprocess import ActionEvent
 from .predictions import Prediction, PostprocessOptions, StreamOutputs, event_to_dict
@@ -228,9 +228,9 @@ class Recognizer:
     ) -> Iterator[tuple[Frame, Prediction | None]]:
         """Read ``source`` on a capture thread and yield ``(frame, prediction or None)`` for every frame.
 
-        ``source``: a spec for :func:`~streamtsm.capture.open_source` (``0``, a path, a URL,
-        ``"synthetic"``), an unopened or open :class:`~streamtsm.capture.Source`, or a
-        :class:`~streamtsm.capture.CaptureThread` (started if needed). What this call opens it
+        ``source``: a spec for :func:`~streamtsm.sources.open_source` (``0``, a path, a URL,
+        ``"synthetic"``), an unopened or open :class:`~streamtsm.sources.Source`, or a
+        :class:`~streamtsm.sources.CaptureThread` (started if needed). What this call opens it
         also stops and closes, when the iteration ends, fails, or is closed early.
         Timestamps are the source's clock (``media_time_s``: file position, script time, or
         capture clock), end-to-end latency is measured from each frame's capture time.

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fakes import FakeOnlineEngine, fake_card
-from streamtsm.capture import Source
+from streamtsm.sources import Source
 from streamtsm.preprocess import FrameError
 from streamtsm.recognizer import Recognizer, RecognizerError
 from streamtsm.session import SessionError

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from streamtsm.capture import (
+from streamtsm.sources import (
     Backoff,
     CaptureThread,
     Frame,
@@ -346,7 +346,7 @@ def test_bad_synthetic_specs() -> None:
 
 def test_stream_outage_reconnects_with_backoff_and_counts(video: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A file path given to the FFmpeg backend is a stream that ends: every end is an outage."""
-    caplog.set_level(logging.INFO, logger="streamtsm.capture")
+    caplog.set_level(logging.INFO, logger="streamtsm.sources")
     source = StreamSource(str(video), backoff=Backoff(initial_s=0.01, max_s=0.05))
     with CaptureThread(source, latest_only=False) as capture:
         frames = [capture.get(timeout=5) for _ in range(150)]
@@ -379,7 +379,7 @@ def test_runtime_modules_work_without_torch(video: Path) -> None:
         sys.modules["torch"] = None  # any `import torch` now raises ImportError
         import numpy as np
         from streamtsm.card import Preprocessing
-        from streamtsm.capture import CaptureThread, open_source
+        from streamtsm.sources import CaptureThread, open_source
         from streamtsm.preprocess import FramePreprocessor
         from streamtsm.postprocess import PostProcessor
         pre = FramePreprocessor(Preprocessing(crop_size=64, resize_short=72))

@@ -9,7 +9,7 @@ import pytest
 
 import streamtsm
 from streamtsm.bench.detection import score_events
-from streamtsm.capture import SyntheticSource
+from streamtsm.sources import SyntheticSource
 from streamtsm.recognizer import Recognizer
 
 DEFAULT_MODEL = Path(streamtsm.__file__).parent / "assets" / "default.safetensors"

@@ -71,7 +71,7 @@ def test_the_wheel_ships_the_onnx(tmp_path):
 
 
 def _frames(n: int = 45) -> list[np.ndarray]:
-    from streamtsm.capture import SyntheticSource
+    from streamtsm.sources import SyntheticSource
 
     with SyntheticSource(seed=3, duration_s=n / 30.0 + 1, realtime=False) as source:
         return [frame.image for _, frame in zip(range(n), source)]

@@ -21,7 +21,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mjpeg_server import HEIGHT, WIDTH, MjpegServer, decode_index, encode_index  # noqa: E402
 
-from streamtsm.capture import Backoff, CaptureThread, SourceError, StreamSource, VideoFileSource, open_source  # noqa: E402
+from streamtsm.sources import Backoff, CaptureThread, SourceError, StreamSource, VideoFileSource, open_source  # noqa: E402
 from streamtsm.sampling import ResetReason  # noqa: E402
 from fakes import FakeOnlineEngine, fake_card  # noqa: E402
 
@@ -86,7 +86,7 @@ def test_server_restarts_on_the_same_port_and_refuses_while_down() -> None:
 
 
 def test_stream_source_reports_outage_backs_off_and_reconnects(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="streamtsm.capture")
+    caplog.set_level(logging.INFO, logger="streamtsm.sources")
     with MjpegServer(fps=30) as server:
         source = stream_source(server)
         with CaptureThread(source) as capture:

@@ -11,7 +11,7 @@ from streamtsm.backends.base import BackendError
 from streamtsm.multi import MultiRecognizerError
 from streamtsm.preprocess import FrameError
 from streamtsm.sampling import ResetReason
-from streamtsm.capture import SyntheticSource
+from streamtsm.sources import SyntheticSource
 
 pytestmark = pytest.mark.runtime
 

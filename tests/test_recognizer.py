@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from fakes import FakeClipEngine, FakeOnlineEngine, fake_card
-from streamtsm.capture import SyntheticSource
+from streamtsm.sources import SyntheticSource
 from streamtsm.preprocess import FrameError
 from streamtsm.recognizer import Prediction, Recognizer, RecognizerError
 from streamtsm.sampling import ResetReason
@@ -228,7 +228,7 @@ def test_concurrent_pushes_are_serialised(model):
 
 
 def test_source_spec_errors_are_clear(model):
-    from streamtsm.capture import SourceError
+    from streamtsm.sources import SourceError
 
     rec = Recognizer(model)
     with pytest.raises(SourceError, match="does not exist"):

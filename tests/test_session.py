@@ -186,7 +186,7 @@ def _write_video(path, n: int, fps: float = 15.0) -> list[np.ndarray]:
 
 
 def test_window_session_one_prediction_per_stride_over_a_real_file(clip_backend, tmp_path):
-    from streamtsm.capture import open_source
+    from streamtsm.sources import open_source
     from streamtsm.preprocess import preprocess_clip
 
     decoded = _write_video(tmp_path / "clip.avi", 14)

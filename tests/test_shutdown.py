@@ -102,7 +102,7 @@ RUN_SCRIPT = textwrap.dedent(
     """
     import signal, sys, threading, time
     from streamtsm.recognizer import Recognizer
-    from streamtsm.capture import StreamSource
+    from streamtsm.sources import StreamSource
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())  # the documented way to stop run() from outside

@@ -172,7 +172,7 @@ def test_idle_sequence_is_evicted_and_the_client_engine_restarts_it(server, clie
 
 def test_client_command_prints_the_predictions_of_a_local_recognizer(server, onnx_path, capsys):
     from streamtsm import Recognizer
-    from streamtsm.capture import open_source
+    from streamtsm.sources import open_source
     from streamtsm.cli import main
 
     args = ["triton-client", "synthetic:5", "--url", server.grpc_url, "--model", "gest", "--sequence-id", "31",

@@ -273,7 +273,7 @@ def measure_compute(variants: list[Variant], options: LatencyOptions) -> tuple[d
 
 def measure_end_to_end(variant: Variant, stride: int | None, seconds: float) -> dict[str, Any]:
     """Run the Recognizer on a real-time 30 fps synthetic source for ``seconds``; capture-to-label figures."""
-    from ..capture import CaptureThread, SyntheticSource
+    from ..sources import CaptureThread, SyntheticSource
     from ..recognizer import Recognizer
 
     card = variant.engine.card

@@ -174,6 +174,8 @@ class _Stats:
             "output": str(output.path) if output is not None else None,
             "output_frames": output.frames if output is not None else 0,
             "stopped_by_signal": signal_number,
+            "frames_announced": getattr(source, "frames_announced", None),  # a file's header count
+            "ended_early": getattr(source, "ended_early", False),  # the file held fewer: damaged or truncated
         }
 
 

@@ -26,11 +26,11 @@ class SourceArgumentError(RuntimeError):
 
 
 def open_source_arg(spec: Any, kind: str, realtime: bool | None):
-    from ..capture import SourceError, open_source
+    from ..sources import SourceError, open_source, source_kind
 
     text = str(spec)
     is_synthetic = text == "synthetic" or text.startswith("synthetic:")
-    is_file = kind == "video" or (kind == "source" and not text.isdigit() and "://" not in text and not is_synthetic)
+    is_file = kind == "video" or (kind == "source" and source_kind(text) == "file")
     options: dict[str, Any] = {}
     if realtime is not None:
         if not (is_file or is_synthetic):

@@ -1,0 +1,83 @@
+"""Frame sources (camera, video file, network stream, synthetic) and the capture thread.
+
+numpy + OpenCV only (on the Jetson path). :func:`open_source` turns a command-line style spec
+into an open source; :class:`CaptureThread` reads it on its own thread. Modules: ``base``
+(Source, Frame, SourceError), ``camera``, ``file``, ``stream``, ``synthetic``, ``capture``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from .base import Frame, Source, SourceError
+from .camera import MAX_CAMERA_INDEX, CameraSource, check_camera_index
+from .capture import CaptureStats, CaptureThread
+from .file import VideoFileSource
+from .stream import STREAM_SCHEMES, Backoff, StreamSource, redact_url
+from .synthetic import SyntheticSource
+
+__all__ = [
+    "MAX_CAMERA_INDEX",
+    "STREAM_SCHEMES",
+    "Backoff",
+    "CameraSource",
+    "CaptureStats",
+    "CaptureThread",
+    "Frame",
+    "Source",
+    "SourceError",
+    "StreamSource",
+    "SyntheticSource",
+    "VideoFileSource",
+    "open_source",
+    "redact_url",
+    "source_kind",
+]
+
+SourceKind = Literal["camera", "stream", "synthetic", "file"]
+
+_SIGNED_INTEGER = re.compile(r"[+-]?\d+")
+
+
+def source_kind(spec: str | int | Path) -> SourceKind:
+    """What :func:`open_source` makes of ``spec``, without opening anything.
+
+    An integer or integer text (signed too: ``"-1"`` is a bad camera index, not a file name)
+    -> camera; ``rtsp://``, ``http(s)://`` ... -> stream; ``"synthetic"`` or ``"synthetic:SEED"``
+    -> synthetic; any other text or path -> file.
+    """
+    if isinstance(spec, bool):
+        raise SourceError(f"source spec {spec!r} is not a camera index, path, URL or 'synthetic'")
+    if isinstance(spec, int) or (isinstance(spec, str) and _SIGNED_INTEGER.fullmatch(spec.strip())):
+        return "camera"
+    if isinstance(spec, str) and spec.lower().startswith(STREAM_SCHEMES):
+        return "stream"
+    if isinstance(spec, str) and (spec == "synthetic" or spec.startswith("synthetic:")):
+        return "synthetic"
+    if isinstance(spec, (str, Path)):
+        return "file"
+    raise SourceError(f"source spec must be a camera index, path, URL or 'synthetic', got {type(spec).__name__}")
+
+
+def open_source(spec: str | int | Path, **kwargs: Any) -> Source:
+    """Build and open a source from a command-line style spec (see :func:`source_kind`).
+
+    ``kwargs`` go to the source's constructor. Raises :class:`SourceError` naming the problem.
+    """
+    kind = source_kind(spec)
+    source: Source
+    if kind == "camera":
+        index = check_camera_index(spec if isinstance(spec, int) else int(str(spec).strip()))
+        source = CameraSource(index, **kwargs)
+    elif kind == "stream":
+        source = StreamSource(str(spec), **kwargs)
+    elif kind == "synthetic":
+        seed_text = str(spec).partition(":")[2] or "0"
+        if not seed_text.lstrip("-").isdigit():
+            raise SourceError(f"synthetic source seed must be an integer, as in 'synthetic:3', got {spec!r}")
+        source = SyntheticSource(seed=int(seed_text), **kwargs)
+    else:
+        source = VideoFileSource(spec, **kwargs)
+    return source.open()

@@ -1,0 +1,188 @@
+"""The capture thread: reads one source continuously and hands frames to one consumer.
+
+Why a thread per source: a camera produces frames at its own pace whether or not the model
+keeps up. Reading in the inference loop would let frames pile up in the driver's queue, so the
+model would see the past with ever growing latency. For live sources the thread keeps only the
+newest frame (older ones are dropped and counted); for files it delivers every frame and blocks
+the reader when the consumer falls behind (backpressure), because a file has no "now" to keep
+up with.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Iterator
+
+from .base import Frame, Source, SourceError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CaptureStats:
+    """A snapshot of a :class:`CaptureThread`'s counters.
+
+    Always ``frames_read == delivered + dropped + buffered`` (frames read while stopping excepted).
+    """
+
+    source: str
+    frames_read: int
+    delivered: int
+    dropped: int
+    buffered: int
+    reconnects: int
+    last_error: str | None
+    running: bool
+
+
+_STOP_JOIN_S = 0.75
+
+
+class CaptureThread:
+    """Reads a source on its own thread and hands frames to one consumer.
+
+    Live sources (``source.is_live``): a one-slot buffer where the newest frame replaces an
+    unread one (counted in ``stats.dropped``). Other sources: a bounded queue of
+    ``queue_size`` frames; the reader blocks when it is full, so every frame is delivered.
+    ``latest_only`` overrides the choice.
+
+    :meth:`get` returns the next frame, ``None`` at the end of the stream (or after
+    :meth:`stop`), and raises :class:`SourceError` (with the original exception as
+    ``__cause__``) if the source failed; the error stays raised on later calls, so it cannot be
+    lost. :meth:`stop` returns within about a second even if the source is stuck in a read: the
+    thread is a daemon and closes the source itself when the read returns.
+    """
+
+    def __init__(self, source: Source, *, latest_only: bool | None = None, queue_size: int = 8) -> None:
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be >= 1, got {queue_size}")
+        self.source = source
+        self.latest_only = source.is_live if latest_only is None else latest_only
+        self._capacity = 1 if self.latest_only else queue_size
+        self._buffer: collections.deque[Frame] = collections.deque()
+        self._cond = threading.Condition()
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._finished = False
+        self._error: BaseException | None = None
+        self._frames_read = 0
+        self._delivered = 0
+        self._dropped = 0
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> "CaptureThread":
+        """Open the source (errors raise here, in the caller's thread) and start reading."""
+        if self._thread is not None:
+            return self
+        self.source.open()
+        self._thread = threading.Thread(target=self._run, name=f"capture[{self.source.name}]", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = _STOP_JOIN_S) -> bool:
+        """Stop reading; returns True if the thread ended within ``timeout`` seconds."""
+        self._stop_event.set()
+        self.source.interrupt()
+        with self._cond:
+            self._cond.notify_all()
+        if self._thread is None:
+            self.source.close()
+            return True
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            logger.warning(
+                "capture thread for %s is still blocked in a read; it will close the source when the read returns",
+                self.source.name,
+            )
+            return False
+        return True
+
+    def __enter__(self) -> "CaptureThread":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- producer side (capture thread) ----------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while not self._stop_event.is_set():
+                frame = self.source.read()
+                if frame is None:
+                    break
+                self._push(frame)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, never lost
+            logger.error("capture from %s failed: %r", self.source.name, exc)
+            self.source.last_error = f"{type(exc).__name__}: {exc}"
+            with self._cond:
+                self._error = exc
+        finally:
+            with self._cond:
+                self._finished = True
+                self._cond.notify_all()
+            try:
+                self.source.close()
+            except Exception:  # noqa: BLE001 - closing must not mask the real outcome
+                logger.exception("closing %s failed", self.source.name)
+
+    def _push(self, frame: Frame) -> None:
+        with self._cond:
+            self._frames_read += 1
+            if self.latest_only:
+                if len(self._buffer) >= self._capacity:
+                    self._buffer.popleft()
+                    self._dropped += 1
+            else:
+                while len(self._buffer) >= self._capacity and not self._stop_event.is_set():
+                    self._cond.wait()
+                if self._stop_event.is_set():
+                    return
+            self._buffer.append(frame)
+            self._cond.notify_all()
+
+    # -- consumer side ---------------------------------------------------------------------
+    def get(self, timeout: float | None = None) -> Frame | None:
+        """Next frame; None at end of stream or after stop(). Raises TimeoutError after ``timeout`` s."""
+        if self._thread is None:
+            raise RuntimeError("CaptureThread not started: call start() or use it as a context manager")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                if self._stop_event.is_set():
+                    return None
+                if self._buffer:
+                    frame = self._buffer.popleft()
+                    self._delivered += 1
+                    self._cond.notify_all()
+                    return frame
+                if self._error is not None:
+                    exc = self._error
+                    raise SourceError(f"capture from {self.source.name} failed: {type(exc).__name__}: {exc}") from exc
+                if self._finished:
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"no frame from {self.source.name} within {timeout} s")
+                self._cond.wait(remaining)
+
+    def __iter__(self) -> Iterator[Frame]:
+        while (frame := self.get()) is not None:
+            yield frame
+
+    @property
+    def stats(self) -> CaptureStats:
+        with self._cond:
+            return CaptureStats(
+                source=self.source.name,
+                frames_read=self._frames_read,
+                delivered=self._delivered,
+                dropped=self._dropped,
+                buffered=len(self._buffer),
+                reconnects=self.source.reconnects,
+                last_error=self.source.last_error,
+                running=self._thread is not None and self._thread.is_alive(),
+            )
