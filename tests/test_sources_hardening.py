@@ -21,6 +21,8 @@ import pytest
 
 from streamtsm.sources import MAX_CAMERA_INDEX, SourceError, VideoFileSource, open_source, source_kind
 
+pytestmark = pytest.mark.runtime  # torch-free: part of the run with torch blocked
+
 REPO = Path(__file__).resolve().parents[1]
 SEGFAULT = (139, -11)  # shell-style and subprocess-style exit status of SIGSEGV
 

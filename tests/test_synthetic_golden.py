@@ -17,6 +17,8 @@ import pytest
 
 from streamtsm.synthetic import GestureScript, render_clip, write_dataset
 
+pytestmark = pytest.mark.runtime  # torch-free: part of the run with torch blocked
+
 
 def digest(*arrays: np.ndarray) -> str:
     h = hashlib.sha256()
