@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .recognizer import Prediction
+from .predictions import Prediction
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _WHITE = (255, 255, 255)

@@ -68,6 +68,7 @@ def test_the_wheel_ships_the_onnx(tmp_path):
     (wheel,) = tmp_path.glob("streamtsm-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "streamtsm/assets/default.onnx" in names and "streamtsm/assets/default.safetensors" in names
+    assert "streamtsm/triton/templates/model.py" in names  # the Triton python-backend model
 
 
 def _frames(n: int = 45) -> list[np.ndarray]:

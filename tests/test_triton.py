@@ -16,7 +16,7 @@ import pytest
 
 from streamtsm.card import ModelCard, StateTensor
 from streamtsm.contract import CARD_METADATA_KEY
-from streamtsm.export.triton import (
+from streamtsm.triton.repository import (
     PYTHON_MODEL_TEMPLATE, TritonError, TritonOptions, check_class_names, check_model_name, triton_config, write_triton_repository,
 )
 
@@ -289,7 +289,7 @@ def test_stepper_batches_sequences_like_separate_runs(python_model, onnx_dyn):
 
 
 def test_server_install_says_which_command_to_run(tmp_path):
-    from streamtsm.export.triton_server import SETUP_FILE, ServerInstall, TritonServerError
+    from streamtsm.triton.server import SETUP_FILE, ServerInstall, TritonServerError
 
     with pytest.raises(TritonServerError, match=f"run `streamtsm triton-setup {tmp_path}`"):
         ServerInstall.load(tmp_path)

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamtsm.export.triton import TritonOptions, write_triton_repository
-from streamtsm.export.triton_server import LocalServer, ServerInstall, TritonServerError
+from streamtsm.triton.repository import TritonOptions, write_triton_repository
+from streamtsm.triton.server import LocalServer, ServerInstall, TritonServerError
 
 grpcclient = pytest.importorskip("tritonclient.grpc", reason="pip install 'tritonclient[grpc]' (dev extra)")
 pytest.importorskip("torch")  # to export the model under test

@@ -44,8 +44,10 @@ def _resolve(node: ast.ImportFrom, module: str, is_package: bool) -> list[str]:
         pkg = module.split(".") if is_package else module.split(".")[:-1]
         pkg = pkg[: len(pkg) - (node.level - 1)]
         base = ".".join(pkg + ([node.module] if node.module else []))
-    if node.module is None:  # from . import a, b
-        return [f"{base}.{a.name}" for a in node.names]
+    if node.module is None:  # from . import a, b: submodules, or names defined in the package itself
+        folder = PACKAGE.parent.joinpath(*base.split("."))
+        return [f"{base}.{a.name}" if (folder / a.name).is_dir() or (folder / f"{a.name}.py").is_file() else base
+                for a in node.names]
     return [base]
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..export.triton_server import LAUNCHER, SETUP_COMMAND, default_server_dir
-from ..export.triton import (
+from ..triton.server import LAUNCHER, SETUP_COMMAND, default_server_dir
+from ..triton.repository import (
     BACKENDS, MODEL_FILES, TritonError, TritonOptions, TritonRangeError, default_backend, write_triton_repository,
 )
 

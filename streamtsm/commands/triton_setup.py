@@ -23,8 +23,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from ..export.triton import check_output_dir
-from ..export.triton_server import (
+from ..triton.repository import check_output_dir
+from ..triton.server import (
     LAUNCHER, SETUP_COMMAND, SETUP_FILE, LocalServer, ServerInstall, TritonServerError, default_server_dir,
 )
 

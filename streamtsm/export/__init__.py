@@ -1,8 +1,7 @@
-"""Export (torch/onnx): ONNX graphs with state I/O, and Triton model repositories.
+"""Export (torch/onnx only): ONNX graphs with the shift state as I/O, checked against torch.
 
-Names are imported lazily so that ``streamtsm.export.triton`` stays usable without torch
-(it describes an existing ONNX file). TensorRT engines are built by
-:mod:`streamtsm.backends.tensorrt_engine`, which the runtime needs too.
+What a deployment needs without torch lives elsewhere: TensorRT engines are built by
+:mod:`streamtsm.backends.tensorrt_engine`, Triton repositories by :mod:`streamtsm.triton`.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ _LAZY = {
     "ExportError": ".onnx",
     "ExportCheck": ".onnx",
     "card_with_state": ".onnx",
-    "write_triton_repository": ".triton",
 }
 
 __all__ = list(_LAZY)

@@ -7,7 +7,7 @@ keep the shift state between a camera's frames, by backend:
   sequence's ``state_out.i`` and feeds it back as ``state_in.i`` of its next request, starting
   from zeros: one ``state`` entry per shift point, dims from the card. Clients send only
   ``frame`` and read ``logits``.
-* ``python`` (CPU servers): ``model.py`` (:mod:`streamtsm.export.triton_python_model`) runs the
+* ``python`` (CPU servers): ``model.py`` (``streamtsm/triton/templates/model.py``) runs the
   ONNX graph with ONNX Runtime and keeps the state by correlation id itself, told by the
   control inputs ``START``/``END``/``CORRID``. The python backend needs ``max_batch_size`` >= 1
   (with 0, Triton rejected every request after a sequence's first one for a missing START).
@@ -31,6 +31,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..backends.onnxruntime_backend import open_onnxruntime
+from ..backends.tensorrt_engine import read_sidecar
 from ..card import ModelCard
 from ..contract import card_metadata, graph_signature
 
@@ -40,7 +42,7 @@ BACKENDS = ("onnxruntime", "tensorrt", "python")
 PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "tensorrt": "tensorrt_plan"}
 MODEL_FILES = {"onnxruntime": "model.onnx", "tensorrt": "model.plan", "python": "model.onnx"}
 #: The python backend model, copied into each python repository as ``VERSION/model.py``.
-PYTHON_MODEL_TEMPLATE = Path(__file__).with_name("triton_python_model.py")
+PYTHON_MODEL_TEMPLATE = Path(__file__).parent / "templates" / "model.py"
 
 #: Triton model names become directory names and URL path segments: keep them to this.
 _NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
@@ -279,8 +281,6 @@ def _model_and_card(model_path: Path, options: TritonOptions) -> tuple[ModelCard
                 f"{model_path} is an ONNX file: the tensorrt backend serves a .plan (build one with `streamtsm "
                 f"build-engine {model_path}`), or use --backend onnxruntime (optionally --trt-accelerator)"
             )
-        from ..backends.onnxruntime_backend import open_onnxruntime
-
         backend = open_onnxruntime(model_path, ["CPUExecutionProvider"])
         try:
             return backend.card, backend.dynamic_batch, backend.fixed_batch or 1, options
@@ -289,8 +289,6 @@ def _model_and_card(model_path: Path, options: TritonOptions) -> tuple[ModelCard
     if model_path.suffix == ".plan":
         if options.backend != "tensorrt":
             raise TritonError(f"{model_path} is a TensorRT plan: serve it with --backend tensorrt (the default for .plan)")
-        from ..backends.tensorrt_engine import read_sidecar
-
         side = read_sidecar(model_path)
         capped = replace(options, max_batch_size=min(options.max_batch_size, side.max_batch))
         return side.model_card, side.max_batch > 1, 1, capped
