@@ -41,7 +41,7 @@ from .postprocess import ActionEvent
 from .predictions import Prediction, PostprocessOptions, StreamOutputs, event_to_dict
 from .resolve import open_engine
 from .sampling import STREAM_START, Reset, ResetReason
-from .session import StreamingSession, WindowSession, open_session
+from .session import FramePrefetcher, StreamingSession, WindowSession, open_session
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +168,7 @@ class Recognizer:
         source: str | None = None,
         captured_at: float | None = None,
         capture_wait_ms: float = 0.0,
+        prepared: Any = None,
     ) -> Prediction | None:
         """Give one frame; get a :class:`Prediction`, or None if no model step ran on it.
 
@@ -178,14 +179,15 @@ class Recognizer:
         the capture time when you have it. ``frame_index``: default counts pushed frames.
         ``source``: a stream name; a change resets the state. ``captured_at``:
         ``time.monotonic()`` at capture, for end-to-end latency (default: now).
-        None is returned when sampling skipped the frame, or (window models) when no clip
-        was run at this frame.
+        ``prepared``: the frame already resized and cropped (``FramePreprocessor.geometry``;
+        ``run()`` has its capture thread do it). None is returned when sampling skipped the
+        frame, or (window models) when no clip was run at this frame.
         """
         with self._lock:
             self._check_open()
             index = self._frames_pushed if frame_index is None else int(frame_index)
             output = self.session.push(frame, timestamp, frame_index=index, source=source, captured_at=captured_at,
-                                       capture_wait_ms=capture_wait_ms)
+                                       capture_wait_ms=capture_wait_ms, prepared=prepared)
             self._frames_pushed += 1
             self._rates = (self.session.effective_fps, self.session.input_fps)
             prediction = None if output is None else self._outputs.predict(output)
@@ -253,7 +255,7 @@ class Recognizer:
                 capture = source
             else:
                 src = source if isinstance(source, Source) else open_source(source, **source_options)
-                capture = CaptureThread(src)
+                capture = CaptureThread(src, prepare=FramePrefetcher(self.card, self.session.target_fps))
             capture.start()
             self._capture = capture
             with self._lock:
@@ -283,6 +285,7 @@ class Recognizer:
                     source=frame.source,
                     captured_at=frame.timestamp,
                     capture_wait_ms=waited_ms,
+                    prepared=frame.prepared,
                 )
                 yield frame, prediction
         finally:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -347,6 +348,25 @@ class StreamSlot(_SessionBase):
         )
         return SessionOutput(np.asarray(logits, dtype=np.float32).reshape(-1), pending.frame_index, pending.timestamp,
                              None, timings, self._take_reset())
+
+
+class FramePrefetcher:
+    """Prepares, on a capture thread, the frames a session will keep: resize and crop off the critical path.
+
+    It runs a sampler of its own over every captured frame (the same rule as the session's), so
+    frames the model will skip cost nothing here. Its guesses need not be perfect: a kept frame
+    that arrives unprepared is prepared by the session itself, an extra prepared one is ignored.
+    """
+
+    def __init__(self, card: ModelCard, fps: float | None = None) -> None:
+        rate = card.temporal.fps if fps is None else fps
+        self.sampler = FrameSampler(rate, card.temporal.max_gap_s)
+        self.preprocessor = FramePreprocessor(card.preprocessing)
+
+    def __call__(self, frame: Any) -> np.ndarray | None:
+        decision = self.sampler.decide(frame.media_time_s, frame.source)
+        self.sampler.commit(decision, frame.media_time_s, frame.source)
+        return self.preprocessor.geometry(frame.image) if decision.keep else None
 
 
 def open_session(engine: Engine, *, window: int | None = None, stride: int | None = None, fps: float | None = None,

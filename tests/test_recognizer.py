@@ -246,3 +246,16 @@ def test_window_model_predictions_carry_the_frame_range():
     # kept frames 0, 3, 6, ...; window of 4 kept frames, a prediction every 2 kept frames
     assert [p.frame_range for p in preds] == [(0, 9), (6, 15), (12, 21), (18, 27)]
     assert all(p.frame_index == p.frame_range[1] and len(p.top_k) == 2 for p in preds)
+
+
+def test_run_prepares_kept_frames_on_the_capture_thread_with_the_same_result(model):
+    pairs = list(Recognizer(model).iter_frames(SyntheticSource(seed=4, duration_s=2.0, realtime=False), max_frames=45))
+    prepared = [f.prepared is not None for f, _ in pairs]
+    kept = [p is not None for _, p in pairs]
+    assert prepared == kept and sum(kept) == 15  # exactly the frames the model took were resized ahead
+    replay = Recognizer(model)
+    for frame, pred in pairs:
+        again = replay.push(frame.image, frame.media_time_s, frame_index=frame.index)  # prepared here instead
+        assert (again is None) == (pred is None)
+        if pred is not None:
+            np.testing.assert_array_equal(again.probabilities, pred.probabilities)

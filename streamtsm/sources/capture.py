@@ -11,11 +11,14 @@ up with.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
+
+import numpy as np
 
 from .base import Frame, Source, SourceError
 
@@ -55,12 +58,20 @@ class CaptureThread:
     ``__cause__``) if the source failed; the error stays raised on later calls, so it cannot be
     lost. :meth:`stop` returns within about a second even if the source is stuck in a read: the
     thread is a daemon and closes the source itself when the read returns.
+
+    ``prepare(frame)``: work done here, on the capture thread, for each frame before it is
+    handed over (the Recognizer resizes the frames its model will take, off the critical path);
+    its result becomes ``frame.prepared`` (None, or an exception, leaves the frame unprepared).
+    ``on_frame()``: called after each frame is buffered (a consumer of several threads waits on it).
     """
 
-    def __init__(self, source: Source, *, latest_only: bool | None = None, queue_size: int = 8) -> None:
+    def __init__(self, source: Source, *, latest_only: bool | None = None, queue_size: int = 8,
+                 prepare: Callable[[Frame], np.ndarray | None] | None = None,
+                 on_frame: Callable[[], None] | None = None) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
         self.source = source
+        self._prepare, self._on_frame = prepare, on_frame
         self.latest_only = source.is_live if latest_only is None else latest_only
         self._capacity = 1 if self.latest_only else queue_size
         self._buffer: collections.deque[Frame] = collections.deque()
@@ -114,7 +125,11 @@ class CaptureThread:
                 frame = self.source.read()
                 if frame is None:
                     break
+                if self._prepare is not None:
+                    frame = self._prepared(frame)
                 self._push(frame)
+                if self._on_frame is not None:
+                    self._on_frame()
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, never lost
             logger.error("capture from %s failed: %r", self.source.name, exc)
             self.source.last_error = f"{type(exc).__name__}: {exc}"
@@ -128,6 +143,14 @@ class CaptureThread:
                 self.source.close()
             except Exception:  # noqa: BLE001 - closing must not mask the real outcome
                 logger.exception("closing %s failed", self.source.name)
+
+    def _prepared(self, frame: Frame) -> Frame:
+        try:
+            patch = self._prepare(frame)  # type: ignore[misc]
+        except Exception as exc:  # noqa: BLE001 - the consumer prepares (and reports) the frame itself
+            logger.debug("capture-side preparation of frame %d failed: %r", frame.index, exc)
+            return frame
+        return frame if patch is None else dataclasses.replace(frame, prepared=patch)
 
     def _push(self, frame: Frame) -> None:
         with self._cond:
