@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from typing import Any, Sequence
 
 import numpy as np
@@ -32,7 +32,8 @@ from .preprocess import FrameError
 from .predictions import Prediction, PostprocessOptions, StreamOutputs
 from .resolve import open_engine
 from .sampling import Reset, ResetReason
-from .session import PendingFrame, StreamSlot
+from .session import FramePrefetcher, PendingFrame, StreamSlot
+from .sources import CaptureThread, Source, SourceError, open_source
 
 logger = logging.getLogger(__name__)
 
@@ -93,11 +94,12 @@ class _PerStreamState:
 class _Stream:
     """One stream: its slot (state row), its sampler front and its postprocessing."""
 
-    __slots__ = ("stream_id", "slot", "front", "outputs", "frames_pushed")
+    __slots__ = ("stream_id", "slot", "front", "outputs", "frames_pushed", "segment")
 
     def __init__(self, stream_id: Hashable, slot: int, front: StreamSlot, outputs: StreamOutputs) -> None:
         self.stream_id, self.slot, self.front, self.outputs = stream_id, slot, front, outputs
         self.frames_pushed = 0
+        self.segment: int | None = None  # the source's reconnect count at the last frame (run() only)
 
 
 class MultiRecognizer:
@@ -111,11 +113,15 @@ class MultiRecognizer:
     sampling (``fps``) and the engine's options (``threads``, ``providers``, …).
     ``state``: ``"pool"`` or ``"arrays"`` (see the module docstring).
 
+    ``on_source_end(stream_id, error)``: :meth:`run` reports a source that ended (error None)
+    or failed; the stream is removed and the others go on.
+
     Thread safety: one lock serialises pushes, resets and stream changes.
     """
 
     def __init__(self, model: Any = None, *, max_streams: int, backend: str = "auto",
                  on_event: StreamEventCallback | None = None, fps: float | None = None, state: str = "pool",
+                 on_source_end: Callable[[Hashable, Exception | None], None] | None = None,
                  **recognizer_options: Any) -> None:
         if isinstance(max_streams, bool) or not isinstance(max_streams, int) or not 1 <= max_streams <= 4096:
             raise MultiRecognizerError(f"max_streams must be an integer from 1 to 4096, got {max_streams!r}")
@@ -135,7 +141,11 @@ class MultiRecognizer:
                 "(use one Recognizer per stream for window models)"
             )
         self.max_streams = max_streams
-        self.on_event = on_event
+        self.on_event, self.on_source_end = on_event, on_source_end
+        self._captures: dict[Hashable, CaptureThread] | None = None  # while run() runs
+        self._source_options: dict[str, Any] = {}
+        self._arrived = threading.Condition()
+        self._arrived_count = 0
         self._fps = fps
         self._options = PostprocessOptions(**post)
         card = self.card
@@ -158,11 +168,31 @@ class MultiRecognizer:
         with self._lock:
             return list(self._streams)
 
-    def add_stream(self, stream_id: Hashable) -> None:
-        """Add a stream (a push to an unknown id adds it too). Its state starts at zero."""
+    def add_stream(self, stream_id: Hashable, source: Any = None) -> None:
+        """Add a stream (a push to an unknown id adds it too); its state starts at zero.
+
+        With ``source`` (a spec or a Source) while :meth:`run` is running, its capture thread
+        starts and its frames join the batches.
+        """
         with self._lock:
             self._check_open()
+            if source is not None and self._captures is None:
+                raise MultiRecognizerError("add_stream(id, source) needs a running run(); without run(), push() its frames")
             self._add(stream_id)
+        if source is None:
+            return
+        try:
+            src = source if isinstance(source, Source) else open_source(source, **self._source_options)
+            capture = CaptureThread(src, prepare=FramePrefetcher(self.card, self._fps), on_frame=self._on_frame)
+            capture.start()
+        except BaseException:
+            self.remove_stream(stream_id)
+            raise
+        with self._lock:
+            if self._captures is None:  # the run ended meanwhile
+                capture.stop()
+                return
+            self._captures[stream_id] = capture
 
     def _add(self, stream_id: Hashable) -> _Stream:
         if stream_id in self._streams:
@@ -188,6 +218,9 @@ class MultiRecognizer:
             del self._streams[stream_id]
             self._free.append(stream.slot)
             events = stream.outputs.postprocessor.reset()
+            capture = self._captures.pop(stream_id, None) if self._captures is not None else None
+        if capture is not None:
+            capture.stop()
         self._dispatch(stream_id, events)
         return events
 
@@ -293,6 +326,104 @@ class MultiRecognizer:
                 self.on_event(stream_id, event)
             except Exception:  # a user callback must not kill the streams
                 logger.exception("on_event callback raised for stream %r, %s", stream_id, event)
+
+    # -- running sources --------------------------------------------------------------------
+    def run(self, sources: Mapping[Hashable, Any], *, stop_event: threading.Event | None = None,
+            gather_s: float = 0.005, poll_s: float = 0.1, **source_options: Any) -> Iterator[tuple[Hashable, Prediction]]:
+        """Read every source on its own capture thread; yield ``(stream_id, Prediction)`` as they come.
+
+        ``sources``: ``{stream_id: spec or Source}`` (specs as for ``open_source``). Each round
+        takes the oldest waiting frame of every stream that has one; after the first frame of a
+        round arrives it waits at most ``gather_s`` for the others (a late stream never holds
+        the rest back longer), then steps the round's kept frames as one batch.
+        ``add_stream(id, source)`` and ``remove_stream(id)`` work while running. A stream whose
+        source ends or fails is reported (a log line; ``on_source_end(stream_id, error or
+        None)``) and removed; the other streams go on. The loop ends when no stream is left or
+        ``stop_event`` is set.
+        """
+        if not 0 <= gather_s <= 1:
+            raise MultiRecognizerError(f"gather_s must be between 0 and 1 second, got {gather_s!r}")
+        with self._lock:
+            self._check_open()
+            if self._captures is not None:
+                raise MultiRecognizerError("this MultiRecognizer is already running its sources; add_stream(id, source) adds more")
+            self._captures, self._source_options = {}, source_options
+        try:
+            for stream_id, source in sources.items():
+                self.add_stream(stream_id, source)
+            while self._captures and not (stop_event is not None and stop_event.is_set()):
+                if not self._wait_for_frames(poll_s, gather_s):
+                    continue
+                round_frames = self._take_round()
+                if not round_frames:
+                    continue
+                info = {sid: dict(frame_index=f.index, source=f.source, captured_at=f.timestamp, prepared=f.prepared)
+                        for sid, f in round_frames.items()}
+                results = self.push_many({sid: (f.image, f.media_time_s) for sid, f in round_frames.items()}, frame_info=info)
+                for stream_id, prediction in results.items():
+                    if prediction is not None:
+                        yield stream_id, prediction
+        finally:
+            with self._lock:
+                captures, self._captures = self._captures or {}, None
+            for capture in captures.values():
+                capture.stop()
+
+    def _wait_for_frames(self, poll_s: float, gather_s: float) -> bool:
+        """Wait until a frame arrived (at most ``poll_s``), then up to ``gather_s`` for the other streams."""
+        with self._arrived:
+            if not self._arrived_count:
+                self._arrived.wait(poll_s)
+            if not self._arrived_count:
+                return False
+            deadline = time.monotonic() + gather_s
+            while self._arrived_count < len(self._captures or ()) and (left := deadline - time.monotonic()) > 0:
+                self._arrived.wait(left)
+            self._arrived_count = 0
+            return True
+
+    def _on_frame(self) -> None:
+        with self._arrived:
+            self._arrived_count += 1
+            self._arrived.notify_all()
+
+    def _take_round(self) -> dict[Hashable, Any]:
+        """The oldest waiting frame of every stream; streams whose source ended or failed are removed."""
+        frames: dict[Hashable, Any] = {}
+        for stream_id, capture in list((self._captures or {}).items()):
+            try:
+                frame = capture.get(timeout=0)
+            except TimeoutError:
+                continue
+            except SourceError as exc:
+                self._source_ended(stream_id, exc)
+                continue
+            if frame is None:
+                self._source_ended(stream_id, None)
+                continue
+            stream = self._streams.get(stream_id)
+            if stream is None:
+                continue
+            if stream.segment is not None and frame.segment != stream.segment:
+                stream.front.reset(Reset(ResetReason.RECONNECT, f"{capture.source.name} reconnected"))
+            stream.segment = frame.segment
+            frames[stream_id] = frame
+        if frames:  # files queue several frames: look again at once rather than wait for a new arrival
+            with self._arrived:
+                self._arrived_count = max(self._arrived_count, 1)
+        return frames
+
+    def _source_ended(self, stream_id: Hashable, error: Exception | None) -> None:
+        if error is None:
+            logger.info("stream %r: its source ended; removing the stream", stream_id)
+        else:
+            logger.warning("stream %r: its source failed (%s); removing the stream, the others go on", stream_id, error)
+        self.remove_stream(stream_id)
+        if self.on_source_end is not None:
+            try:
+                self.on_source_end(stream_id, error)
+            except Exception:
+                logger.exception("on_source_end callback raised for stream %r", stream_id)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def _check_open(self) -> None:

@@ -146,3 +146,79 @@ def test_window_models_and_bad_arguments_are_refused():
             MultiRecognizer(FakeOnlineEngine(), max_streams=bad)
     with pytest.raises(MultiRecognizerError, match="state must be"):
         MultiRecognizer(FakeOnlineEngine(), max_streams=2, state="mmap")
+
+
+def _write_clip(path, n: int, seed: int, fps: float = 15.0):
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (64, 48))
+    for _ in range(n):
+        writer.write(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    return path
+
+
+def test_run_batches_several_files_and_each_stream_equals_its_own_recognizer(tmp_path):
+    engine = FakeOnlineEngine(fake_card(fps=15.0))
+    files = {f"cam{i}": _write_clip(tmp_path / f"c{i}.avi", n, seed=i) for i, n in enumerate((30, 45, 20))}
+    ended = []
+    multi = MultiRecognizer(engine, max_streams=3, on_source_end=lambda sid, err: ended.append((sid, err)))
+    got: dict[str, list] = {sid: [] for sid in files}
+    for sid, prediction in multi.run({sid: str(path) for sid, path in files.items()}):
+        assert prediction.stream_id == sid
+        got[sid].append(prediction)
+    assert sorted(ended) == [(sid, None) for sid in sorted(files)] and multi.stream_ids == []
+    for sid, path in files.items():
+        expected = list(Recognizer(engine).run(str(path)))
+        assert len(got[sid]) == len(expected) > 0
+        for a, b in zip(got[sid], expected):
+            _same(a, b)
+    assert multi.batches < multi.batched_frames  # rounds really held several streams
+
+
+def test_a_failing_source_is_reported_and_removed_while_the_others_go_on(tmp_path):
+    from streamtsm.sources import Source, SourceError
+
+    class Dies(Source):
+        def __init__(self):
+            super().__init__("dies")
+            self.n = 0
+
+        def _open(self):
+            pass
+
+        def _read(self):
+            self.n += 1
+            if self.n > 5:
+                raise SourceError("unplugged")
+            return self._make_frame(_img(self.n), media_time_s=self.n / 15.0)
+
+        def _close(self):
+            pass
+
+    engine = FakeOnlineEngine(fake_card(fps=15.0))
+    ended = []
+    multi = MultiRecognizer(engine, max_streams=2, on_source_end=lambda sid, err: ended.append((sid, str(err))))
+    seen = {"ok": 0, "bad": 0}
+    for sid, _ in multi.run({"ok": str(_write_clip(tmp_path / "ok.avi", 40, seed=3)), "bad": Dies()}):
+        seen[sid] += 1
+    assert seen["ok"] == len(list(Recognizer(engine).run(str(tmp_path / "ok.avi"))))
+    assert 0 < seen["bad"] <= 5
+    assert ended[0][0] == "bad" and "unplugged" in ended[0][1] and ended[1] == ("ok", "None")
+
+
+def test_streams_can_be_added_and_removed_while_running(tmp_path):
+    engine = FakeOnlineEngine(fake_card(fps=15.0))
+    multi = MultiRecognizer(engine, max_streams=2)
+    a, b = _write_clip(tmp_path / "a.avi", 60, seed=5), _write_clip(tmp_path / "b.avi", 20, seed=6)
+    seen: dict[str, int] = {}
+    for sid, _ in multi.run({"a": str(a)}):
+        seen[sid] = seen.get(sid, 0) + 1
+        if sid == "a" and seen["a"] == 3:
+            multi.add_stream("b", str(b))
+        if sid == "b" and seen["b"] == 4:
+            multi.remove_stream("b")
+    assert seen["b"] == 4 and seen["a"] == len(list(Recognizer(engine).run(str(a))))
+    with pytest.raises(MultiRecognizerError, match="running run"):
+        multi.add_stream("c", str(b))
