@@ -240,6 +240,16 @@ class MultiRecognizer:
     def current(self, stream_id: Hashable) -> str | None:
         return self._get(stream_id).outputs.postprocessor.current
 
+    def rates(self, stream_id: Hashable) -> tuple[float | None, float | None]:
+        """(frames/s given to the model, frames/s pushed in) of one stream, over its last ~30 frames."""
+        front = self._get(stream_id).front
+        return front.effective_fps, front.input_fps
+
+    def capture_stats(self, stream_id: Hashable) -> Any:
+        """The capture thread counters of a stream while run() reads its source, else None."""
+        capture = (self._captures or {}).get(stream_id)
+        return capture.stats if capture is not None else None
+
     def state_rows(self, stream_id: Hashable) -> list[np.ndarray]:
         """A copy of a stream's state (tests and debugging)."""
         with self._lock:
@@ -330,7 +340,16 @@ class MultiRecognizer:
     # -- running sources --------------------------------------------------------------------
     def run(self, sources: Mapping[Hashable, Any], *, stop_event: threading.Event | None = None,
             gather_s: float = 0.005, poll_s: float = 0.1, **source_options: Any) -> Iterator[tuple[Hashable, Prediction]]:
-        """Read every source on its own capture thread; yield ``(stream_id, Prediction)`` as they come.
+        """Like :meth:`iter_frames`, yielding only ``(stream_id, Prediction)``."""
+        for stream_id, _, prediction in self.iter_frames(sources, stop_event=stop_event, gather_s=gather_s, poll_s=poll_s,
+                                                          **source_options):
+            if prediction is not None:
+                yield stream_id, prediction
+
+    def iter_frames(self, sources: Mapping[Hashable, Any], *, stop_event: threading.Event | None = None,
+                    gather_s: float = 0.005, poll_s: float = 0.1,
+                    **source_options: Any) -> Iterator[tuple[Hashable, Any, Prediction | None]]:
+        """Read every source on its own capture thread; yield ``(stream_id, frame, Prediction or None)`` per frame.
 
         ``sources``: ``{stream_id: spec or Source}`` (specs as for ``open_source``). Each round
         takes the oldest waiting frame of every stream that has one; after the first frame of a
@@ -361,8 +380,7 @@ class MultiRecognizer:
                         for sid, f in round_frames.items()}
                 results = self.push_many({sid: (f.image, f.media_time_s) for sid, f in round_frames.items()}, frame_info=info)
                 for stream_id, prediction in results.items():
-                    if prediction is not None:
-                        yield stream_id, prediction
+                    yield stream_id, round_frames[stream_id], prediction
         finally:
             with self._lock:
                 captures, self._captures = self._captures or {}, None

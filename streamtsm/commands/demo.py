@@ -43,14 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Run the recognizer on a camera, a video file or the synthetic gesture source. By default a window "
             "shows the video with the top-3 labels, the current action, FPS and end-to-end latency (keys: q or Esc "
             "quit, r reset). --headless prints JSON lines instead; --output saves the annotated video. With no "
-            "source option the demo opens camera 0; without a camera try --source synthetic."
+            "source option the demo opens camera 0; without a camera try --source synthetic. Several sources "
+            "(repeat --camera/--video/--source) run as one batched MultiRecognizer and are shown as a mosaic; "
+            "their JSON lines carry a stream_id."
         ),
     )
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--camera", type=int, metavar="INDEX", help="camera index (default: 0)")
-    src.add_argument("--video", metavar="FILE", help="a video file")
-    src.add_argument(
-        "--source", metavar="SPEC", help="any source spec: camera index, file, rtsp:// or http:// URL, 'synthetic[:SEED]'"
+    p.add_argument("--camera", type=int, metavar="INDEX", action="append", help="camera index (default: 0); repeatable")
+    p.add_argument("--video", metavar="FILE", action="append", help="a video file; repeatable")
+    p.add_argument(
+        "--source", metavar="SPEC", action="append",
+        help="any source spec: camera index, file, rtsp:// or http:// URL, 'synthetic[:SEED]'; repeatable",
     )
     p.add_argument("--model", help="checkpoint, .onnx, .plan or registry name (default: the embedded model)")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"), help="engine (default: auto)")
@@ -76,15 +78,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 # --------------------------------------------------------------------------------- helpers
 
 
-def _source_spec(args: argparse.Namespace) -> tuple[Any, str]:
-    """(spec for open_source, what the user asked for: 'default-camera', 'camera', 'video', 'source')."""
-    if args.video is not None:
-        return args.video, "video"
-    if args.source is not None:
-        return args.source, "source"
-    if args.camera is not None:
-        return args.camera, "camera"
-    return 0, "default-camera"
+def _source_specs(args: argparse.Namespace) -> list[tuple[Any, str]]:
+    """(spec for open_source, what the user asked for: 'camera', 'video', 'source') per source:
+    cameras first, then videos, then other specs; [(0, 'default-camera')] when none was given."""
+    specs = [(c, "camera") for c in args.camera or ()] + [(v, "video") for v in args.video or ()]
+    specs += [(x, "source") for x in args.source or ()]
+    return specs or [(0, "default-camera")]
 
 
 def _check_window_support() -> None:
@@ -179,8 +178,40 @@ class _Stats:
         }
 
 
+class _Tile:
+    """One stream's overlay: its last prediction and event, drawn on each new frame."""
+
+    def __init__(self, display_width: int) -> None:
+        self.display_width = display_width
+        self.last_prediction: Any = None
+        self.last_event_text: str | None = None
+
+    def note(self, prediction: Any) -> None:
+        self.last_prediction = prediction
+        for event in prediction.events:
+            self.last_event_text = f"{event.kind} {event.label} ({event.confidence:.2f}) @ {event.timestamp:.1f}s"
+
+    @property
+    def active(self) -> bool:
+        return self.last_prediction is not None and self.last_prediction.current is not None
+
+    def render(self, frame: Any, *, model_fps: float | None, input_fps: float | None, dropped: int) -> np.ndarray:
+        from ..render import OverlayInfo, render_overlay
+
+        last = self.last_prediction
+        info = OverlayInfo(
+            model_fps=model_fps,
+            input_fps=input_fps,
+            latency_ms=last.timings.end_to_end_ms if last is not None else None,
+            dropped=dropped,
+            truth=frame.label,
+            last_event=self.last_event_text,
+        )
+        return render_overlay(frame.image, last, info, display_width=self.display_width)
+
+
 class _Screen:
-    """Everything drawn: the overlay rendered once per frame to the window, the video and the screenshot.
+    """Where drawn frames go: the window, the ``--output`` video and the ``--screenshot``.
 
     ``show_window`` is False without a display when only files are asked for, so ``--output``
     works on a headless machine. ``handle_keys`` returns "quit", "reset" or None.
@@ -188,41 +219,19 @@ class _Screen:
 
     def __init__(self, args: argparse.Namespace, show_window: bool, fps: float) -> None:
         self.show_window = show_window
-        self.display_width = args.display_width
         self.output = _VideoOutput(args.output, fps) if args.output else None
         self.screenshot_path = args.screenshot
         self.enabled = show_window or self.output is not None or bool(self.screenshot_path)
         self.screenshot: np.ndarray | None = None
         self._screenshot_has_action = False
         self._window_sized = False
-        self.last_event_text: str | None = None
-        self.last_prediction: Any = None
 
-    def note(self, prediction: Any) -> None:
-        self.last_prediction = prediction
-        for event in prediction.events:
-            self.last_event_text = f"{event.kind} {event.label} ({event.confidence:.2f}) @ {event.timestamp:.1f}s"
-
-    def draw(self, frame: Any, recognizer: Any) -> None:
-        from ..render import OverlayInfo, render_overlay
-
-        stats = recognizer.capture_stats
-        last = self.last_prediction
-        info = OverlayInfo(
-            model_fps=recognizer.effective_fps,
-            input_fps=recognizer.input_fps,
-            latency_ms=last.timings.end_to_end_ms if last is not None else None,
-            dropped=stats.dropped if stats is not None else 0,
-            truth=frame.label,
-            last_event=self.last_event_text,
-        )
-        canvas = render_overlay(frame.image, last, info, display_width=self.display_width)
+    def show(self, canvas: np.ndarray, active: bool) -> None:
+        """One drawn frame; ``active``: an action is on (the screenshot prefers such a frame)."""
         if self.output is not None:
             self.output.write(canvas)
-        if self.screenshot_path:
-            active = last is not None and last.current is not None
-            if active or not self._screenshot_has_action:
-                self.screenshot, self._screenshot_has_action = canvas, active
+        if self.screenshot_path and (active or not self._screenshot_has_action):
+            self.screenshot, self._screenshot_has_action = canvas, active
         if self.show_window:
             import cv2
 
@@ -296,10 +305,16 @@ def run(args: argparse.Namespace) -> int:
 
     _validate(args)
     show_window = _wants_window(args)
-    spec, kind = _source_spec(args)
+    specs = _source_specs(args)
+    if len(specs) > 1:
+        from .demo_many import run_many
+
+        return run_many(args, specs, show_window)
+    spec, kind = specs[0]
     source = open_source_arg(spec, kind, args.realtime)  # first: a missing camera fails before the model loads
     recognizer = _open_recognizer(args, source)
     screen = _Screen(args, show_window, float(getattr(source, "fps", None) or 30.0))
+    tile = _Tile(args.display_width)
     stats = _Stats()
     stop = threading.Event()
     logger.info("demo: %s on %s", recognizer, source.name)
@@ -309,20 +324,22 @@ def run(args: argparse.Namespace) -> int:
                 stats.frames += 1
                 if prediction is not None:
                     stats.add(prediction)
-                    screen.note(prediction)
+                    tile.note(prediction)
                     if args.headless:
                         emit({"type": "prediction", **prediction.to_dict()})
                         for event in prediction.events:
                             emit({"type": "event", **event_to_dict(event)})
                 if not screen.enabled:
                     continue
-                screen.draw(frame, recognizer)
+                capture = recognizer.capture_stats
+                screen.show(tile.render(frame, model_fps=recognizer.effective_fps, input_fps=recognizer.input_fps,
+                                        dropped=capture.dropped if capture is not None else 0), tile.active)
                 action = screen.handle_keys()
                 if action == "quit":
                     break
                 if action == "reset":
                     ended = recognizer.reset()
-                    screen.last_event_text = "reset" + (f" (end {ended[-1].label})" if ended else "")
+                    tile.last_event_text = "reset" + (f" (end {ended[-1].label})" if ended else "")
                     logger.info("reset by the user (r)%s", f": {ended[-1].label} ended" if ended else "")
     finally:
         screen.close()
