@@ -363,7 +363,8 @@ def train_default(recipe: Recipe, arch: str, out: Path, cache: Path | None, *, e
     model = build_model(recipe, arch)
     config = TrainConfig(epochs=epochs or recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
                          lr_steps=recipe.lr_steps, lr_cycle_epochs=recipe.lr_cycle_epochs, warmup_iters=recipe.warmup_iters, seed=recipe.seed,
-                         optimizer=recipe.optimizer)
+                         optimizer=recipe.optimizer,
+                         bn_recalibration_clips=0)  # the published figures were trained with the running averages
     t1 = time.perf_counter()
     history = train_model(model, train, config=config, out=out, resume=resume, progress=progress)
     train_s = time.perf_counter() - t1

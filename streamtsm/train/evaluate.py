@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["EvalResult", "evaluate", "frame_logits", "readout_scores", "metrics_from_scores", "confusion_markdown"]
+__all__ = ["EvalResult", "evaluate", "batch_logits", "frame_logits", "readout_scores", "metrics_from_scores", "confusion_markdown"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,20 @@ def frames_to_clip(x: torch.Tensor, layout: str) -> torch.Tensor:
     return x.permute(0, 2, 1, 3, 4) if layout == "NCTHW" else x
 
 
+def batch_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Logits ``(N, T, C)`` per frame of a 2D/TSM model, ``(N, 1, C)`` per clip of a clip model, for ``x`` (N, T, 3, H, W).
+
+    The one forward used by training, BatchNorm recalibration and evaluation. Channels-last is
+    ~2x faster for these convolutions on CPU (oneDNN); the values are the same up to rounding.
+    """
+    n, t = x.shape[:2]
+    if is_clip_model(model):
+        clip = frames_to_clip(x, model.card.temporal.clip_layout)
+        return model(clip.contiguous(memory_format=torch.channels_last_3d)).reshape(n, 1, -1)
+    frames = x.reshape(n * t, *x.shape[2:]).contiguous(memory_format=torch.channels_last)
+    return model.forward_frames(frames, t).reshape(n, t, -1)
+
+
 @torch.no_grad()
 def frame_logits(model: nn.Module, clips, *, batch_size: int = 8, progress: bool = False,
                  describe: str = "eval") -> tuple[np.ndarray, np.ndarray]:
@@ -101,12 +115,7 @@ def frame_logits(model: nn.Module, clips, *, batch_size: int = 8, progress: bool
     try:
         for start in indices:
             items = [clips[i] for i in range(start, min(start + batch_size, len(clips)))]
-            x = torch.from_numpy(np.stack([it[0] for it in items]))
-            n, t = x.shape[:2]
-            if is_clip_model(model):  # one "frame" per clip
-                logits = model(frames_to_clip(x, model.card.temporal.clip_layout)).reshape(n, 1, -1)
-            else:
-                logits = model.forward_frames(x.reshape(n * t, *x.shape[2:]), t).reshape(n, t, -1)
+            logits = batch_logits(model, torch.from_numpy(np.stack([it[0] for it in items])))
             logits_out.append(logits.numpy())
             labels.append(np.array([int(it[1]) for it in items], np.int64))
     finally:

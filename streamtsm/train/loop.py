@@ -36,10 +36,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..checkpoints import save_model
 from .augment import AugmentConfig, EvalTransform, TrainTransform
-from .evaluate import EvalResult, evaluate, frames_to_clip, is_clip_model
+from .batchnorm import recalibrate_batchnorm
+from .evaluate import EvalResult, batch_logits, evaluate, is_clip_model
 
 __all__ = ["IGNORE", "TrainConfig", "EpochLog", "TrainError", "AugmentedClips", "train_model", "resume_path_for", "clip_loss",
-           "clip_targets", "is_clip_model"]
+           "clip_targets", "is_clip_model", "CentredClips", "recalibration_clips"]
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,9 @@ class TrainConfig:
     num_workers: int = 0
     eval_readout: str | int = "mean"
     optimizer: str = "sgd"  # "sgd" (seed 002) or "adamw" (converges faster from random init)
-
+    #: training clips (centre-sampled, eval preprocessing) over which the BatchNorm statistics are
+    #: recomputed before each validation and save (see ``train.batchnorm``); 0 keeps the running averages
+    bn_recalibration_clips: int = 128
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -77,6 +80,8 @@ class TrainConfig:
             raise TrainError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
         if not self.lr > 0 or self.grad_clip <= 0:
             raise TrainError(f"lr and grad_clip must be positive, got {self.lr} and {self.grad_clip}")
+        if self.bn_recalibration_clips < 0:
+            raise TrainError(f"bn_recalibration_clips must be >= 0 (0 = off), got {self.bn_recalibration_clips}")
         if self.lr_cycle_epochs < 0:
             raise TrainError(f"lr_cycle_epochs must be >= 0 (0 = no restarts), got {self.lr_cycle_epochs}")
 
@@ -124,6 +129,33 @@ class AugmentedClips(Dataset):
         return self.transform(frames, label, rng)
 
 
+class CentredClips(Dataset):
+    """A raw clip set with the deterministic evaluation view: centred segments, the runtime preprocessing.
+
+    ``indices`` picks a subset (default: all). Used for validation and BatchNorm recalibration,
+    which must not depend on the epoch's random draws.
+    """
+
+    def __init__(self, clips: Any, preprocessing: Any, indices: Sequence[int] | None = None) -> None:
+        self.clips, self.transform = clips, EvalTransform(preprocessing)
+        self.indices = list(range(len(clips))) if indices is None else list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, Any]:
+        frames, label = self.clips.load(self.indices[index], None)
+        return self.transform(frames, label)
+
+
+def recalibration_clips(train_clips: Any, preprocessing: Any, count: int, seed: int) -> CentredClips | None:
+    """A fixed, seeded subset of ``count`` training clips for :func:`recalibrate_batchnorm` (None when off)."""
+    if count <= 0:
+        return None
+    order = np.random.default_rng([seed, 7]).permutation(len(train_clips))[:count]
+    return CentredClips(train_clips, preprocessing, sorted(int(i) for i in order))
+
+
 def _collate(items: Sequence[tuple[np.ndarray, Any]]) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.from_numpy(np.stack([it[0] for it in items]))
     labels = [it[1] for it in items]
@@ -145,17 +177,12 @@ def clip_targets(y: torch.Tensor) -> torch.Tensor:
 
 def clip_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Cross-entropy for a batch ``x`` (N, T, 3, S, S): per clip (y (N,)) or per frame (y (N, T))."""
-    n, t = x.shape[:2]
+    logits = batch_logits(model, x)
     if is_clip_model(model):
-        clip = frames_to_clip(x, model.card.temporal.clip_layout)
-        logits = model(clip.contiguous(memory_format=torch.channels_last_3d))  # ~2x faster on CPU, same values
-        return nn.functional.cross_entropy(logits, clip_targets(y) if y.dim() == 2 else y)
-    # channels-last is ~2x faster for these convs on CPU (oneDNN); the values are the same
-    frames = x.reshape(n * t, *x.shape[2:]).contiguous(memory_format=torch.channels_last)
-    logits = model.forward_frames(frames, t)
+        return nn.functional.cross_entropy(logits[:, 0], clip_targets(y) if y.dim() == 2 else y)
     if y.dim() == 2:
-        return nn.functional.cross_entropy(logits, y.reshape(-1), ignore_index=IGNORE)
-    return nn.functional.cross_entropy(logits.reshape(n, t, -1).mean(1), y)
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)
+    return nn.functional.cross_entropy(logits.mean(1), y)
 
 
 def resume_path_for(out: Path) -> Path:
@@ -223,7 +250,8 @@ def train_model(
         if start_epoch >= config.epochs:
             log.info("nothing to do: the run already finished its %d epochs", config.epochs)
     train_set = AugmentedClips(train_clips, TrainTransform(card.preprocessing, augment), seed=config.seed)
-    val_set = AugmentedClips(val_clips, EvalTransform(card.preprocessing), seed=config.seed) if val_clips is not None else None
+    val_set = CentredClips(val_clips, card.preprocessing) if val_clips is not None else None
+    recal_set = recalibration_clips(train_clips, card.preprocessing, config.bn_recalibration_clips, config.seed)
     history: list[EpochLog] = []
     # see clip_loss; saved tensors are made contiguous again
     model.to(memory_format=torch.channels_last_3d if is_clip_model(model) else torch.channels_last)
@@ -256,6 +284,8 @@ def train_model(
             iteration += 1
             if progress:
                 batches.set_postfix(loss=f"{total / count:.4f}", lr=f"{lr:.2g}")
+        if recal_set is not None:
+            recalibrate_batchnorm(model, recal_set, batch_logits, batch_size=config.batch_size)
         seconds = time.perf_counter() - t0
         entry = EpochLog(epoch=epoch, train_loss=total / max(count, 1), lr=lr, seconds=seconds,
                          clips_per_second=count / max(seconds, 1e-9))
