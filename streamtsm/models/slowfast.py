@@ -35,11 +35,15 @@ class SlowFastSettings:
     fusion_kernel: int = 5
     slow_depth: int = 50
     fast_depth: int = 50
+    base_channels: int = 64  # the slow pathway's stem width (the fast one has base_channels // channel_ratio)
 
     def __post_init__(self) -> None:
-        for name in ("resample_rate", "speed_ratio", "channel_ratio", "fusion_kernel"):
+        for name in ("resample_rate", "speed_ratio", "channel_ratio", "fusion_kernel", "base_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"SlowFast {name} must be >= 1, got {getattr(self, name)}")
+        if self.base_channels % self.channel_ratio:
+            raise ValueError(f"SlowFast base_channels ({self.base_channels}) must be a multiple of channel_ratio "
+                             f"({self.channel_ratio}): the fast pathway has base_channels // channel_ratio channels")
         if self.resample_rate % self.speed_ratio:
             raise ValueError(
                 f"resample_rate (tau={self.resample_rate}) must be a multiple of speed_ratio (alpha={self.speed_ratio})"
@@ -76,8 +80,8 @@ class ResNet3dSlowFast(nn.Module):
     def __init__(self, s: SlowFastSettings) -> None:
         super().__init__()
         self.settings = s
-        slow = ResNet3dSettings(depth=s.slow_depth, conv1_kernel=(1, 7, 7), inflate=(0, 0, 1, 1))
-        fast = ResNet3dSettings(depth=s.fast_depth, base_channels=64 // s.channel_ratio, conv1_kernel=(5, 7, 7))
+        slow = ResNet3dSettings(depth=s.slow_depth, base_channels=s.base_channels, conv1_kernel=(1, 7, 7), inflate=(0, 0, 1, 1))
+        fast = ResNet3dSettings(depth=s.fast_depth, base_channels=s.base_channels // s.channel_ratio, conv1_kernel=(5, 7, 7))
         self.slow_path = SlowPathway(slow, s)
         self.fast_path = ResNet3dBackbone(fast)
         self.feat_dim = self.slow_path.feat_dim + self.fast_path.feat_dim
