@@ -6,55 +6,65 @@ import argparse
 import json
 from pathlib import Path
 
+from .train import FPS, DefaultsFormatter, _number
+
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..train.sampling import MAX_SAMPLE_FRAMES
+
     p = sub.add_parser(
         "eval",
         help="evaluate a checkpoint on an annotation list or class folders",
+        formatter_class=DefaultsFormatter,
         description=(
-            "Evaluate a checkpoint on labelled clips with the centred test sampling and the checkpoint's own "
-            "preprocessing: top-1, top-5, mean class accuracy, per-class accuracy and the confusion matrix. "
-            "--readout K scores the mean logits of the last K frames (what an online model reports live) "
-            "instead of the mean over all frames."
+            "Evaluate a checkpoint on labelled clips with centred sampling and the checkpoint's own preprocessing and "
+            "frame rate (each clip is sampled at the stride that reaches the card's fps): top-1, top-5, mean class "
+            "accuracy, per-class accuracy and the confusion matrix. --readout K scores the mean logits of the last K "
+            "frames (what an online model reports live) instead of the mean over all frames."
         ),
     )
     p.add_argument("checkpoint", help="checkpoint file ('default' for the embedded model)")
-    p.add_argument("data", type=Path, help="annotation list file or folder of class folders")
-    p.add_argument("--data-prefix", type=Path)
-    p.add_argument("--num-segments", type=int, help="segments per video (default: the card's num_segments)")
-    p.add_argument("--clip-len", type=int, default=1)
-    p.add_argument("--frame-interval", type=int, default=1)
+    p.add_argument("data", type=Path, help="dataset folder (annotations.txt or class sub-folders) or annotation list file")
+    p.add_argument("--data-prefix", metavar="DIR", type=Path, help="folder the annotation paths are relative to (default: the list's folder)")
+    p.add_argument("--frames", "--num-segments", dest="frames", metavar="T", type=_number(int, 1, MAX_SAMPLE_FRAMES, what="frames per clip"),
+                   help="frames per clip (default: the card's window or num_segments)")
+    p.add_argument("--sampling", choices=("auto", "dense", "segments"), default="auto",
+                   help="dense: consecutive frames; segments: TSN, one frame per segment; auto: dense for online and "
+                        "3D models, segments for offline TSM/TSN")
+    p.add_argument("--fps", metavar="FPS", type=FPS, help="frame rate to sample the clips at (default: the card's)")
+    p.add_argument("--clip-fps", metavar="FPS", type=FPS, help="frame rate of clips whose files declare none (default: such clips are bad entries)")
     p.add_argument("--readout", default="mean", help="'mean' or a number K of last frames")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--skip-bad", action="store_true")
-    p.add_argument("--decoder", choices=("opencv", "pyav"), default="opencv")
+    p.add_argument("--batch-size", metavar="N", type=_number(int, 1, 4096, what="the batch size"), default=8, help="clips per batch")
+    p.add_argument("--skip-bad", action="store_true", help="report bad entries and evaluate the rest")
+    p.add_argument("--decoder", choices=("opencv", "pyav"), default="opencv", help="video decoder")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..resolve import load_torch_model
-    from ..train.augment import EvalTransform
     from ..train.datasets import load_video_dataset
     from ..train.evaluate import evaluate, print_result
-    from ..train.loop import AugmentedClips
-    from ..train.sampling import SampleFrames
+    from ..train.families import default_frames, default_sampling
+    from ..train.loop import CentredClips
+    from ..train.sampling import clip_sampling
 
-    model = load_torch_model(args.checkpoint)
-    card = model.card
-    if not hasattr(model, "forward_frames"):
-        raise ValueError(f"{args.checkpoint} is a {card.arch}; streamtsm eval handles TSM/TSN (2D) models")
     readout: str | int = args.readout
     if readout != "mean":
         try:
             readout = int(readout)
         except ValueError:
             raise ValueError(f"--readout must be 'mean' or a number of frames, got {args.readout!r}") from None
-    sampling = SampleFrames(clip_len=args.clip_len, frame_interval=args.frame_interval,
-                            num_clips=args.num_segments or card.temporal.num_segments)
+        if readout < 1:
+            raise ValueError(f"--readout {readout}: the number of last frames must be at least 1")
+    model = load_torch_model(args.checkpoint)
+    card = model.card
+    mode = args.sampling if args.sampling != "auto" else default_sampling(card)
+    sampling = clip_sampling(args.frames or default_frames(card), mode)
     data, bad = load_video_dataset(args.data, sampling=sampling, test_mode=True, class_names=card.class_names,
-                                   data_prefix=args.data_prefix, skip_bad=args.skip_bad, backend=args.decoder)
-    result = evaluate(model, AugmentedClips(data, EvalTransform(card.preprocessing)), num_classes=card.num_classes,
+                                   data_prefix=args.data_prefix, skip_bad=args.skip_bad, backend=args.decoder,
+                                   model_fps=args.fps or card.temporal.fps, clip_fps=args.clip_fps)
+    result = evaluate(model, CentredClips(data, card.preprocessing), num_classes=card.num_classes,
                       readout=readout, batch_size=args.batch_size)
     if args.json:
         print(json.dumps(result.as_dict(card.class_names) | {"skipped": [str(b) for b in bad]}, indent=1))

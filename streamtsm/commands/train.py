@@ -1,154 +1,324 @@
-"""``streamtsm train DATA --out PATH``: fine-tune a TSM on your own clips (seed 002's recipe).
+"""``streamtsm train DATA --out PATH``: train or fine-tune a model on your own clips.
 
-DATA is an mmaction2 annotation list (``relative/path.mp4 label_index`` per line; class names
-from ``--classes`` or a ``classes.txt`` next to it) or a folder with one sub-folder per class.
-The unidirectional shift is the default because the result is meant to run online.
+DATA is a folder written by ``streamtsm record`` (``annotations.txt`` + ``classes.txt``, preferred
+when present), a folder with one sub-folder per class, or an mmaction2 annotation list
+(``relative/path.mp4 label_index`` per line). Every argument is checked, and the dataset scanned,
+before the first epoch; errors are one line that says what to change.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+from typing import Callable, Sequence
+
+BACKGROUND_DEFAULT = "no_action"
+
+
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` for options that have a default worth showing (not None/False/empty)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        d = action.default
+        if "default" in text or d is None or d is False or d == [] or d == "" or d is argparse.SUPPRESS:
+            return text
+        return super()._get_help_string(action)
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None, *, low_open: bool = False,
+            what: str = "") -> Callable[[str], float]:
+    """An argparse type: a finite ``kind`` within [low, high] (``low_open``: strictly above low)."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        bad = not math.isfinite(value) or (low is not None and (value <= low if low_open else value < low)) or (
+            high is not None and value > high)
+        if bad:
+            span = f"{'above' if low_open else 'at least'} {low:g}" if low is not None else ""
+            span += (" and " if span and high is not None else "") + (f"at most {high:g}" if high is not None else "")
+            raise argparse.ArgumentTypeError(f"{text} is out of range: {what or 'it'} must be {span}")
+        return value
+
+    return parse
+
+
+positive_int = _number(int, 1, what="the value")
+positive_float = _number(float, 0, low_open=True, what="the value")
+FPS = _number(float, 0, 1000, low_open=True, what="a frame rate (fps)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from ..train.families import TRAINABLE_ARCHS
+    from ..train.sampling import MAX_SAMPLE_FRAMES
+
     p = sub.add_parser(
         "train",
-        help="train/fine-tune a TSM (or TSN) on your own clips",
+        help="train or fine-tune a model on your own clips",
+        formatter_class=DefaultsFormatter,
         description=(
-            "Train a TSM on an annotation list ('relative/path.mp4 label_index' per line, as mmaction2's VideoDataset) "
-            "or a folder with one sub-folder per class. TSN segment sampling, MultiScaleCrop augmentation, SGD "
-            "(momentum 0.9, weight decay 1e-4, gradient clipping 40, step LR). Checkpoints (safetensors + model card) "
-            "are written after every epoch; --resume continues an interrupted run."
+            "Train on a folder recorded by `streamtsm record` (annotations.txt + classes.txt), a folder with one "
+            "sub-folder per class, or an mmaction2 annotation list ('relative/path.mp4 label_index' per line). "
+            "--init default fine-tunes the embedded model (input size, preprocessing and frame rate then come from "
+            "its card). Each clip's frame rate is read from its file and frames are taken at the stride that gives "
+            "the model's rate. Checkpoints (safetensors + model card) are written atomically after every epoch "
+            "(with validation: the best epoch's weights); --resume continues an interrupted run."
         ),
     )
-    p.add_argument("data", type=Path, help="annotation list file or folder of class folders")
-    p.add_argument("--out", required=True, type=Path, help="checkpoint path (.safetensors; the card is written next to it)")
-    p.add_argument("--val", type=Path, help="validation annotation list or folder (evaluated after each epoch)")
-    p.add_argument("--classes", type=Path, help="class names file, one per line in label-index order")
-    p.add_argument("--data-prefix", type=Path, help="folder the annotation paths are relative to (default: the list's folder)")
-    p.add_argument("--arch", default="tsm_mobilenetv2", help="registry model name (default tsm_mobilenetv2)")
-    p.add_argument("--shift", choices=("uni", "bi", "none"), default="uni",
-                   help="temporal shift: uni (default, runs online), bi (offline only), none (TSN)")
-    p.add_argument("--width-mult", type=float, help="MobileNetV2 width multiplier")
-    p.add_argument("--dropout", type=float, default=0.5)
-    p.add_argument("--num-segments", type=int, default=8, help="segments per video (SampleFrames num_clips)")
-    p.add_argument("--clip-len", type=int, default=1)
-    p.add_argument("--frame-interval", type=int, default=1)
-    p.add_argument("--input-size", type=int, default=224, help="crop size")
-    p.add_argument("--resize-short", type=int, help="short side before cropping (default input-size * 256/224)")
-    p.add_argument("--fps", type=float, default=30.0, help="frame rate of your clips, recorded in the card for the online runtime")
-    p.add_argument("--background-class", action="append", default=[], help="class that means 'nothing happening' (repeatable)")
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--lr-steps", type=int, nargs="*", default=[20, 40], help="epochs at which the LR drops 10x")
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--grad-clip", type=float, default=40.0)
-    p.add_argument("--flip-pairs", default="",
-                   help="enable horizontal flip, swapping these label pairs, e.g. '0:1,6:7' (off by default: direction classes)")
-    p.add_argument("--imagenet-init", type=Path, help="torchvision ImageNet MobileNetV2/ResNet state dict for the backbone")
-    p.add_argument("--resume", action="store_true", help="continue from <out>.resume.pt")
-    p.add_argument("--skip-bad", action="store_true", help="report bad entries and train on the rest (default: stop)")
-    p.add_argument("--decoder", choices=("opencv", "pyav"), default="opencv")
-    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("data", type=Path, help="dataset folder (annotations.txt or class sub-folders) or annotation list file")
+    p.add_argument("--out", metavar="PATH", required=True, type=Path, help="model path (.safetensors; the card is written next to it)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model/run at --out")
+    p.add_argument("--resume", action="store_true", help="continue the run at --out (<out>.resume.pt)")
+    g = p.add_argument_group("data")
+    val = g.add_mutually_exclusive_group()
+    val.add_argument("--val", metavar="DATA", type=Path, help="validation dataset (folder or annotation list), scored after every epoch")
+    val.add_argument("--val-fraction", metavar="F", type=_number(float, 0, 0.9, low_open=True, what="the fraction"),
+                     help="hold out this fraction of each class for validation (stratified, seeded by --seed), e.g. 0.2")
+    g.add_argument("--classes", metavar="FILE", type=Path, help="class names file, one per line in label-index order (default: classes.txt "
+                                                  "beside the annotation list)")
+    g.add_argument("--data-prefix", metavar="DIR", type=Path, help="folder the annotation paths are relative to (default: the list's folder)")
+    g.add_argument("--clip-fps", metavar="FPS", type=FPS, help="frame rate of clips whose files declare none (default: such clips are bad entries)")
+    g.add_argument("--skip-bad", action="store_true", help="report bad entries and train on the rest (default: stop)")
+    g.add_argument("--decoder", choices=("opencv", "pyav"), default="opencv", help="video decoder")
+    g.add_argument("--background-class", action="append", default=[], metavar="NAME",
+                   help=f"class meaning 'nothing happening', repeatable (default: {BACKGROUND_DEFAULT!r} if such a class exists)")
+    m = p.add_argument_group("model")
+    m.add_argument("--init", metavar="SPEC",
+                   help="start from 'default' (the embedded model), a checkpoint of any format load_model reads (new "
+                        "classifier when the classes differ), or a torchvision ImageNet MobileNetV2/ResNet file (backbone "
+                        "only, into --arch) (default: random weights)")
+    m.add_argument("--imagenet-init", dest="init", metavar="SPEC", help="alias of --init")
+    m.add_argument("--freeze-stages", metavar="N", type=_number(int, 0, what="the number of stages"), default=0,
+                   help="keep the first N stages fixed (1 = the stem; as many as the model has = train the classifier only)")
+    m.add_argument("--arch", choices=TRAINABLE_ARCHS, metavar="ARCH",
+                   help=f"architecture, one of: {', '.join(TRAINABLE_ARCHS)} (default: tsm_mobilenetv2; with --init: the init model's)")
+    m.add_argument("--shift", choices=("uni", "bi", "none"),
+                   help="TSM temporal shift: uni runs online, bi is offline only, none = TSN (default: uni for tsm_*)")
+    m.add_argument("--width-mult", metavar="M", type=positive_float, help="MobileNetV2 width multiplier (default: 1.0)")
+    m.add_argument("--width", metavar="C", type=positive_int, help="3D CNN base width in channels (default: the architecture's, 64)")
+    m.add_argument("--dropout", metavar="P", type=_number(float, 0, 0.99, what="dropout"), help="dropout before the classifier "
+                                                                                       "(default: the architecture's)")
+    s = p.add_argument_group("sampling and input")
+    s.add_argument("--frames", "--num-segments", dest="frames", metavar="T", type=_number(int, 1, MAX_SAMPLE_FRAMES, what="frames per clip"),
+                   help="frames per training clip (default: 8 for TSM/TSN, the architecture's window for 3D CNNs, "
+                        "the init card's with --init)")
+    s.add_argument("--sampling", choices=("auto", "dense", "segments"), default="auto",
+                   help="dense: consecutive frames at the model's fps (how online and window models see a stream); "
+                        "segments: TSN, one frame from each of --frames segments; auto: dense, except segments for "
+                        "offline TSM/TSN")
+    s.add_argument("--input-size", metavar="PX", type=_number(int, 16, 1024, what="the input size"),
+                   help="crop size in pixels (default: 224; with --init: the init card's)")
+    s.add_argument("--resize-short", metavar="PX", type=_number(int, 16, 4096, what="the short side"),
+                   help="short side before cropping (default: input size * 256/224)")
+    s.add_argument("--fps", metavar="FPS", type=FPS, help="the model's frame rate (default: the clips' own, when they agree; with --init: "
+                                             "the init card's)")
+    s.add_argument("--flip-pairs", metavar="PAIRS", default="",
+                   help="enable horizontal flip, swapping these label pairs (indices or names), e.g. '0:1' or "
+                        "'swipe_left:swipe_right' (default: no flip; direction classes need the pairs)")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", metavar="N", type=positive_int, default=50, help="epochs to train (at most; see --patience)")
+    o.add_argument("--patience", metavar="N", type=_number(int, 0, what="patience"), default=0,
+                   help="stop after this many epochs without a better validation score (0 = never; needs validation)")
+    o.add_argument("--batch-size", metavar="N", type=_number(int, 1, 4096, what="the batch size"), default=8, help="clips per batch")
+    o.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="sgd (seed 002's recipe) or adamw")
+    o.add_argument("--lr", metavar="LR", type=_number(float, 0, 10, low_open=True, what="the learning rate"), default=0.01,
+                   help="learning rate (for fine-tuning from --init, 0.001-0.01 with sgd)")
+    o.add_argument("--lr-steps", metavar="EPOCH", type=_number(int, 0, what="an epoch"), nargs="*", default=[20, 40],
+                   help="epochs at which the learning rate drops 10x")
+    o.add_argument("--weight-decay", metavar="WD", type=_number(float, 0, 1, what="weight decay"), default=1e-4, help="weight decay")
+    o.add_argument("--grad-clip", metavar="NORM", type=positive_float, default=40.0, help="gradient norm clipping")
+    o.add_argument("--seed", metavar="N", type=_number(int, 0, 2**32 - 1, what="the seed"), default=0,
+                   help="seed of the augmentation, the shuffling and the validation split")
+    r = p.add_argument_group("run")
+    r.add_argument("--workers", metavar="N", type=_number(int, 0, 64, what="workers"), default=0, help="data loader worker processes")
+    r.add_argument("--threads", metavar="N", type=_number(int, 1, 256, what="threads"), help="torch CPU threads (default: torch's)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
-def _class_names(args: argparse.Namespace) -> list[str] | None:
-    if args.classes is None:
-        return None
-    if not args.classes.is_file():
-        raise FileNotFoundError(f"--classes {args.classes} does not exist (one class name per line)")
-    return [x.strip() for x in args.classes.read_text().splitlines() if x.strip()]
+# --------------------------------------------------------------------------- checks on names and pairs
 
 
-def _flip_pairs(text: str) -> tuple[tuple[int, int], ...]:
-    pairs = []
+def parse_flip_pairs(text: str, class_names: Sequence[str]) -> tuple[tuple[int, int], ...]:
+    """``'a:b,c:d'`` with label indices or class names -> index pairs, each within the classes and used once."""
+    index = {name: i for i, name in enumerate(class_names)}
+    pairs: list[tuple[int, int]] = []
+    used: set[int] = set()
     for item in filter(None, (t.strip() for t in text.split(","))):
-        try:
-            a, b = (int(v) for v in item.split(":"))
-        except ValueError:
-            raise ValueError(f"--flip-pairs: {item!r} is not 'a:b' with two label indices") from None
+        parts = item.split(":")
+        if len(parts) != 2:
+            raise ValueError(f"--flip-pairs: {item!r} is not 'a:b' (two label indices or class names)")
+        pair = []
+        for part in parts:
+            part = part.strip()
+            if part in index:
+                pair.append(index[part])
+            elif part.lstrip("-").isdigit() and 0 <= int(part) < len(class_names):
+                pair.append(int(part))
+            else:
+                raise ValueError(f"--flip-pairs: {part!r} in {item!r} is not a class: use an index 0..{len(class_names) - 1} "
+                                 f"or one of {list(class_names)[:12]}")
+        a, b = pair
+        if a == b or a in used or b in used:
+            raise ValueError(f"--flip-pairs: {item!r} pairs a class with itself or reuses one; each class may be in one pair")
+        used |= {a, b}
         pairs.append((a, b))
     return tuple(pairs)
+
+
+def background_classes(given: Sequence[str], class_names: Sequence[str]) -> tuple[str, ...]:
+    unknown = [c for c in given if c not in class_names]
+    if unknown:
+        raise ValueError(f"--background-class {unknown} not among the classes {list(class_names)}")
+    if given:
+        return tuple(dict.fromkeys(given))
+    return (BACKGROUND_DEFAULT,) if BACKGROUND_DEFAULT in class_names else ()
+
+
+def _init_conflicts(args: argparse.Namespace, init_arch: str) -> None:
+    """Options that a card init decides; giving them too would be silently ignored, so refuse them."""
+    given = {"--input-size": args.input_size, "--resize-short": args.resize_short, "--fps": args.fps,
+             "--shift": args.shift, "--width-mult": args.width_mult, "--width": args.width}
+    named = [k for k, v in given.items() if v is not None]
+    if args.arch is not None and args.arch != init_arch:
+        named.insert(0, f"--arch {args.arch}")
+    if named:
+        raise ValueError(f"--init {args.init} is a {init_arch} whose card sets the architecture, input size and frame rate; "
+                         f"drop {', '.join(named)} (or train without --init)")
+
+
+def _common_fps(data, clip_fps: float | None) -> float:
+    """The model fps when none is given: the clips' frame rate, which must be the same for all of them."""
+    rates = sorted({round(i.fps, 2) for i in data.infos if math.isfinite(i.fps)})
+    if not rates:
+        if clip_fps is None:
+            raise ValueError("no clip declares its frame rate: pass --fps (the model's) or --clip-fps (the clips')")
+        return clip_fps
+    if rates[-1] > rates[0] * 1.01:
+        raise ValueError(f"the clips have different frame rates ({', '.join(f'{r:g}' for r in rates[:6])} fps): pass --fps "
+                         "with the model's frame rate (each clip is then sampled at the stride that reaches it)")
+    return rates[0]
+
+
+# --------------------------------------------------------------------------- the command
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..card import Temporal
-    from ..checkpoints.formats import CheckpointError
-    from ..checkpoints.loader import read_state_dict
-    from ..checkpoints.tsm import imagenet_backbone_state_dict
-    from ..models import create_model
+    from ..card import Preprocessing
+    from ..models.registry import model_defaults
     from ..train.augment import AugmentConfig
-    from ..train.datasets import load_video_dataset
-    from ..train.evaluate import print_result, evaluate
-    from ..train.loop import AugmentedClips, TrainConfig, train_model
-    from ..train.augment import EvalTransform
-    from ..train.sampling import SampleFrames
+    from ..train.datasets import load_video_dataset, read_class_names
+    from ..train.evaluate import evaluate, print_result
+    from ..train.families import default_frames, default_sampling, family_of, training_card
+    from ..train.finetune import freeze_stages, with_classes
+    from ..train.init import build_model, load_init_model
+    from ..train.loop import CentredClips, TrainConfig, train_model
+    from ..train.outputs import check_output, resume_path_for
+    from ..train.sampling import check_sampling_fits, clip_sampling
+    from ..train.split import stratified_split
 
+    out = check_output(args.out, resume=args.resume, overwrite=args.overwrite)
+    if args.resume and not resume_path_for(out).is_file():
+        raise ValueError(f"--resume: no resume state at {resume_path_for(out)}; start without --resume or point --out at the run to continue")
+    if args.patience and args.val is None and args.val_fraction is None:
+        raise ValueError("--patience needs validation clips: add --val-fraction 0.2 (or --val DIR)")
+    if args.resize_short is not None and args.input_size is not None and args.resize_short < args.input_size:
+        raise ValueError(f"--resize-short {args.resize_short} is smaller than --input-size {args.input_size}: the crop must fit")
     if args.threads:
         torch.set_num_threads(args.threads)
-    sampling = SampleFrames(clip_len=args.clip_len, frame_interval=args.frame_interval, num_clips=args.num_segments)
-    names = _class_names(args)
-    train_set, bad = load_video_dataset(args.data, sampling=sampling, class_names=names, data_prefix=args.data_prefix,
-                                        skip_bad=args.skip_bad, backend=args.decoder)
-    names = list(train_set.class_names)
-    val_set = None
+
+    def build_arch(names: Sequence[str] = ("class_0",)):
+        return build_model(args.arch or "tsm_mobilenetv2", names, shift=args.shift, width=args.width_mult or args.width,
+                           dropout=args.dropout)
+
+    # the model first (quick), so its card's frame rate can check the clips during the scan
+    init = None
+    if args.init is not None:
+        init = load_init_model(args.init, None, build_arch=build_arch)
+        if init.from_card:
+            _init_conflicts(args, init.model.card.arch)
+    if args.width_mult is not None and args.width is not None:
+        raise ValueError("--width-mult (MobileNetV2) and --width (3D CNNs) belong to different architectures: give one")
+    base = init.model if init is not None else build_arch()
+    from_card = init is not None and init.from_card
+    if from_card and args.dropout is not None and not family_of(base.card.arch).dropout:
+        raise ValueError(f"--dropout: {base.card.arch} has no dropout layer")
+    fps = base.card.temporal.fps if from_card else args.fps
+    family = family_of(base.card.arch)
+
+    names = read_class_names(args.classes) if args.classes is not None else None
+    frames = args.frames or (default_frames(base.card) if from_card else 8 if not family.clip_model
+                             else default_frames(base.card))
+    if frames < family.min_frames:
+        raise ValueError(f"--frames {frames}: {base.card.arch} needs at least {family.min_frames} frames per clip")
+    mode = args.sampling if args.sampling != "auto" else default_sampling(base.card)
+    sampling = clip_sampling(frames, mode)
+    data, bad = load_video_dataset(args.data, sampling=sampling, class_names=names, data_prefix=args.data_prefix,
+                                   skip_bad=args.skip_bad, backend=args.decoder, model_fps=fps, clip_fps=args.clip_fps)
+    names = list(data.class_names)
+    if fps is None:
+        fps = _common_fps(data, args.clip_fps)
+        data.model_fps = fps
+        check_sampling_fits(sampling, max(data.timeline_frames(i) for i in range(len(data))))
     if args.val is not None:
         val_set, _ = load_video_dataset(args.val, sampling=sampling, test_mode=True, class_names=names,
-                                        skip_bad=args.skip_bad, backend=args.decoder)
-    print(f"training on {len(train_set)} videos, {len(names)} classes"
-          + (f" ({len(bad)} bad entries skipped)" if bad else "") + (f", validating on {len(val_set)}" if val_set else ""))
-    unknown = [c for c in args.background_class if c not in names]
-    if unknown:
-        raise ValueError(f"--background-class {unknown} not among the classes {names}")
+                                        skip_bad=args.skip_bad, backend=args.decoder, model_fps=fps, clip_fps=args.clip_fps)
+        train_set = data
+    elif args.val_fraction is not None:
+        train_idx, val_idx = stratified_split(data.labels, args.val_fraction, args.seed, names)
+        train_set, val_set = data.subset(train_idx), data.subset(val_idx, test_mode=True)
+    else:
+        train_set, val_set = data, None
+    empty = [n for i, n in enumerate(names) if i not in set(train_set.labels)]
+    if empty:
+        raise ValueError(f"class(es) {empty} have no training clips: add clips or remove them from the class names")
+    flip_pairs = parse_flip_pairs(args.flip_pairs, names)
+    background = background_classes(args.background_class, names)
 
-    kwargs: dict = {"dropout": args.dropout}
-    if args.width_mult is not None:
-        kwargs["width_mult"] = args.width_mult
-    if args.shift != "none":
-        kwargs["shift_mode"] = args.shift
-    arch = args.arch
-    if args.shift == "none" and arch.startswith("tsm_"):
-        kwargs["shift_mode"] = "none"
-    model = create_model(arch, num_classes=len(names), class_names=names, **kwargs)
-    pre = model.card.preprocessing
-    resize_short = args.resize_short or max(args.input_size, int(round(args.input_size * 256 / 224)))
-    model.card = model.card.replace(
-        preprocessing=type(pre)(crop_size=args.input_size, resize_short=resize_short, mean=pre.mean, std=pre.std,
-                                channel_order=pre.channel_order),
-        temporal=Temporal(mode="online" if args.shift == "uni" else "window", fps=args.fps,
-                          num_segments=args.num_segments * args.clip_len, clip_len=1, clip_layout="NTCHW"),
-        background_classes=tuple(args.background_class),
-        description=f"trained with `streamtsm train` on {args.data}",
+    model, new_head = with_classes(base, names, dropout=args.dropout if from_card else None)
+    if from_card:
+        pre = base.card.preprocessing
+    else:
+        size = args.input_size or 224
+        defaults = model_defaults(model.card.arch).preprocessing
+        pre = Preprocessing(crop_size=size, resize_short=args.resize_short or max(size, int(round(size * 256 / 224))),
+                            mean=defaults.mean, std=defaults.std, channel_order=defaults.channel_order)
+    origin = f", fine-tuned from {init.source}" if init is not None else ""
+    model.card = training_card(model.card, preprocessing=pre, fps=fps, frames=frames).replace(
+        background_classes=background,
+        description=f"trained with `streamtsm train` on {Path(args.data).name}{origin}",
     )
-    if args.imagenet_init is not None and not args.resume:
-        family, sd = imagenet_backbone_state_dict(read_state_dict(args.imagenet_init))
-        missing, unexpected = model.load_state_dict(sd, strict=False)
-        wrong = [k for k in unexpected]
-        head = [k for k in missing if not k.startswith(("classifier.", "fc.", "new_fc."))]
-        if wrong or head:
-            raise CheckpointError(f"--imagenet-init {args.imagenet_init} ({family}) does not fit {arch}: "
-                                  f"unexpected {wrong[:4]}, missing {head[:4]}")
-        print(f"initialised the backbone from {args.imagenet_init} ({family})")
+    frozen = freeze_stages(model, args.freeze_stages)
+    model.train()
+    split = f", validating on {len(val_set)}" if val_set is not None else ""
+    print(f"training {model.card.arch} on {len(train_set)} clips, {len(names)} classes at {fps:g} fps, {frames} frames "
+          f"({mode}){split}" + (f" ({len(bad)} bad entries skipped)" if bad else "")
+          + (f"; {init.source}, {'new' if new_head else 'same'} classifier" if init is not None else "")
+          + (f"; {frozen} parameters frozen" if frozen else ""), flush=True)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                         grad_clip=args.grad_clip, lr_steps=tuple(args.lr_steps), seed=args.seed, num_workers=args.workers)
-    augment = AugmentConfig(flip_ratio=0.5 if args.flip_pairs else 0.0, flip_pairs=_flip_pairs(args.flip_pairs))
-    history = train_model(model, train_set, config=config, out=args.out, augment=augment, val_clips=val_set,
-                          resume=args.resume, progress=not args.no_progress,
-                          on_epoch=lambda e: print(f"epoch {e.epoch + 1}: loss {e.train_loss:.4f} lr {e.lr:.3g} "
-                                                   f"({e.clips_per_second:.1f} clips/s)" + (f" val {e.val}" if e.val else ""),
-                                                   flush=True))
-    out = args.out if args.out.suffix == ".safetensors" else args.out.with_suffix(".safetensors")
-    print(f"saved {out} (+ card {out.with_suffix('').name}.card.json); {len(history)} epochs run")
+                         grad_clip=args.grad_clip, lr_steps=tuple(args.lr_steps), seed=args.seed, num_workers=args.workers,
+                         optimizer=args.optimizer, patience=args.patience)
+    augment = AugmentConfig(flip_ratio=0.5 if flip_pairs else 0.0, flip_pairs=flip_pairs)
+
+    def report(e) -> None:
+        val = f" val top-1 {e.val['top1']:.3f} loss {e.val['loss']:.4f}" + (" (best)" if e.best else "") if e.val else ""
+        print(f"epoch {e.epoch + 1}: loss {e.train_loss:.4f} lr {e.lr:.3g} ({e.clips_per_second:.1f} clips/s){val}", flush=True)
+
+    history = train_model(model, train_set, config=config, out=out, augment=augment, val_clips=val_set, resume=args.resume,
+                          overwrite=args.overwrite, progress=not args.no_progress, on_epoch=report)
+    stopped = history and history[-1].epoch + 1 < args.epochs
+    best = [h for h in history if h.best]
+    print(f"saved {out} (+ card {out.with_suffix('').name}.card.json); {len(history)} epochs run"
+          + (" (early stop)" if stopped else "")
+          + (f"; best validation epoch {best[-1].epoch + 1}" if best else ""))
     if val_set is not None:
-        result = evaluate(model, AugmentedClips(val_set, EvalTransform(model.card.preprocessing)),
-                          num_classes=len(names), batch_size=args.batch_size)
+        result = evaluate(model, CentredClips(val_set, model.card.preprocessing), num_classes=len(names),
+                          batch_size=args.batch_size)
         print_result(result, names)
     return 0

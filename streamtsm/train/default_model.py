@@ -366,7 +366,7 @@ def train_default(recipe: Recipe, arch: str, out: Path, cache: Path | None, *, e
                          optimizer=recipe.optimizer,
                          bn_recalibration_clips=0)  # the published figures were trained with the running averages
     t1 = time.perf_counter()
-    history = train_model(model, train, config=config, out=out, resume=resume, progress=progress)
+    history = train_model(model, train, config=config, out=out, resume=resume, overwrite=not resume, progress=progress)
     train_s = time.perf_counter() - t1
     save_model(model, out)
     test_set = AugmentedClips(test, EvalTransform(recipe.preprocessing))

@@ -72,9 +72,12 @@ def metrics_from_scores(scores: np.ndarray, labels: np.ndarray, num_classes: int
 
 
 def is_clip_model(model: nn.Module) -> bool:
-    """True for window models (3D CNNs): one prediction per clip rather than per frame."""
-    card = getattr(model, "card", None)
-    return card is not None and card.temporal.mode == "window"
+    """True for clip models (3D CNNs: one prediction per clip), False for frame models (TSM/TSN).
+
+    Decided by what the network computes, not by the card's temporal mode: an offline
+    (bidirectional) TSM or a TSN runs as a window model yet still gives one prediction per frame.
+    """
+    return not callable(getattr(model, "forward_frames", None))
 
 
 def frames_to_clip(x: torch.Tensor, layout: str) -> torch.Tensor:

@@ -10,22 +10,30 @@ Two kinds of targets, chosen per dataset item:
   the logits of every step are used on their own, and a unidirectional TSM's frame-t logits are
   exactly its online output at step t. (See ``streamtsm.train.default_model``.)
 
-Clip models (3D CNNs, ``card.temporal.mode == "window"``) train on the same items: the frames are
+Clip models (3D CNNs, no ``forward_frames``) train on the same items: the frames are
 stacked in the card's ``clip_layout`` and the model gives one logit vector per clip; a per-frame
 target array becomes the clip's target with :func:`clip_targets` (the label of its last labelled
 frame -- what a sliding window ending there should report).
 
-Checkpoints: after every epoch the weights go to ``out`` with :func:`save_model` (safetensors +
-card) and the optimiser/epoch to ``<out>.resume.pt``; ``resume=True`` continues from there. The
-resume file holds tensors and numbers only, so it loads with ``torch.load(weights_only=True)``.
+Checkpoints: after every epoch the weights go to ``out`` (safetensors + card) and the optimiser,
+epoch and card to ``<out>.resume.pt``, both replaced atomically; ``resume=True`` continues from
+there and refuses a run whose card (architecture, classes, input size, fps, ...) differs from the
+one being asked for. The resume file holds tensors, numbers and strings only, so it loads with
+``torch.load(weights_only=True)``.
+
+Validation: with ``val_clips`` the model is scored after every epoch (top-1; a tie is broken by a
+loss lower by at least ``MIN_LOSS_DELTA``); ``out`` then holds the *best* epoch's weights, the
+model ends with them, and ``config.patience`` stops the run after that many epochs without
+improvement. Before each validation and save the BatchNorm statistics are recomputed for the
+current weights (``train.batchnorm``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -34,10 +42,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..checkpoints import save_model
+from ..card import ModelCard
+from ..checkpoints import load_model
 from .augment import AugmentConfig, EvalTransform, TrainTransform
 from .batchnorm import recalibrate_batchnorm
 from .evaluate import EvalResult, batch_logits, evaluate, is_clip_model
+from .finetune import keep_frozen_batchnorm_in_eval
+from .outputs import check_output, resume_path_for, save_model_atomically, temp_path
 
 __all__ = ["IGNORE", "TrainConfig", "EpochLog", "TrainError", "AugmentedClips", "train_model", "resume_path_for", "clip_loss",
            "clip_targets", "is_clip_model", "CentredClips", "recalibration_clips"]
@@ -72,6 +83,8 @@ class TrainConfig:
     #: training clips (centre-sampled, eval preprocessing) over which the BatchNorm statistics are
     #: recomputed before each validation and save (see ``train.batchnorm``); 0 keeps the running averages
     bn_recalibration_clips: int = 128
+    #: stop after this many epochs without a better validation score (0 = never; needs val_clips)
+    patience: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -80,6 +93,8 @@ class TrainConfig:
             raise TrainError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
         if not self.lr > 0 or self.grad_clip <= 0:
             raise TrainError(f"lr and grad_clip must be positive, got {self.lr} and {self.grad_clip}")
+        if self.patience < 0:
+            raise TrainError(f"patience must be >= 0 (0 = no early stopping), got {self.patience}")
         if self.bn_recalibration_clips < 0:
             raise TrainError(f"bn_recalibration_clips must be >= 0 (0 = off), got {self.bn_recalibration_clips}")
         if self.lr_cycle_epochs < 0:
@@ -107,6 +122,7 @@ class EpochLog:
     seconds: float
     clips_per_second: float
     val: dict[str, Any] | None = None
+    best: bool = False  # the best validation score so far: these weights are in ``out``
 
 
 class AugmentedClips(Dataset):
@@ -185,22 +201,73 @@ def clip_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     return nn.functional.cross_entropy(logits.mean(1), y)
 
 
-def resume_path_for(out: Path) -> Path:
-    return Path(out).with_suffix(".resume.pt")
+#: card fields a resumed run must share with the run it continues (the description may change)
+_RESUME_FIELDS = ("arch", "arch_kwargs", "class_names", "preprocessing", "temporal", "shift_mode", "background_classes")
+
+
+def _card_fields(card: ModelCard) -> dict[str, Any]:
+    d = json.loads(card.to_json())  # JSON types (lists, not tuples), as stored in the resume file
+    return {k: d.get(k) for k in _RESUME_FIELDS}
+
+
+#: a validation loss must drop by this much to count as better when top-1 ties (noise is not progress)
+MIN_LOSS_DELTA = 1e-3
+
+
+def _improves(val: dict[str, Any], best: tuple[int, float, float] | None) -> bool:
+    """Better than ``best`` (epoch, top1, loss): a higher top-1, or the same top-1 and a clearly lower loss."""
+    if best is None:
+        return True
+    _, top1, loss = best
+    return val["top1"] > top1 or (val["top1"] == top1 and val["loss"] < loss - MIN_LOSS_DELTA)
 
 
 def _save_resume(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, epoch: int, iteration: int,
-                 history: list[EpochLog]) -> None:
+                 history: list[EpochLog], best: tuple[int, float, float] | None, frozen: int) -> None:
     state = {
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "epoch": torch.tensor(epoch),
         "iteration": torch.tensor(iteration),
         "train_loss": torch.tensor([h.train_loss for h in history], dtype=torch.float64),
+        "card": json.dumps(_card_fields(model.card)),
+        "frozen_parameters": torch.tensor(frozen),
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    if best is not None:
+        state["best"] = torch.tensor(best, dtype=torch.float64)  # (epoch, top1, loss)
+    tmp = temp_path(path)
+    try:
+        torch.save(state, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _load_resume(path: Path, model: nn.Module, frozen: int) -> dict[str, Any]:
+    """The resume state of a run that is this model's run, or a TrainError saying why not."""
+    if not path.exists():
+        raise TrainError(f"--resume: no resume state at {path}; start without --resume or point --out at the run to continue")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # an empty, truncated or foreign file fails in many ways (EOFError, RuntimeError, ...)
+        raise TrainError(f"--resume: {path} is unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else 'empty'}); "
+                         "it is probably truncated: restore it, or start over with --overwrite") from None
+    if not isinstance(state, dict) or not {"model", "optimizer", "epoch", "iteration"} <= set(state):
+        raise TrainError(f"--resume: {path} is not a streamtsm resume file; start over with --overwrite")
+    if "card" in state:
+        saved, wanted = json.loads(state["card"]), _card_fields(model.card)
+        diff = [k for k in _RESUME_FIELDS if saved.get(k) != wanted.get(k)]
+        if diff:
+            detail = "; ".join(f"{k}: run {saved.get(k)!r} vs now {wanted.get(k)!r}" for k in diff[:3])
+            raise TrainError(f"--resume: {path} belongs to a run with other settings ({detail}); resume with that run's "
+                             "options, or start a new run with another --out")
+    if "frozen_parameters" in state and int(state["frozen_parameters"]) != frozen:
+        raise TrainError(f"--resume: {path} was trained with other frozen stages; resume with the same --freeze-stages")
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise TrainError(f"--resume: {path} was saved from a different model ({str(exc).splitlines()[0]})") from None
+    return state
 
 
 def train_model(
@@ -212,40 +279,46 @@ def train_model(
     augment: AugmentConfig = AugmentConfig(),
     val_clips: Any | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     on_epoch: Callable[[EpochLog], None] | None = None,
 ) -> list[EpochLog]:
-    """Train ``model`` (a TSM/TSN with a ``.card``) in place; returns one log entry per epoch run.
+    """Train ``model`` (a TSM/TSN or 3D CNN with a ``.card``) in place; returns one log entry per epoch run.
 
-    ``train_clips``/``val_clips`` provide ``len()`` and ``load(i) -> (uint8 (T,H,W,3), label)``.
+    ``train_clips``/``val_clips`` provide ``len()`` and ``load(i, rng) -> (uint8 (T,H,W,3), label)``.
     Preprocessing comes from ``model.card.preprocessing`` (the card that is saved with the weights).
+    Parameters with ``requires_grad=False`` (frozen stages) are not trained and their BatchNorm
+    statistics are kept. ``out`` is checked before the first epoch: an existing model there is
+    replaced only with ``overwrite`` (or continued with ``resume``).
     """
     card = getattr(model, "card", None)
     if card is None:
         raise TrainError("train_model needs a model made by streamtsm.create_model or load_model (it carries a .card)")
     if len(train_clips) == 0:
         raise TrainError("the training set is empty: check the annotation file and the --skip-bad report")
-    out = Path(out)
-    if out.suffix != ".safetensors":
-        out = out.with_suffix(".safetensors")
+    if config.patience and val_clips is None:
+        raise TrainError("early stopping (patience) needs validation clips: pass --val or --val-fraction")
+    out = check_output(out, resume=resume, overwrite=overwrite)
     resume_file = resume_path_for(out)
     torch.manual_seed(config.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise TrainError("every parameter is frozen: freeze fewer stages")
+    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
     if config.optimizer == "sgd":
-        optimizer: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                                            weight_decay=config.weight_decay)
     else:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     start_epoch, iteration = 0, 0
+    best: tuple[int, float, float] | None = None  # (epoch, top1, loss)
     if resume:
-        if not resume_file.exists():
-            raise TrainError(f"--resume: no resume state at {resume_file}; start without --resume or point --out at the run to continue")
-        state = torch.load(resume_file, map_location="cpu", weights_only=True)
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as exc:
-            raise TrainError(f"--resume: {resume_file} was saved from a different model ({str(exc).splitlines()[0]})") from None
+        state = _load_resume(resume_file, model, frozen)
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, iteration = int(state["epoch"]) + 1, int(state["iteration"])
+        if "best" in state:
+            b = state["best"].tolist()
+            best = (int(b[0]), float(b[1]), float(b[2]))
         log.info("resumed from %s at epoch %d", resume_file, start_epoch)
         if start_epoch >= config.epochs:
             log.info("nothing to do: the run already finished its %d epochs", config.epochs)
@@ -253,14 +326,19 @@ def train_model(
     val_set = CentredClips(val_clips, card.preprocessing) if val_clips is not None else None
     recal_set = recalibration_clips(train_clips, card.preprocessing, config.bn_recalibration_clips, config.seed)
     history: list[EpochLog] = []
-    # see clip_loss; saved tensors are made contiguous again
+    best_state: dict[str, torch.Tensor] | None = None
+    # see batch_logits; saved tensors are made contiguous again
     model.to(memory_format=torch.channels_last_3d if is_clip_model(model) else torch.channels_last)
     for epoch in range(start_epoch, config.epochs):
+        if best is not None and config.patience and epoch - best[0] > config.patience:
+            log.info("early stop: no better validation score for %d epochs (best: epoch %d)", config.patience, best[0] + 1)
+            break
         train_set.epoch = epoch
         order = torch.Generator().manual_seed(config.seed * 1000 + epoch)
         loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, generator=order,
                             num_workers=config.num_workers, collate_fn=_collate, drop_last=len(train_set) > config.batch_size)
         model.train()
+        keep_frozen_batchnorm_in_eval(model)
         total, count, t0 = 0.0, 0, time.perf_counter()
         batches: Any = loader
         if progress:
@@ -277,7 +355,7 @@ def train_model(
                 raise TrainError(f"loss became {float(loss)} at epoch {epoch + 1}, iteration {iteration}: lower --lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
             total += float(loss.detach()) * x.shape[0]
             count += x.shape[0]
@@ -289,22 +367,29 @@ def train_model(
         seconds = time.perf_counter() - t0
         entry = EpochLog(epoch=epoch, train_loss=total / max(count, 1), lr=lr, seconds=seconds,
                          clips_per_second=count / max(seconds, 1e-9))
+        model.eval()
         if val_set is not None:
             result: EvalResult = evaluate(model, val_set, num_classes=card.num_classes, readout=config.eval_readout,
                                           batch_size=config.batch_size)
             entry.val = {"top1": result.top1, "top5": result.top5, "mean_class_accuracy": result.mean_class_accuracy,
                          "loss": result.loss}
-        model.eval()
-        save_model(model, out)
-        _save_resume(resume_file, model, optimizer, epoch, iteration, history + [entry])
+            entry.best = _improves(entry.val, best)
+            if entry.best:
+                best = (epoch, result.top1, result.loss)
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if val_set is None or entry.best:
+            save_model_atomically(model, out)
+        _save_resume(resume_file, model, optimizer, epoch, iteration, history + [entry], best, frozen)
         history.append(entry)
-        log.info("epoch %d/%d: loss %.4f, lr %.3g, %.0f s (%.1f clips/s)%s", epoch + 1, config.epochs, entry.train_loss,
+        # the caller's on_epoch reports it (the CLI prints a line); otherwise the log does
+        log.log(logging.DEBUG if on_epoch else logging.INFO,
+                "epoch %d/%d: loss %.4f, lr %.3g, %.0f s (%.1f clips/s)%s", epoch + 1, config.epochs, entry.train_loss,
                  lr, seconds, entry.clips_per_second, f", val {entry.val}" if entry.val else "")
         if on_epoch is not None:
             on_epoch(entry)
+    if val_set is not None and best is not None:
+        if best_state is None:  # resumed after the best epoch: it is in ``out``
+            best_state = load_model(out).state_dict()
+        model.load_state_dict(best_state)
     model.eval()
     return history
-
-
-def config_dict(config: TrainConfig) -> dict[str, Any]:
-    return asdict(config)

@@ -32,7 +32,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["SampleFrames", "sample_frame_indices", "SamplingError"]
+__all__ = ["SampleFrames", "sample_frame_indices", "SamplingError", "SAMPLING_MODES", "MAX_SAMPLE_FRAMES",
+           "clip_sampling", "check_sampling_fits", "timeline_length", "source_indices"]
+
+#: frames one sample may hold (and the span it may cover): a clip of this many 224-px float frames is
+#: already 600 MB, so anything larger is a typo, not a recipe
+MAX_SAMPLE_FRAMES = 1024
+#: ``dense``: T consecutive frames (how a live window or an online model sees them); ``segments``:
+#: TSN, the clip cut into T segments and one frame taken from each (seed 002's offline recipe)
+SAMPLING_MODES = ("dense", "segments")
 
 
 class SamplingError(ValueError):
@@ -53,6 +61,11 @@ class SampleFrames:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise SamplingError(f"SampleFrames.{name} must be a positive integer, got {value!r}")
+        if self.frames_per_video > MAX_SAMPLE_FRAMES or self.clip_len * self.frame_interval > MAX_SAMPLE_FRAMES:
+            raise SamplingError(
+                f"a sample of {self.num_clips} x {self.clip_len} frames (interval {self.frame_interval}) is too long: "
+                f"at most {MAX_SAMPLE_FRAMES} frames per sample; use fewer segments/frames"
+            )
         if self.out_of_bound not in ("loop", "repeat_last"):
             raise SamplingError(f"out_of_bound must be 'loop' or 'repeat_last', got {self.out_of_bound!r}")
 
@@ -103,3 +116,42 @@ def sample_frame_indices(num_frames: int, sampling: SampleFrames, *, test_mode: 
     else:
         inds = np.minimum(inds, num_frames - 1)
     return inds.reshape(-1).astype(np.int64)
+
+
+def clip_sampling(frames: int, mode: str) -> SampleFrames:
+    """The SampleFrames of ``frames`` frames per sample in a :data:`SAMPLING_MODES` mode.
+
+    Dense windows that run past a short clip repeat its last frame (a still scene) instead of
+    looping back to its start, which would be a jump no camera shows.
+    """
+    if mode == "dense":
+        return SampleFrames(clip_len=frames, frame_interval=1, num_clips=1, out_of_bound="repeat_last")
+    if mode == "segments":
+        return SampleFrames(clip_len=1, frame_interval=1, num_clips=frames)
+    raise SamplingError(f"sampling mode must be one of {SAMPLING_MODES}, got {mode!r}")
+
+
+def check_sampling_fits(sampling: SampleFrames, longest: int, *, what: str = "frames per sample (--frames)") -> None:
+    """Refuse samples far longer than the clips: they only repeat frames and cost memory.
+
+    Up to 64 frames are always allowed (a window a little longer than short clips is normal);
+    beyond that a sample may not be longer than the longest clip.
+    """
+    need = max(sampling.frames_per_video, sampling.clip_len * sampling.frame_interval)
+    if need > max(64, longest):
+        raise SamplingError(
+            f"{need} {what}, but the longest clip has {longest} frames at the model's frame rate: "
+            f"at most max(64, {longest}); lower it"
+        )
+
+
+def timeline_length(num_frames: int, clip_fps: float, model_fps: float) -> int:
+    """Frames of a ``num_frames``-frame clip at ``clip_fps`` when it is resampled to ``model_fps``."""
+    ratio = clip_fps / model_fps
+    return max(1, int((num_frames - 1) / ratio + 1e-9) + 1)
+
+
+def source_indices(indices: np.ndarray, num_frames: int, clip_fps: float, model_fps: float) -> np.ndarray:
+    """Indices on the model-rate timeline -> the nearest frames of the clip (frame stride clip_fps / model_fps)."""
+    ratio = clip_fps / model_fps
+    return np.minimum(np.floor(np.asarray(indices) * ratio + 0.5).astype(np.int64), num_frames - 1)

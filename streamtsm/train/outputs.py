@@ -1,0 +1,90 @@
+"""Where a training run writes, checked before the first epoch, and written so nothing is half-saved.
+
+A run writes ``<out>.safetensors`` + ``<out>.card.json`` (the model) and ``<out>.resume.pt``
+(optimiser state to continue). All three are replaced atomically (a temp file unique to this
+process in the same folder, then ``os.replace``), so an interrupted save leaves the previous
+epoch's files intact, and an existing model is never replaced unless the caller said so.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from torch import nn
+
+from ..card import card_path_for
+from ..checkpoints import save_model
+
+__all__ = ["OutputError", "model_path", "resume_path_for", "check_output", "save_model_atomically", "temp_path"]
+
+SUFFIX = ".safetensors"
+
+
+class OutputError(ValueError):
+    """The output path cannot be used (a directory, not writable, would replace a model)."""
+
+
+def model_path(out: str | Path) -> Path:
+    """``out`` with the ``.safetensors`` suffix (added when it has none; any other suffix is an error)."""
+    out = Path(out)
+    if out.suffix == SUFFIX:
+        return out
+    if out.suffix and not out.suffix[1:].isdigit():  # "run.v2" style names are suffix-like; refuse them too
+        raise OutputError(f"--out {out}: the model is a {SUFFIX} file; use {out.with_suffix(SUFFIX)} or a name without a suffix")
+    return out.with_name(out.name + SUFFIX)
+
+
+def resume_path_for(out: str | Path) -> Path:
+    return model_path(out).with_suffix(".resume.pt")
+
+
+def temp_path(path: Path) -> Path:
+    """A temp name beside ``path``, unique to this process, keeping its suffix (save_model needs it)."""
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
+def check_output(out: str | Path, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Validate ``--out`` before any work: returns the model path, or raises :class:`OutputError`.
+
+    Refuses a directory, a parent that is a file or not writable, and an existing model or resume
+    file unless ``resume`` (continue it) or ``overwrite`` (replace it) is set.
+    """
+    raw = Path(out)
+    if raw.is_dir():
+        raise OutputError(f"--out {raw} is a directory: give a file path inside it, e.g. {raw / 'model.safetensors'}")
+    path = model_path(raw)
+    parent = path.parent
+    for ancestor in [parent, *parent.parents]:
+        if ancestor.exists():
+            if not ancestor.is_dir():
+                raise OutputError(f"--out {raw}: {ancestor} is a file, not a folder; choose another --out")
+            break
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-test-", delete=True):
+            pass
+    except OSError as exc:
+        raise OutputError(f"--out {raw}: cannot write in {parent} ({exc.strerror or exc}); choose a writable folder") from None
+    existing = [p for p in (path, card_path_for(path), resume_path_for(path)) if p.exists()]
+    if existing and not (resume or overwrite):
+        raise OutputError(f"--out {raw}: {existing[0]} already exists; pass --resume to continue that run, "
+                          "--overwrite to replace it, or choose another --out")
+    for p in (path, card_path_for(path)):
+        if p.is_dir():
+            raise OutputError(f"--out {raw}: {p} is a directory; choose another --out")
+    return path
+
+
+def save_model_atomically(model: nn.Module, path: Path) -> Path:
+    """``save_model`` to temp files, then rename both into place (card first, then weights)."""
+    tmp = temp_path(path)
+    try:
+        save_model(model, tmp)
+        os.replace(card_path_for(tmp), card_path_for(path))
+        os.replace(tmp, path)
+    finally:
+        for leftover in (tmp, card_path_for(tmp)):
+            leftover.unlink(missing_ok=True)
+    return path

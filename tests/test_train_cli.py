@@ -1,0 +1,415 @@
+"""`streamtsm train` / `eval` on clips the tests write: bad input refused up front (issue 14 rows 2, 3, 6, 7),
+every architecture family trains, fine-tuning from the embedded model (issue 17)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from streamtsm.cli import main  # noqa: E402
+from streamtsm.train.sampling import SampleFrames  # noqa: E402
+from streamtsm.train.synthetic import render_clip  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+GESTURES = {"left": "swipe_left", "no_action": "no_motion", "right": "swipe_right"}  # folder order = label order
+CLIP_FPS = 20.0  # the embedded model runs at 10 fps: every 2nd frame
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_clip(path: Path, frames: np.ndarray, fps: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h, w = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def gestures(tmp_path_factory) -> Path:
+    """3 classes (a background one among them) x 4 clips of about 1 s at 20 fps, one folder per class."""
+    root = tmp_path_factory.mktemp("gestures")
+    for name, gesture in GESTURES.items():
+        for i in range(4):
+            frames = render_clip(gesture, 60 + i, size=(48, 48), fps=CLIP_FPS, duration_s=0.8, lead_in_s=0.1, lead_out_s=0.1)
+            write_clip(root / name / f"{i:04d}.mp4", frames, CLIP_FPS)
+    return root
+
+
+TINY = ["--input-size", "32", "--num-segments", "8", "--epochs", "1", "--batch-size", "4", "--no-progress", "--fps", "10"]
+
+
+def _unwritable(folder: Path) -> bool:
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder):
+            return False
+    except OSError:
+        return folder.is_dir()
+
+
+def _files(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+# --------------------------------------------------------------------------- issue 14 row 2: class indices
+
+
+def test_a_huge_label_is_a_bad_entry_not_a_class_list(gestures, tmp_path, capsys):
+    ann = tmp_path / "ann.txt"
+    ann.write_text(f"{gestures}/left/0000.mp4 0\n{gestures}/left/0001.mp4 99999999999999999999999\n")
+    assert main(["train", str(ann), "--out", str(tmp_path / "m"), *TINY]) == 1
+    err = capsys.readouterr().err
+    assert "ann.txt:2" in err and "not a class index 0..9999" in err
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_a_gap_in_the_labels_is_an_error_listing_the_missing_indices(gestures, tmp_path):
+    from streamtsm.train.datasets import load_video_dataset
+
+    ann = tmp_path / "ann.txt"
+    ann.write_text(f"{gestures}/left/0000.mp4 0\n{gestures}/right/0000.mp4 5\n")
+    with pytest.raises(ValueError, match=r"no clip has label 1, 2, 3, 4\. .*classes\.txt"):
+        load_video_dataset(ann, sampling=SampleFrames(num_clips=4))
+    (tmp_path / "classes.txt").write_text("\n".join(f"c{i}" for i in range(6)) + "\n")  # named: six classes, on purpose
+    data, _ = load_video_dataset(ann, sampling=SampleFrames(num_clips=4))
+    assert len(data.class_names) == 6
+
+
+# --------------------------------------------------------------------------- issue 14 row 3: sampling bounds
+
+
+def test_eval_refuses_absurd_sampling_before_decoding(gestures, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["eval", "default", str(gestures), "--num-segments", "100000"])
+    assert info.value.code == 2 and "at most 1024" in capsys.readouterr().err
+    out = tmp_path / "m.safetensors"
+    assert main(["train", str(gestures), "--out", str(out), *TINY, "--width-mult", "0.25"]) == 0
+    # 200 frames per sample from ~1 s clips (10 frames at 10 fps): refused, bound named
+    assert main(["eval", str(out), str(gestures), "--frames", "200"]) == 1
+    assert "longest clip has 10 frames" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- issue 14 row 6: every family trains
+
+
+FAMILY_RUNS = {
+    "TSM offline (bi)": ["--arch", "tsm_mobilenetv2", "--shift", "bi", "--width-mult", "0.25"],
+    "TSM no shift": ["--arch", "tsm_mobilenetv2", "--shift", "none", "--width-mult", "0.25"],
+    "TSN": ["--arch", "tsn_mobilenetv2", "--width-mult", "0.25"],
+    "R(2+1)D": ["--arch", "r2plus1d_18", "--width", "4"],
+    "R3D": ["--arch", "r3d_18", "--width", "4"],
+    "I3D": ["--arch", "i3d_r50", "--width", "8"],
+    "SlowOnly": ["--arch", "slowonly_r50", "--width", "8"],
+    "SlowFast": ["--arch", "slowfast_r50", "--width", "8"],
+}
+
+
+@pytest.mark.parametrize("family", list(FAMILY_RUNS))
+def test_every_family_trains_through_the_one_loop_and_reloads(family, gestures, tmp_path):
+    out = tmp_path / "m.safetensors"
+    assert main(["train", str(gestures), "--out", str(out), *TINY, *FAMILY_RUNS[family]]) == 0
+
+    from streamtsm.checkpoints import load_model
+    from streamtsm.train.evaluate import batch_logits, is_clip_model
+
+    model = load_model(out)
+    card = model.card
+    assert card.class_names == tuple(GESTURES) and card.temporal.fps == 10.0 and card.preprocessing.crop_size == 32
+    clip = is_clip_model(model)
+    assert card.temporal.mode == "window" and card.temporal.clip_len == 8  # none of these runs online
+    assert card.temporal.clip_layout == ("NCTHW" if clip else "NTCHW")
+    with torch.no_grad():
+        logits = batch_logits(model, torch.zeros(2, 8, 3, 32, 32))
+    assert logits.shape == ((2, 1, 3) if clip else (2, 8, 3))
+
+
+def test_arch_choices_are_exactly_the_trainable_registry_models(capsys):
+    from streamtsm.models import list_models
+    from streamtsm.train.families import TRAINABLE_ARCHS
+
+    assert set(TRAINABLE_ARCHS) == set(list_models())  # a new registry model must get a family entry
+    with pytest.raises(SystemExit):
+        main(["train", "x", "--out", "y", "--arch", "resnet9000"])
+    assert "invalid choice: 'resnet9000'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--arch", "tsn_mobilenetv2", "--shift", "uni"], "tsm_\\* architecture for a shift"),
+    (["--arch", "r2plus1d_18", "--dropout", "0.3"], "has no dropout layer"),
+    (["--arch", "tsm_resnet18", "--width", "8"], "has no width option"),
+    (["--arch", "slowfast_r50", "--frames", "4"], "at least 8 frames"),
+])
+def test_options_an_architecture_lacks_are_one_line_errors(args, message, gestures, tmp_path, capsys):
+    assert main(["train", str(gestures), "--out", str(tmp_path / "m"), *TINY, *args]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and __import__("re").search(message, err), err
+
+
+# --------------------------------------------------------------------------- issue 14 row 7: checked up front, nothing lost
+
+
+def test_flip_pairs_outside_the_classes_are_refused_before_training(gestures, tmp_path, capsys):
+    assert main(["train", str(gestures), "--out", str(tmp_path / "m"), *TINY, "--flip-pairs", "0:7"]) == 1
+    assert "'7' in '0:7' is not a class: use an index 0..2" in capsys.readouterr().err
+    assert _files(tmp_path) == set()
+    assert main(["train", str(gestures), "--out", str(tmp_path / "m"), *TINY, "--width-mult", "0.25",
+                 "--flip-pairs", "left:right"]) == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--fps", "nan"], "--fps: nan is out of range"),
+    (["--fps", "0"], "--fps: 0 is out of range"),
+    (["--lr", "inf"], "--lr: inf is out of range"),
+    (["--epochs", "0"], "--epochs: 0 is out of range"),
+    (["--val-fraction", "1.5"], "--val-fraction: 1.5 is out of range"),
+])
+def test_numbers_are_range_checked_when_parsed(args, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", str(tmp_path), "--out", str(tmp_path / "m"), *args])
+    assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_eval_batch_size_zero_is_refused(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["eval", "default", "x", "--batch-size", "0"])
+    assert info.value.code == 2 and "--batch-size: 0 is out of range: the batch size must be at least 1" in capsys.readouterr().err
+
+
+def test_resume_with_other_settings_or_a_broken_file_is_refused_and_nothing_is_touched(gestures, tmp_path, capsys):
+    out = tmp_path / "run.safetensors"
+    args = ["train", str(gestures), "--out", str(out), *TINY, "--width-mult", "0.25"]
+    assert main(args) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert main([*args, "--epochs", "2", "--resume", "--input-size", "48"]) == 1
+    err = capsys.readouterr().err
+    assert "belongs to a run with other settings (preprocessing" in err and "crop_size" in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    resume = tmp_path / "run.resume.pt"
+    for broken in (b"", before["run.resume.pt"][: len(before["run.resume.pt"]) // 2]):
+        resume.write_bytes(broken)
+        assert main([*args, "--epochs", "2", "--resume"]) == 1
+        err = capsys.readouterr().err
+        assert "run.resume.pt is unreadable" in err and "Traceback" not in err
+        assert resume.read_bytes() == broken and (tmp_path / "run.safetensors").read_bytes() == before["run.safetensors"]
+
+
+def test_out_problems_are_found_before_the_dataset_is_read(tmp_path, capsys):
+    missing_data = str(tmp_path / "no-such-dataset")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "model.safetensors").write_bytes(b"precious")
+    cases = [(tmp_path / "adir", "is a directory"), (tmp_path / "afile" / "m.safetensors", "is a file, not a folder"),
+             (tmp_path / "model.safetensors", "already exists; pass --resume"), (tmp_path / "m.pt", "is a .safetensors file")]
+    if _unwritable(Path("/sys")):  # even root cannot create files there (Linux)
+        cases.append((Path("/sys/m.safetensors"), "cannot write in /sys"))
+    for out, message in cases:
+        assert main(["train", missing_data, "--out", str(out)]) == 1
+        err = capsys.readouterr().err
+        assert message in err and "no-such-dataset" not in err, (out, err)
+    assert _files(tmp_path / "adir") == set() and not (tmp_path / "adir.safetensors").exists()
+    assert (tmp_path / "model.safetensors").read_bytes() == b"precious"
+
+
+def test_text_files_bom_encoding_and_empty_class_folders(gestures, tmp_path, capsys):
+    lines = "".join(f"{gestures}/{name}/0000.mp4 {i}\n{gestures}/{name}/0001.mp4 {i}\n" for i, name in enumerate(GESTURES))
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes(b"\xef\xbb\xbf" + lines.encode())
+    assert main(["train", str(bom), "--out", str(tmp_path / "m"), *TINY, "--width-mult", "0.25"]) == 0
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(("# caf\u00e9 clips\n" + lines).encode("latin-1"))
+    assert main(["train", str(latin), "--out", str(tmp_path / "m2"), *TINY]) == 1
+    assert "annotation file" in (err := capsys.readouterr().err) and "latin.txt is not UTF-8 text (byte 0xe9 on line 1)" in err
+    folders = tmp_path / "folders"
+    for name in GESTURES:
+        (folders / name).mkdir(parents=True)
+    write_clip(folders / "left" / "a.mp4", render_clip("swipe_left", 1, size=(48, 48), fps=10.0), 10.0)
+    assert main(["train", str(folders), "--out", str(tmp_path / "m3"), *TINY]) == 1
+    assert "class folder(s) ['no_action', 'right'] hold no videos" in capsys.readouterr().err
+
+
+def test_parsers_and_help_need_no_torch_and_show_defaults():
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["torch"] = None
+        from streamtsm.cli import main
+        for name in ("train", "eval"):
+            try:
+                main([name, "--help"])
+            except SystemExit as exc:
+                assert exc.code == 0, exc.code
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), "COLUMNS": "200"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = proc.stdout
+    for shown in ("(default: 50)", "(default: 0.01)", "(default: auto)", "(default: 8)", "(default: 'no_action' if such a class",
+                  "(default: 0)", "(default: opencv)"):
+        assert shown in text, shown
+
+
+# --------------------------------------------------------------------------- issue 17: train DIR
+
+
+def test_clip_frame_rate_comes_from_the_file_and_sets_the_stride(tmp_path):
+    from streamtsm.train.datasets import load_video_dataset
+    from streamtsm.train.sampling import clip_sampling
+
+    # frame k shows brightness 10 k: what the loader returns says which frames it took
+    frames = np.stack([np.full((32, 32, 3), 10 * k, np.uint8) for k in range(20)])
+    write_clip(tmp_path / "only" / "ramp.mp4", frames, 20.0)
+    data, _ = load_video_dataset(tmp_path, sampling=clip_sampling(5, "dense"), test_mode=True, model_fps=10.0)
+    assert data.infos[0].fps == 20.0 and data.timeline_frames(0) == 10  # 20 frames at 20 fps = 10 at 10 fps
+    got, _ = data.load(0)
+    taken = np.round(got.reshape(5, -1).mean(1) / 10).astype(int).tolist()
+    assert taken == [6, 8, 10, 12, 14]  # model steps 3..7 (the centred window of 5 of 10), every 2nd source frame
+    with pytest.raises(Exception, match="slower than the model's 30 fps"):
+        load_video_dataset(tmp_path, sampling=clip_sampling(5, "dense"), model_fps=30.0)
+
+
+def test_without_fps_or_init_the_model_takes_the_clips_frame_rate(gestures, tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    args = [a for a in TINY if a not in ("--fps", "10")]
+    assert main(["train", str(gestures), "--out", str(out), *args, "--width-mult", "0.25"]) == 0
+    assert json.loads((tmp_path / "m.card.json").read_text())["temporal"]["fps"] == CLIP_FPS
+    mixed = tmp_path / "mixed"
+    write_clip(mixed / "a" / "0.mp4", render_clip("swipe_left", 1, size=(48, 48), fps=10.0), 10.0)
+    write_clip(mixed / "b" / "0.mp4", render_clip("swipe_right", 1, size=(48, 48), fps=25.0), 25.0)
+    assert main(["train", str(mixed), "--out", str(tmp_path / "m2"), *args]) == 1
+    assert "different frame rates (10, 25 fps): pass --fps" in capsys.readouterr().err
+
+
+def test_annotations_txt_in_the_folder_wins_over_the_class_folders(gestures, tmp_path):
+    from streamtsm.train.datasets import load_video_dataset
+
+    root = tmp_path / "recorded"
+    for name in GESTURES:
+        (root / name).mkdir(parents=True)
+        (root / name / "0.mp4").write_bytes((gestures / name / "0000.mp4").read_bytes())
+    (root / "classes.txt").write_text("wave\nrest\n")
+    (root / "annotations.txt").write_text("left/0.mp4 0\nno_action/0.mp4 1\n")
+    data, _ = load_video_dataset(root, sampling=SampleFrames(num_clips=2))
+    assert data.class_names == ("wave", "rest") and data.labels == [0, 1] and len(data) == 2
+
+
+def test_the_split_is_stratified_seeded_and_refuses_classes_it_cannot_split():
+    from streamtsm.train.split import SplitError, stratified_split
+
+    labels = [0] * 10 + [1] * 20 + [2] * 5
+    train, val = stratified_split(labels, 0.2, seed=3)
+    assert sorted(train + val) == list(range(35)) and not set(train) & set(val)
+    assert [sum(labels[i] == c for i in val) for c in range(3)] == [2, 4, 1]
+    assert stratified_split(labels, 0.2, seed=3) == (train, val)
+    assert stratified_split(labels, 0.2, seed=4) != (train, val)
+    with pytest.raises(SplitError, match="'b' \\(1 clip\\)"):
+        stratified_split([0, 0, 1], 0.5, class_names=["a", "b"])
+
+
+def test_early_stopping_stops_and_keeps_the_best_weights(gestures, tmp_path, capsys, monkeypatch):
+    from streamtsm.checkpoints import load_model
+    from streamtsm.train import loop
+
+    out = tmp_path / "m.safetensors"
+    digests = []
+    real_train = loop.train_model
+
+    def spy(*a, on_epoch=None, **kw):  # record the saved model's bytes after every epoch
+        def hook(e):
+            digests.append(hashlib.sha256(out.read_bytes()).hexdigest())
+            on_epoch(e)
+        return real_train(*a, on_epoch=hook, **kw)
+
+    monkeypatch.setattr(loop, "train_model", spy)  # the command imports it from the loop module when it runs
+
+    # a learning rate too small to change the validation score: no epoch after the first is better
+    assert main(["train", str(gestures), "--out", str(out), *TINY, "--width-mult", "0.25", "--epochs", "10",
+                 "--val-fraction", "0.25", "--patience", "2", "--lr", "1e-12"]) == 0
+    text = capsys.readouterr().out
+    assert "validating on 3" in text and "3 epochs run (early stop); best validation epoch 1" in text
+    assert text.count("(best)") == 1
+    assert digests[0] == digests[1] == digests[2]  # later, worse epochs never replaced the best weights
+    state = torch.load(tmp_path / "m.resume.pt", weights_only=True)
+    assert int(state["epoch"]) == 2 and state["best"].tolist()[0] == 0
+    assert load_model(out).card.class_names == tuple(GESTURES)
+
+
+def test_patience_without_validation_is_refused(gestures, tmp_path, capsys):
+    assert main(["train", str(gestures), "--out", str(tmp_path / "m"), *TINY, "--patience", "3"]) == 1
+    assert "--patience needs validation clips" in capsys.readouterr().err
+
+
+def test_fine_tune_from_the_default_model_keeps_its_backbone_and_writes_the_new_classes(gestures, tmp_path, capsys):
+    from streamtsm.checkpoints import load_model
+    from streamtsm.train.finetune import stages
+
+    default = load_model()
+    out = tmp_path / "mine.safetensors"
+    assert main(["train", str(gestures), "--out", str(out), "--init", "default", "--freeze-stages", "3", "--epochs", "1",
+                 "--batch-size", "4", "--lr", "0.01", "--no-progress"]) == 0
+    assert "the embedded default model, new classifier" in capsys.readouterr().out
+    tuned = load_model(out)
+    card = tuned.card
+    assert card.class_names == tuple(GESTURES) and card.background_classes == ("no_action",)
+    assert card.temporal.fps == default.card.temporal.fps == 10.0  # the model's rate, not the clips' 20 fps
+    assert card.preprocessing == default.card.preprocessing and card.temporal.num_segments == 12 and card.is_online
+    assert card.arch_kwargs == {**default.card.arch_kwargs, "num_classes": 3}
+    assert tuned.classifier.out_features == 3
+    ref = default.state_dict()
+    got = tuned.state_dict()
+    frozen = {id(p) for stage in stages(tuned)[:3] for m in stage for p in m.parameters()}
+    names = dict((id(p), n) for n, p in tuned.named_parameters())
+    for pid in frozen:  # frozen stages: bit-identical to the embedded model (BatchNorm statistics too)
+        assert torch.equal(got[names[pid]], ref[names[pid]]), names[pid]
+    for n in [k for k in got if k.startswith(("features.0.", "features.1.")) and "running" in k]:
+        assert torch.equal(got[n], ref[n]), n
+    trained = [n for n, p in tuned.named_parameters() if id(p) not in frozen and not n.startswith("classifier")]
+    changed = [n for n in trained if not torch.equal(got[n], ref[n])]
+    assert changed, "the unfrozen backbone did not train"
+    cos = [float(torch.nn.functional.cosine_similarity(got[n].flatten(), ref[n].flatten(), 0)) for n in changed
+           if got[n].dim() > 1]
+    assert min(cos) > 0.9, min(cos)  # fine-tuned from the embedded weights, not re-initialised (random: ~0)
+
+
+def test_init_options_the_card_decides_are_refused(gestures, tmp_path, capsys):
+    assert main(["train", str(gestures), "--out", str(tmp_path / "m"), "--init", "default", "--input-size", "64"]) == 1
+    assert "drop --input-size" in capsys.readouterr().err
+    assert main(["train", str(gestures), "--out", str(tmp_path / "m"), "--init", str(tmp_path / "nothing.pth")]) == 1
+    assert "not 'default' and not a checkpoint file" in capsys.readouterr().err
+
+
+def test_imagenet_init_is_an_alias_that_loads_only_the_backbone(gestures, tmp_path, capsys):
+    """A 1000-class classification file (here in the official TSM layout) initialises the backbone of --arch."""
+    from streamtsm.checkpoints import load_model
+    from streamtsm.models import create_model
+
+    torch.manual_seed(1)
+    imagenet = create_model("tsm_mobilenetv2", num_classes=1000, width_mult=0.25)
+    sd = imagenet.state_dict()
+    torch.save(sd, tmp_path / "imagenet.pth")
+    out = tmp_path / "m.safetensors"
+    assert main(["train", str(gestures), "--out", str(out), *TINY, "--width-mult", "0.25",
+                 "--imagenet-init", str(tmp_path / "imagenet.pth"), "--freeze-stages", "9"]) == 0
+    assert "ImageNet backbone imagenet.pth" in capsys.readouterr().out
+    got = load_model(out).state_dict()
+    backbone = [k for k in sd if not k.startswith("classifier")]
+    assert all(torch.equal(got[k], sd[k]) for k in backbone if "num_batches" not in k)
+    assert got["classifier.weight"].shape == (3, 1280)
