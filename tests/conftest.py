@@ -31,6 +31,17 @@ def _torch_threads():
     yield
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for this test: on a shared 2-core box two threads of tiny convolutions mostly wait on each other."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def reference_keys(name: str) -> dict[str, tuple[int, ...]]:
     """Key -> shape of a real checkpoint format listed in ../shared/checkpoint-keys/."""
     import json

@@ -18,13 +18,7 @@ from streamtsm.train.sampling import SampleFrames, SamplingError, sample_frame_i
 from streamtsm.synthetic import CLASSES, render_clip, write_dataset  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One thread: on a shared 2-core box two threads of tiny convolutions mostly wait on each other."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --------------------------------------------------------------------------- sampling

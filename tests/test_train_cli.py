@@ -27,12 +27,7 @@ GESTURES = {"left": "swipe_left", "no_action": "no_motion", "right": "swipe_righ
 CLIP_FPS = 20.0  # the embedded model runs at 10 fps: every 2nd frame
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def write_clip(path: Path, frames: np.ndarray, fps: float) -> Path:
@@ -372,6 +367,7 @@ def test_fine_tune_from_the_default_model_keeps_its_backbone_and_writes_the_new_
     assert card.temporal.fps == default.card.temporal.fps == 10.0  # the model's rate, not the clips' 20 fps
     assert card.preprocessing == default.card.preprocessing and card.temporal.num_segments == 12 and card.is_online
     assert card.arch_kwargs == {**default.card.arch_kwargs, "num_classes": 3}
+    assert card.weights_sha256 == "" and card.weights_name == ""  # new weights: the default's provenance does not apply
     assert tuned.classifier.out_features == 3
     ref = default.state_dict()
     got = tuned.state_dict()
@@ -393,7 +389,9 @@ def test_init_options_the_card_decides_are_refused(gestures, tmp_path, capsys):
     assert main(["train", str(gestures), "--out", str(tmp_path / "m"), "--init", "default", "--input-size", "64"]) == 1
     assert "drop --input-size" in capsys.readouterr().err
     assert main(["train", str(gestures), "--out", str(tmp_path / "m"), "--init", str(tmp_path / "nothing.pth")]) == 1
-    assert "not 'default' and not a checkpoint file" in capsys.readouterr().err
+    assert "--init " in (err := capsys.readouterr().err) and "neither an existing checkpoint file nor" in err
+    assert main(["train", str(gestures), "--out", str(tmp_path / "m"), "--init", "tsm_mobilenetv2"]) == 1
+    assert "is an architecture (random weights)" in capsys.readouterr().err
 
 
 def test_imagenet_init_is_an_alias_that_loads_only_the_backbone(gestures, tmp_path, capsys):

@@ -80,7 +80,8 @@ def training_card(card: ModelCard, *, preprocessing: Preprocessing, fps: float, 
     else:
         temporal = Temporal(mode="window", fps=fps, num_segments=frames, clip_len=frames, max_gap_s=base.max_gap_s,
                             clip_layout="NCTHW" if clip else "NTCHW")
-    return card.replace(preprocessing=preprocessing, temporal=temporal)
+    # new weights: no registry entry or file hash describes them, and every field is now known
+    return card.replace(preprocessing=preprocessing, temporal=temporal, weights_name="", weights_sha256="", unverified=())
 
 
 def default_sampling(card: ModelCard) -> str:

@@ -10,8 +10,9 @@ A spec is
   backbone comes from it, into the architecture the arguments chose (``--arch``); preprocessing
   and frame rate then come from the arguments too (``InitModel.from_card`` is False).
 
-Weight-registry names (``arch.tag``) will be resolved here as well: they become one more branch
-at the top of :func:`load_init_model`.
+Everything but ImageNet files goes through :func:`streamtsm.resolve.load_torch_model`, so the
+weight-registry names (``arch.tag``) it learns work here too; a bare architecture name is refused
+(random weights are what training without ``--init`` starts from).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from torch import nn
 
 from ..checkpoints import CheckpointError, load_model, read_state_dict
 from ..checkpoints.tsm import imagenet_backbone_state_dict
-from ..models import create_model
+from ..models import create_model, is_model
+from ..resolve import ModelSpecError, load_torch_model
 from .families import FAMILIES, FamilyError, family_of
 from .finetune import classifier_name, with_classes
 
@@ -103,26 +105,25 @@ def load_init_model(spec: str, class_names: Sequence[str] | None = None, *, buil
     carry no architecture). With ``class_names`` a new classifier replaces the old one unless the
     classes are the same (without, the model keeps its classes: see ``finetune.with_classes``).
     """
-    if spec == "default":
-        model, source = load_model(None), "the embedded default model"
-    else:
-        path = Path(spec)
-        if not path.is_file():
-            raise InitError(f"--init {spec}: not 'default' and not a checkpoint file"
-                            + (" (it is a directory)" if path.is_dir() else ""))
-        if path.suffix not in (".safetensors", ".onnx"):
-            try:
-                sd = read_state_dict(path)
-            except CheckpointError as exc:
-                raise InitError(f"--init {spec}: {exc}") from None
-            if is_imagenet_classifier(sd):
-                model = _imagenet_backbone(path, sd, build_arch)
-                return InitModel(model, f"ImageNet backbone {path.name}", from_card=False, new_head=True)
+    path = Path(spec)
+    if spec != "default" and path.is_file() and path.suffix not in (".safetensors", ".onnx", ".plan"):
         try:
-            model = load_model(path)
+            sd = read_state_dict(path)
         except CheckpointError as exc:
             raise InitError(f"--init {spec}: {exc}") from None
-        source = str(path.name)
+        if is_imagenet_classifier(sd):
+            model = _imagenet_backbone(path, sd, build_arch)
+            if class_names is not None:
+                model, _ = with_classes(model, class_names, dropout=dropout)
+            return InitModel(model.train(), f"ImageNet backbone {path.name}", from_card=False, new_head=True)
+    if is_model(spec):
+        raise InitError(f"--init {spec}: that is an architecture (random weights), not weights to start from; "
+                        f"use --arch {spec} without --init")
+    try:
+        model = load_torch_model(spec)  # 'default', checkpoint paths (and, later, weight-registry names)
+    except (CheckpointError, ModelSpecError) as exc:
+        raise InitError(f"--init {spec}: {exc}") from None
+    source = "the embedded default model" if spec == "default" else path.name
     model, new_head = with_classes(model, class_names, dropout=dropout) if class_names is not None else (model, False)
     model.train()
     return InitModel(model, source, from_card=True, new_head=new_head)
