@@ -20,7 +20,7 @@ torch = pytest.importorskip("torch")
 
 from streamtsm.cli import main  # noqa: E402
 from streamtsm.train.sampling import SampleFrames  # noqa: E402
-from streamtsm.train.synthetic import render_clip  # noqa: E402
+from streamtsm.synthetic import render_clip  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 GESTURES = {"left": "swipe_left", "no_action": "no_motion", "right": "swipe_right"}  # folder order = label order
