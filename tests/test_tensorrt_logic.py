@@ -55,7 +55,7 @@ def test_engine_paths(tmp_path):
     assert sidecar_path(plan).name == "x.fp32.plan.json"
     assert engine_path_for("x.onnx", "fp16", tmp_path).parent == tmp_path
     with pytest.raises(EngineError, match="precision"):
-        engine_path_for("x.onnx", "int8")
+        engine_path_for("x.onnx", "int4")
 
 
 def test_matching_engine_is_fresh(built, card):

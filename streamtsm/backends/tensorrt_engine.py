@@ -8,7 +8,15 @@ sidecar ``NAME.plan.json`` (card, ONNX SHA-256, TensorRT version, GPU name, prec
 (``ensure_engine``) or refused (``open_tensorrt``), never silently used.
 
 Written against the TensorRT 10 Python API (explicit batch networks, ``build_serialized_network``,
-``set_memory_pool_limit``, named I/O tensors). torch-free: runs on a Jetson with JetPack's
+``set_memory_pool_limit``, named I/O tensors).
+
+INT8 is TensorRT 10's *explicit* quantization: the graph carries QuantizeLinear/DequantizeLinear
+nodes (``streamtsm export --int8 --int8-target tensorrt``) and the builder gets the INT8 flag;
+the implicit calibrator API is deprecated since 10.1 and not used. Such a graph's card says
+``precision="int8"``; asked for fp32 or fp16, it builds as ``int8`` or ``int8_fp16`` (the layers
+left unquantized run in fp32 or fp16), and the sidecar records that. TensorRT reads only
+symmetric signed Q/DQ (zero point 0, int8), so a graph quantized for the CPU (uint8 activations)
+is refused before the build with the command that makes a suitable one. torch-free: runs on a Jetson with JetPack's
 ``tensorrt``. NOT exercised on a GPU in this repository's CI (no GPU there); the sidecar and
 staleness logic is tested on CPU.
 """
@@ -23,12 +31,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..card import ModelCard
+from ..card import CardError, ModelCard
 from ..contract import ContractError, read_card_from_onnx_metadata
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8", "int8_fp16")
+#: What a requested precision becomes for a Q/DQ (int8) graph: its quantized layers always run int8.
+_INT8_PRECISION = {"fp32": "int8", "fp16": "int8_fp16", "int8": "int8", "int8_fp16": "int8_fp16"}
 SIDECAR_VERSION = 1
 
 
@@ -70,6 +80,79 @@ def sidecar_path(plan: str | Path) -> Path:
     """``engines/x.fp16.plan`` -> ``engines/x.fp16.plan.json``."""
     p = Path(plan)
     return p.with_name(p.name + ".json")
+
+
+def engine_precision(requested: str, quantized: bool) -> str:
+    """The precision an engine is built in: ``requested`` for an fp32 graph, its int8 form for a Q/DQ graph."""
+    if requested not in PRECISIONS:
+        raise EngineError(f"precision must be one of {PRECISIONS}, got {requested!r}")
+    if quantized:
+        return _INT8_PRECISION[requested]
+    if requested.startswith("int8"):
+        raise EngineError(
+            "TensorRT builds int8 engines from Q/DQ graphs only (explicit quantization): export one with "
+            "`streamtsm export MODEL -o NAME.int8.onnx --int8 --int8-target tensorrt --calibrate SOURCE`"
+        )
+    return requested
+
+
+def tensorrt_int8_problems(card: ModelCard, zero_points: list[tuple[str, str, bool]] | None) -> list[str]:
+    """Why a graph's Q/DQ cannot be TensorRT's explicit quantization ([] if it can).
+
+    ``zero_points``: (node name, zero-point dtype, all zero) of every Q/DQ node, or None when the
+    graph could not be read (no ``onnx`` installed); then the card's calibration record decides.
+    """
+    problems: list[str] = []
+    if zero_points is None:
+        target = card.calibration.get("target")
+        if target != "tensorrt":
+            problems.append(f"its card says it was quantized for target {target!r}")
+        return problems
+    if not zero_points:
+        problems.append("its card says int8 but the graph has no QuantizeLinear/DequantizeLinear nodes")
+    asymmetric = [name for name, dtype, zero in zero_points if dtype != "int8" or not zero]
+    if asymmetric:
+        problems.append(f"{len(asymmetric)} Q/DQ nodes are not symmetric int8 (zero point 0), e.g. {asymmetric[0]!r}")
+    return problems
+
+
+def qdq_zero_points(onnx_path: str | Path) -> list[tuple[str, str, bool]] | None:
+    """(node, zero-point dtype, all zero) of every Q/DQ node, or None when ``onnx`` is not installed."""
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ModuleNotFoundError:
+        return None
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    consts.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in model.graph.node
+                   if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
+    found = []
+    for node in model.graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        zp = consts.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
+        if zp is None:  # ONNX default: uint8 with zero point 0
+            found.append((node.name, "uint8", True))
+        else:
+            found.append((node.name, zp.dtype.name, bool((zp == 0).all())))
+    return found
+
+
+def onnx_precision(onnx_path: str | Path, requested: str) -> str:
+    """The precision ``onnx_path`` builds in when ``requested`` is asked for; refuses int8 graphs TensorRT cannot read."""
+    onnx_path = Path(onnx_path)
+    card = _card_of_onnx(onnx_path)
+    precision = engine_precision(requested, card.precision == "int8")
+    if card.precision == "int8":
+        problems = tensorrt_int8_problems(card, qdq_zero_points(onnx_path))
+        if problems:
+            raise EngineError(
+                f"{onnx_path} is an int8 graph TensorRT cannot build: {'; '.join(problems)}. TensorRT needs symmetric "
+                "int8 Q/DQ: re-export with `streamtsm export MODEL -o NAME.int8.onnx --int8 --int8-target tensorrt "
+                "--calibrate SOURCE` (the default --int8-target cpu is for ONNX Runtime)"
+            )
+    return precision
 
 
 def engine_path_for(onnx_path: str | Path, precision: str, engine_dir: str | Path | None = None) -> Path:
@@ -124,8 +207,12 @@ def engine_is_stale(
         return f"built with TensorRT {side.tensorrt_version}, this is TensorRT {trt_version} (plans are version-locked)"
     if side.gpu != gpu:
         return f"built for GPU {side.gpu!r}, this is {gpu!r} (plans are tuned per GPU model)"
-    if side.precision != precision:
-        return f"built in {side.precision}, {precision} was asked for"
+    try:
+        wanted = engine_precision(precision, side.model_card.precision == "int8")
+    except (EngineError, CardError) as exc:
+        return str(exc)
+    if side.precision != wanted:
+        return f"built in {side.precision}, {wanted} was asked for"
     return None
 
 
@@ -152,7 +239,8 @@ def build_engine(
     """Build a TensorRT engine from an exported ONNX file and write ``plan_path`` + its sidecar.
 
     fp16 applies to the layers; graph inputs/outputs (frame, state, logits) stay fp32, so the
-    carried state is not re-quantised at every step. A dynamic batch dimension gets an
+    carried state is not re-quantised at every step. A Q/DQ graph (card precision int8) gets the
+    INT8 flag as well, after its Q/DQ nodes are checked to be symmetric int8. A dynamic batch dimension gets an
     optimisation profile 1 … ``max_batch`` (optimum: 1 stream). ``timing_cache`` is read if it
     exists and written back after the build: rebuilds on the same GPU then take seconds, not minutes.
     """
@@ -162,6 +250,8 @@ def build_engine(
         raise EngineError("TensorRT is not installed (pip install tensorrt, or JetPack on a Jetson)") from None
     onnx_path, plan_path = Path(onnx_path), Path(plan_path)
     card = _card_of_onnx(onnx_path)
+    quantized = card.precision == "int8"
+    precision = onnx_precision(onnx_path, "fp16" if fp16 else "fp32")
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10: networks are always explicit-batch
@@ -175,6 +265,8 @@ def build_engine(
         if not builder.platform_has_fast_fp16:
             log.warning("this GPU has no fast fp16: the fp16 engine may be slower than fp32")
         config.set_flag(trt.BuilderFlag.FP16)
+    if quantized:  # explicit quantization: the Q/DQ scales are in the graph, no calibrator
+        config.set_flag(trt.BuilderFlag.INT8)
     cache_bytes = Path(timing_cache).read_bytes() if timing_cache and Path(timing_cache).is_file() else b""
     cache = config.create_timing_cache(cache_bytes)
     config.set_timing_cache(cache, ignore_mismatch=False)
@@ -189,7 +281,7 @@ def build_engine(
         built_batch = max_batch
     else:
         built_batch = int(network.get_input(0).shape[0])
-    log.info("building TensorRT engine from %s (%s, workspace %.1f GB); this can take minutes", onnx_path, "fp16" if fp16 else "fp32", workspace_gb)
+    log.info("building TensorRT engine from %s (%s, workspace %.1f GB); this can take minutes", onnx_path, precision, workspace_gb)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise EngineError(f"TensorRT failed to build an engine from {onnx_path} (see the TensorRT log above)")
@@ -203,7 +295,7 @@ def build_engine(
         onnx_sha256=file_sha256(onnx_path),
         tensorrt_version=str(trt.__version__),
         gpu=current_gpu_name(),
-        precision="fp16" if fp16 else "fp32",
+        precision=precision,
         card=card.to_dict(),
         onnx_path=str(onnx_path),
         max_batch=built_batch,
@@ -223,6 +315,7 @@ def ensure_engine(
     """The cached engine for ``onnx_path``, rebuilt (with the reason logged) when missing or stale."""
     import tensorrt as trt
 
+    precision = onnx_precision(onnx_path, precision)
     plan = engine_path_for(onnx_path, precision, engine_dir)
     reason = engine_is_stale(plan, onnx_path, trt_version=str(trt.__version__), gpu=current_gpu_name(), precision=precision)
     if reason is None:
@@ -230,7 +323,7 @@ def ensure_engine(
         return plan
     log.info("building TensorRT engine %s: %s", plan, reason)
     return build_engine(
-        onnx_path, plan, fp16=precision == "fp16", workspace_gb=workspace_gb,
+        onnx_path, plan, fp16=precision.endswith("fp16"), workspace_gb=workspace_gb,
         timing_cache=plan.with_name(".timing.cache"), max_batch=max_batch,
     )
 

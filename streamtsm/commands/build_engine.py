@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "the ONNX file as NAME.<fp16|fp32>.plan with a JSON sidecar (model card, ONNX SHA-256, TensorRT version, "
             "GPU, precision). Engines are specific to the TensorRT version and GPU model: an existing engine is "
             "reused only if its sidecar matches, otherwise it is rebuilt (--force rebuilds anyway). With --fp16 the "
-            "layers run in half precision while frame, state and logits stay fp32. A timing cache next to the "
+            "layers run in half precision while frame, state and logits stay fp32. An int8 graph (`streamtsm export "
+            "--int8 --int8-target tensorrt`) builds with TensorRT's explicit quantization as NAME.int8.plan, or "
+            "NAME.int8_fp16.plan with --fp16 for the layers left unquantized. A timing cache next to the "
             "engine makes rebuilds fast."
         ),
     )
@@ -31,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..backends.tensorrt_backend import tensorrt_unavailable_reason
-    from ..backends.tensorrt_engine import build_engine, current_gpu_name, engine_is_stale, engine_path_for
+    from ..backends.tensorrt_engine import build_engine, current_gpu_name, engine_is_stale, engine_path_for, onnx_precision
 
     reason = tensorrt_unavailable_reason()
     if reason is not None:
@@ -41,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         )
     import tensorrt as trt
 
-    precision = "fp16" if args.fp16 else "fp32"
+    precision = onnx_precision(args.onnx, "fp16" if args.fp16 else "fp32")  # int8 graphs: int8 / int8_fp16
     plan = args.output or engine_path_for(args.onnx, precision)
     stale = engine_is_stale(plan, args.onnx, trt_version=str(trt.__version__), gpu=current_gpu_name(), precision=precision)
     if stale is None and not args.force:

@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "preprocessing, frame rate, state layout) is stored in the ONNX metadata. Before the file is written "
             "the graph passes the ONNX checker and ONNX Runtime must match torch to 1e-4 over several steps of "
             "random frames with carried state; otherwise nothing is written. fp16 is a TensorRT build option "
-            "(`streamtsm build-engine --fp16`), not an export option."
+            "(`streamtsm build-engine --fp16`), not an export option. --int8 adds static INT8 quantization (Q/DQ "
+            "nodes, per-channel weights) calibrated on streamed frames with the state carried; the int8 graph is "
+            "checked against the fp32 one over a stream and written only if they agree on top-1 often enough."
         ),
     )
     p.add_argument(
@@ -39,20 +41,64 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check-steps", type=int, default=4, help="steps of the ONNX Runtime vs torch check (default 4)")
     p.add_argument("--num-classes", type=int, help="registry names only: number of classes (default 400)")
     p.add_argument("--input-size", type=int, help="registry names only: crop size in pixels (default: the model's)")
+    add_int8_arguments(p)
     p.set_defaults(func=run)
+
+
+def add_int8_arguments(p: argparse.ArgumentParser) -> None:
+    from ..export.int8 import DEFAULT_CALIB_FRAMES, DEFAULT_CHECK_FRAMES, DEFAULT_KEEP_FP32, DEFAULT_MIN_AGREEMENT, FP32_GROUPS, TARGETS
+
+    g = p.add_argument_group("INT8 (static QDQ quantization of online models)")
+    g.add_argument("--int8", action="store_true", help="write an int8 (QDQ) graph instead of fp32; needs --calibrate")
+    g.add_argument("--calibrate", metavar="SOURCE",
+                   help="calibration frames: 'synthetic' (the gesture generator's training split), a folder of "
+                   "video clips, or a video file; frames are sampled to the model's frame rate")
+    g.add_argument("--calib-frames", type=int, default=DEFAULT_CALIB_FRAMES, help=f"calibration frames, streamed with the state carried (default {DEFAULT_CALIB_FRAMES})")
+    g.add_argument("--check-frames", type=int, default=DEFAULT_CHECK_FRAMES,
+                   help=f"frames of the int8 vs fp32 check, taken after the calibration frames (default {DEFAULT_CHECK_FRAMES})")
+    g.add_argument("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT,
+                   help=f"refuse to write below this top-1 agreement with fp32 (default {DEFAULT_MIN_AGREEMENT}; 0 writes anyway, "
+                   "e.g. random weights for latency work)")
+    g.add_argument("--int8-target", choices=TARGETS, default="cpu",
+                   help="cpu: ONNX Runtime (uint8 activations, 7-bit weights: no saturation on CPUs without VNNI); "
+                   "tensorrt: symmetric int8 activations and weights, as TensorRT's explicit quantization needs (default cpu)")
+    g.add_argument("--keep-fp32", nargs="*", choices=FP32_GROUPS, default=list(DEFAULT_KEEP_FP32), metavar="GROUP",
+                   help=f"node groups left unquantized: any of {', '.join(FP32_GROUPS)} (default: {' '.join(DEFAULT_KEEP_FP32)}; "
+                   "give the flag alone to quantize them all)")
+
+
+def int8_request(args: argparse.Namespace):
+    """``(CalibrationSource, Int8Config)`` for ``--int8``, or None; bad flags fail here, before any work."""
+    from ..export.int8 import CalibrationSource, Int8Config
+
+    if not args.int8:
+        if args.calibrate is not None:
+            raise ValueError("--calibrate only applies with --int8 (add --int8, or drop --calibrate)")
+        return None
+    if args.calibrate is None:
+        raise ValueError("--int8 needs --calibrate SOURCE: 'synthetic', a folder of video clips, or a video file")
+    config = Int8Config(target=args.int8_target, calib_frames=args.calib_frames, check_frames=args.check_frames,
+                        min_agreement=args.min_agreement, keep_fp32=tuple(args.keep_fp32))
+    return CalibrationSource.parse(args.calibrate), config
 
 
 def run(args: argparse.Namespace) -> int:
     from ..export.onnx import export_onnx
     from ..resolve import load_torch_model
 
-    model = load_torch_model(args.model, num_classes=args.num_classes, input_size=args.input_size)
+    int8 = int8_request(args)
     name = "default" if args.model == "default" else Path(args.model).name.split(".")[0]
-    out = args.output or Path("engines") / f"{name}.onnx"
-    path = export_onnx(
-        model, out, batch_size=args.batch, dynamic_batch=args.dynamic_batch, opset=args.opset,
-        check_steps=args.check_steps, progress=True,
-    )
+    out = args.output or Path("engines") / f"{name}{'.int8' if int8 else ''}.onnx"
+    if int8 and out.suffix != ".onnx":
+        raise ValueError(f"output {out} should end in .onnx")
+    model = load_torch_model(args.model, num_classes=args.num_classes, input_size=args.input_size)
+    if int8 and not model.card.is_online:
+        raise ValueError(f"--int8 quantizes online (per-frame) models; {model.card.arch} is a window (clip) model")
+    export = dict(batch_size=args.batch, dynamic_batch=args.dynamic_batch, opset=args.opset, check_steps=args.check_steps, progress=True)
+    if int8:
+        path = export_int8(model, out, *int8, **export)
+    else:
+        path = export_onnx(model, out, **export)
     from ..contract import graph_signature
 
     card = getattr(model, "card")
@@ -60,9 +106,24 @@ def run(args: argparse.Namespace) -> int:
 
     sig = graph_signature(card_with_state(model), args.batch)
     batch = "dynamic" if args.dynamic_batch else str(args.batch)
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB), {card.arch}, batch {batch}, opset {args.opset}")
+    precision = "int8 (QDQ)" if int8 else "fp32"
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB), {card.arch}, {precision}, batch {batch}, opset {args.opset}")
     print(f"  inputs : {', '.join(f'{t.name}{list(t.shape[1:])}' for t in sig.inputs[:3])}"
           + (f" … ({len(sig.inputs) - 1} state tensors)" if len(sig.inputs) > 3 else ""))
     print(f"  outputs: {', '.join(t.name for t in sig.outputs[:3])}" + (" …" if len(sig.outputs) > 3 else ""))
     print(f"  run it : streamtsm.Recognizer({str(path)!r})   |   TensorRT: streamtsm build-engine {path} --fp16")
     return 0
+
+
+def export_int8(model, out: Path, source, config, **export) -> Path:
+    """Export fp32 to a temporary file, then quantize it into ``out`` (see :mod:`streamtsm.export.int8`)."""
+    import tempfile
+
+    from ..export.int8 import quantize_online
+    from ..export.onnx import export_onnx
+
+    with tempfile.TemporaryDirectory(prefix="streamtsm-export-") as tmp:
+        fp32 = export_onnx(model, Path(tmp) / "fp32.onnx", **export)
+        path, check = quantize_online(fp32, out, source, config, progress=True)
+    print(f"int8 ({config.target}): {check.summary()}")
+    return path

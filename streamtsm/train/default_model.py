@@ -183,10 +183,19 @@ def _render_one(recipe: Recipe, label: int, seed: int, split: str, rng: np.rando
     return resize_short_side(window, recipe.preprocessing), frame_targets(recipe, label, n_in, n_gesture, first, t)
 
 
+def split_seeds(split: str, count: int, seed: int) -> list[int]:
+    """The generator seeds of the first ``count`` clips per class of ``split`` (``seed``: the recipe's split seed).
+
+    Training uses ``Recipe.train_seed`` on split ``train``, the held-out test ``Recipe.test_seed``
+    on split ``test``; whatever else needs "training data" (INT8 calibration) takes these.
+    """
+    return [int(s) for s in np.random.SeedSequence([seed, 1 if split == "train" else 2]).generate_state(count, np.uint32)]
+
+
 def render_set(recipe: Recipe, split: str, clips_per_class: int, seed: int, *, for_training: bool,
                progress: bool = True) -> ClipArray:
     """Render the training set (per-frame targets, random cut) or the test set (clip labels, cut 0.5 s after)."""
-    clip_seeds = np.random.SeedSequence([seed, 1 if split == "train" else 2]).generate_state(clips_per_class, np.uint32)
+    clip_seeds = split_seeds(split, clips_per_class, seed)
     frames, labels = [], []
     t0 = time.perf_counter()
     for label in range(len(CLASSES)):
