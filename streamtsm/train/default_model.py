@@ -231,22 +231,22 @@ def cached_set(recipe: Recipe, split: str, cache: Path | None, **kw: Any) -> Cli
 # --------------------------------------------------------------------------- online check
 
 
-def script_check(model: Any, recipe: Recipe, seeds: Sequence[int] | None = None, seconds: float | None = None) -> dict[str, Any]:
+def script_check(model: Any, recipe: Recipe, seeds: Sequence[int] | None = None, seconds: float | None = None, *,
+                 engine: Any = None) -> dict[str, Any]:
     """Run the online model on live scripts (30 fps, sampled to the card's fps) and score each gesture.
 
     A gesture counts as recognised when the argmax of the smoothed online probabilities, taken
-    over the steps in the 0.5 s after it ends, is most often its label.
+    over the steps in the 0.5 s after it ends, is most often its label. ``engine``: an online
+    backend (``init_state``/``step``, e.g. an exported int8 graph) stepped instead of the torch
+    ``model`` (which may then be None).
     """
-    import torch
-
-    from ..models import to_online
     from ..postprocess import TemporalSmoother
     from ..preprocess import FramePreprocessor
 
     seeds = recipe.script_seeds if seeds is None else seeds
     seconds = recipe.script_seconds if seconds is None else seconds
-    online = to_online(model.eval())
-    pre = FramePreprocessor(model.card.preprocessing)
+    init, step = _online_stepper(model, recipe) if engine is None else (lambda: engine.init_state(1), engine.step)
+    pre = FramePreprocessor((model.card if engine is None else engine.card).preprocessing)
     per_class = {c: [0, 0] for c in CLASSES[:-1]}
     step_hits = step_total = 0
     results = []
@@ -254,15 +254,13 @@ def script_check(model: Any, recipe: Recipe, seeds: Sequence[int] | None = None,
         script = GestureScript(seed, duration_s=seconds, size=(240, 320), fps=30.0, split="test")
         stride = int(round(30.0 / recipe.fps))
         smoother = TemporalSmoother(recipe.smoothing_steps, mode="prob")
-        state = online.init_state(1, recipe.crop_size, recipe.crop_size)
+        state = init()
         times, preds = [], []
-        with torch.no_grad():
-            for index in range(0, script.num_frames, stride):
-                x = torch.from_numpy(pre(script.frame_at(index)))[None]
-                logits, *state = online(x, *state)
-                probs = smoother.update(logits[0].numpy())
-                times.append(index / 30.0)
-                preds.append(int(np.argmax(probs)))
+        for index in range(0, script.num_frames, stride):
+            logits, state = step(pre(script.frame_at(index))[None], state)
+            probs = smoother.update(logits[0])
+            times.append(index / 30.0)
+            preds.append(int(np.argmax(probs)))
         times_a, preds_a = np.asarray(times), np.asarray(preds)
         for event in script.timeline:
             sel = (times_a >= event.end_s) & (times_a <= event.end_s + 0.5)
@@ -292,6 +290,22 @@ def script_check(model: Any, recipe: Recipe, seeds: Sequence[int] | None = None,
         "idle_no_motion_rate": sum(r["idle_steps_predicted_no_motion"] for r in idle_rows) / max(1, sum(r["idle_steps"] for r in idle_rows)),
         "events": gestures,
     }
+
+
+def _online_stepper(model: Any, recipe: Recipe) -> tuple[Any, Any]:
+    """``(init_state, step)`` of the torch model's online form: numpy frame in, numpy logits out."""
+    import torch
+
+    from ..models import to_online
+
+    online = to_online(model.eval())
+
+    def step(frame: np.ndarray, state: list[Any]) -> tuple[np.ndarray, list[Any]]:
+        with torch.no_grad():
+            logits, *state = online(torch.from_numpy(frame), *state)
+        return logits.numpy(), state
+
+    return (lambda: online.init_state(1, recipe.crop_size, recipe.crop_size)), step
 
 
 # --------------------------------------------------------------------------- training
