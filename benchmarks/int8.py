@@ -6,7 +6,7 @@
 
 **latency** -- one interleaved run (every round steps every graph once, in rotating order, so load
 from other processes hits them all alike), batch 1, one ONNX Runtime thread per session, through
-``OnnxRuntimeBackend.step`` (ping-pong state, as the runtime runs it). For each online TSM (the
+the ONNX Runtime online engine's ``step`` (ping-pong state, as the runtime runs it). For each online TSM (the
 embedded default model; TSM-MobileNetV2 and TSM-ResNet50 at 224x224 with random weights: latency
 does not depend on their values) and for its *bare backbone* (the same weights with no shift:
 ``tsn_*``, a plain per-frame 2D graph without state), the fp32 export and its int8 QDQ
@@ -109,7 +109,7 @@ class Stepper:
 def run_latency(a: argparse.Namespace) -> int:
     import torch
 
-    from streamtsm.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from streamtsm.backends.onnxruntime_backend import open_onnxruntime
     from streamtsm.export.int8 import CalibrationSource, Int8Config, quantize_online
     from streamtsm.export.onnx import export_onnx
     from streamtsm.preprocess import FramePreprocessor
@@ -140,7 +140,7 @@ def run_latency(a: argparse.Namespace) -> int:
                 frame = FramePreprocessor(card.preprocessing)(GestureScript(5, duration_s=1.0, split="train").frame_at(10))[None]
                 shapes[name] = list(frame.shape)
                 for precision, path in (("fp32", fp32), ("int8", int8)):
-                    backend = OnnxRuntimeBackend(path, ["CPUExecutionProvider"], threads=1)
+                    backend = open_onnxruntime(path, ["CPUExecutionProvider"], threads=1)
                     steppers[f"{name} {precision}"] = Stepper(backend, frame)
                     repeats[f"{name} {precision}"] = REPEATS[key]
                 print(f"{name}: {check.summary()}", flush=True)
@@ -252,7 +252,7 @@ def online_clip_logits(engine: Any, clips: Any) -> tuple[np.ndarray, np.ndarray]
 def run_accuracy(a: argparse.Namespace) -> int:
     import torch
 
-    from streamtsm.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from streamtsm.backends.onnxruntime_backend import open_onnxruntime
     from streamtsm.checkpoints import load_model
     from streamtsm.export.int8 import CalibrationSource, Int8Config, OnlineGraph, StreamedFrames, compare_streamed, quantize_online
     from streamtsm.export.onnx import export_onnx
@@ -273,7 +273,7 @@ def run_accuracy(a: argparse.Namespace) -> int:
         int8_path, check = quantize_online(fp32_path, Path(tmp) / "default.int8.onnx", CalibrationSource.parse("synthetic"),
                                            Int8Config(), progress=not a.no_progress)
         print(check.summary(), flush=True)
-        engines = {"fp32 ONNX": OnnxRuntimeBackend(fp32_path, threads=1), "int8 ONNX": OnnxRuntimeBackend(int8_path, threads=1)}
+        engines = {"fp32 ONNX": open_onnxruntime(fp32_path, threads=1), "int8 ONNX": open_onnxruntime(int8_path, threads=1)}
         card = engines["int8 ONNX"].card
         test_clips = cached_set(recipe, "test", a.cache, progress=not a.no_progress)
         if a.test_clips:

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from streamtsm.backends.onnxruntime_backend import OnnxRuntimeBackend  # noqa: E402
+from streamtsm.backends.onnxruntime_backend import open_onnxruntime  # noqa: E402
 from streamtsm.backends.tensorrt_engine import (  # noqa: E402
     EngineError,
     EngineSidecar,
@@ -57,7 +57,7 @@ def default_pair(tmp_path_factory):
 def test_int8_agrees_with_fp32_over_a_held_out_stream(default_pair):
     """300 frames of a *test*-split script (never calibrated on), state carried by each engine."""
     fp32_path, int8_path, _ = default_pair
-    fp32, int8 = OnnxRuntimeBackend(fp32_path, threads=1), OnnxRuntimeBackend(int8_path, threads=1)
+    fp32, int8 = open_onnxruntime(fp32_path, threads=1), open_onnxruntime(int8_path, threads=1)
     pre = FramePreprocessor(fp32.card.preprocessing)
     script = GestureScript(31, duration_s=30.0, fps=fp32.card.temporal.fps, split="test")
     sa, sb = fp32.init_state(1), int8.init_state(1)
@@ -87,7 +87,7 @@ def test_int8_graph_is_quantized_and_keeps_the_state_io(default_pair):
 
 def test_int8_card_round_trips_precision_and_calibration(default_pair):
     fp32_path, int8_path, check = default_pair
-    fp32_card, card = OnnxRuntimeBackend(fp32_path).card, OnnxRuntimeBackend(int8_path).card
+    fp32_card, card = open_onnxruntime(fp32_path).card, open_onnxruntime(int8_path).card
     assert fp32_card.precision == "fp32" and card.precision == "int8"
     assert ModelCard.from_json(card.to_json()) == card
     cal = card.calibration
@@ -104,11 +104,11 @@ def test_recognizer_auto_runs_the_int8_graph(default_pair):
 
     _, int8_path, _ = default_pair
     rec = streamtsm.Recognizer(str(int8_path))
-    assert rec.backend.name.startswith("onnxruntime") and rec.backend.card.precision == "int8"
+    assert rec.engine.name.startswith("onnxruntime") and rec.engine.card.precision == "int8"
     script = GestureScript(32, duration_s=3.0, fps=30.0, split="test")
     preds = [rec.push(script.frame_at(i), timestamp=i / 30.0) for i in range(script.num_frames)]
     kept = [p for p in preds if p is not None]
-    assert len(kept) >= 25 and all(p.label in rec.backend.card.class_names for p in kept)
+    assert len(kept) >= 25 and all(p.label in rec.engine.card.class_names for p in kept)
     rec.close()
 
 
@@ -151,13 +151,13 @@ def test_calibrating_on_unrepresentative_frames_is_refused_and_writes_nothing(de
     ],
 )
 def test_export_refuses_bad_int8_arguments_before_work_starts(tmp_path, capsys, monkeypatch, argv, message):
+    import streamtsm.resolve
     from streamtsm.cli import main
-    from streamtsm.commands import export as export_command
 
     def no_work(*a, **k):
         raise AssertionError("the model was loaded before the arguments were checked")
 
-    monkeypatch.setattr(export_command, "load_for_export", no_work)
+    monkeypatch.setattr(streamtsm.resolve, "load_torch_model", no_work)
     (tmp_path / "notes.txt").write_text("not a video")
     out = tmp_path / "m.int8.onnx"
     args = ["export", "default", "-o", str(out)] + [a.replace("{tmp}", str(tmp_path)) for a in argv]
@@ -202,13 +202,13 @@ def test_tensorrt_refuses_a_cpu_int8_graph_and_takes_a_symmetric_one(default_pai
     trt_int8, check = quantize_online(fp32_path, tmp_path / "trt.int8.onnx", CalibrationSource.parse("synthetic"),
                                       Int8Config(target="tensorrt", calib_frames=30, check_frames=30))
     assert onnx_precision(trt_int8, "fp16") == "int8_fp16" and onnx_precision(trt_int8, "fp32") == "int8"
-    card = OnnxRuntimeBackend(trt_int8).card
+    card = open_onnxruntime(trt_int8).card
     assert card.calibration["activation_type"] == "int8 symmetric" and "float ops" in check.kernels
 
 
 def test_int8_engine_sidecar_staleness(default_pair, tmp_path):
     _, int8_path, _ = default_pair
-    card = OnnxRuntimeBackend(int8_path).card
+    card = open_onnxruntime(int8_path).card
     plan = engine_path_for(int8_path, "int8_fp16", tmp_path)
     plan.write_bytes(b"serialized engine")
     side = EngineSidecar(file_sha256(int8_path), "10.3.0", "Orin", "int8_fp16", card.to_dict(), str(int8_path))

@@ -45,7 +45,7 @@ def test_latency_run_writes_figures_for_tsm_and_backbone(tmp_path):
 
 
 def test_online_clip_logits_equal_torch_frame_logits(tmp_path):
-    from streamtsm.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from streamtsm.backends.onnxruntime_backend import open_onnxruntime
     from streamtsm.checkpoints import load_model
     from streamtsm.export.onnx import export_onnx
     from streamtsm.train.augment import EvalTransform
@@ -57,7 +57,7 @@ def test_online_clip_logits_equal_torch_frame_logits(tmp_path):
     rng = np.random.default_rng(0)
     clips = ClipArray(rng.integers(0, 256, (3, 5, 80, 80, 3), dtype=np.uint8), np.array([0, 4, 8]))
     data = AugmentedClips(clips, EvalTransform(model.card.preprocessing))
-    engine = OnnxRuntimeBackend(export_onnx(model, tmp_path / "m.onnx", check_steps=1), threads=1)
+    engine = open_onnxruntime(export_onnx(model, tmp_path / "m.onnx", check_steps=1), threads=1)
     stepped, labels = _script().online_clip_logits(engine, data)
     reference, ref_labels = frame_logits(model, data)
     assert stepped.shape == reference.shape == (3, 5, 9) and labels.tolist() == ref_labels.tolist() == [0, 4, 8]
