@@ -148,6 +148,8 @@ def test_calibrating_on_unrepresentative_frames_is_refused_and_writes_nothing(de
         (["--int8"], "--int8 needs --calibrate"),
         (["--calibrate", "synthetic"], "--calibrate only applies with --int8"),
         (["--int8", "--calibrate", "synthetic", "--min-agreement", "1.5"], "--min-agreement must be a fraction"),
+        (["--int8", "--calibrate", "synthetic", "--int8-target", "gpu"], "--int8-target must be one of cpu, tensorrt"),
+        (["--int8", "--calibrate", "synthetic", "--keep-fp32", "stem"], "--keep-fp32 groups ['stem'] are unknown"),
     ],
 )
 def test_export_refuses_bad_int8_arguments_before_work_starts(tmp_path, capsys, monkeypatch, argv, message):
@@ -165,6 +167,20 @@ def test_export_refuses_bad_int8_arguments_before_work_starts(tmp_path, capsys, 
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1  # one line, no traceback
     assert not out.exists()
+
+
+def test_export_help_states_the_int8_defaults():
+    from streamtsm.cli import build_parser
+    from streamtsm.export.int8 import FP32_GROUPS, TARGETS
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices["export"]
+    helps = {a.dest: a.help for a in sub._actions}
+    config = Int8Config()
+    assert f"(default {config.calib_frames})" in helps["calib_frames"]
+    assert f"(default {config.check_frames})" in helps["check_frames"]
+    assert f"(default {config.min_agreement:g};" in helps["min_agreement"]
+    assert f"(default {config.target})" in helps["int8_target"] and all(t in helps["int8_target"] for t in TARGETS)
+    assert f"(default: {' '.join(config.keep_fp32)};" in helps["keep_fp32"] and ", ".join(FP32_GROUPS) in helps["keep_fp32"]
 
 
 def test_calibration_sources_name_their_files_relative_to_the_folder(tmp_path):

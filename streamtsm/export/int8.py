@@ -104,7 +104,7 @@ class Int8Config:
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
-            raise Int8Error(f"int8 target must be one of {TARGETS}, got {self.target!r}")
+            raise Int8Error(f"--int8-target must be one of {', '.join(TARGETS)}, got {self.target!r}")
         if not isinstance(self.calib_frames, int) or self.calib_frames < 1:
             raise Int8Error(f"--calib-frames must be a positive number of frames, got {self.calib_frames!r} (default {DEFAULT_CALIB_FRAMES})")
         if not isinstance(self.check_frames, int) or self.check_frames < 1:
