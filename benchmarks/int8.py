@@ -113,7 +113,7 @@ def run_latency(a: argparse.Namespace) -> int:
     from streamtsm.export.int8 import CalibrationSource, Int8Config, quantize_online
     from streamtsm.export.onnx import export_onnx
     from streamtsm.preprocess import FramePreprocessor
-    from streamtsm.train.synthetic import GestureScript
+    from streamtsm.synthetic import GestureScript
 
     torch.set_num_threads(1)
     out = _out_dir(a.out)
@@ -261,7 +261,7 @@ def run_accuracy(a: argparse.Namespace) -> int:
     from streamtsm.train.default_model import Recipe, cached_set, script_check
     from streamtsm.train.evaluate import frame_logits, metrics_from_scores, readout_scores
     from streamtsm.train.loop import AugmentedClips
-    from streamtsm.train.synthetic import CLASSES, GestureScript
+    from streamtsm.synthetic import CLASSES, GestureScript
 
     torch.set_num_threads(1)
     out = _out_dir(a.out)

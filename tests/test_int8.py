@@ -39,7 +39,7 @@ from streamtsm.export.int8 import (  # noqa: E402
 from streamtsm.export.onnx import export_onnx  # noqa: E402
 from streamtsm.models import create_model  # noqa: E402
 from streamtsm.preprocess import FramePreprocessor  # noqa: E402
-from streamtsm.train.synthetic import GestureScript  # noqa: E402
+from streamtsm.synthetic import GestureScript  # noqa: E402
 
 CALIB_FRAMES = 100
 

@@ -112,7 +112,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  inputs : {', '.join(f'{t.name}{list(t.shape[1:])}' for t in sig.inputs[:3])}"
           + (f" … ({len(sig.inputs) - 1} state tensors)" if len(sig.inputs) > 3 else ""))
     print(f"  outputs: {', '.join(t.name for t in sig.outputs[:3])}" + (" …" if len(sig.outputs) > 3 else ""))
-    print(f"  run it : streamtsm.Recognizer({str(path)!r})   |   TensorRT: streamtsm build-engine {path} --fp16")
+    cpu_only = int8 is not None and int8[1].target == "cpu"
+    trt = "re-export with --int8-target tensorrt (this graph is for ONNX Runtime)" if cpu_only else f"streamtsm build-engine {path} --fp16"
+    print(f"  run it : streamtsm.Recognizer({str(path)!r})   |   TensorRT: {trt}")
     return 0
 
 

@@ -188,7 +188,7 @@ def synthetic_calibration_seeds(count: int, offset: int = 0) -> list[int]:
 
 
 def _synthetic_streams(card: ModelCard, offset: int) -> Iterator[Stream]:
-    from ..train.synthetic import GestureScript
+    from ..synthetic import GestureScript
 
     fps = card.temporal.fps
     index = 0
@@ -201,7 +201,7 @@ def _synthetic_streams(card: ModelCard, offset: int) -> Iterator[Stream]:
 
 def _video_frames(path: Path, card: ModelCard) -> Iterator[np.ndarray]:
     """Frames of a video file sampled to the card's rate by media time (as a live session would)."""
-    from ..capture import SourceError, VideoFileSource
+    from ..sources import SourceError, VideoFileSource
     from ..sampling import FrameSampler
 
     sampler = FrameSampler(card.temporal.fps, max_gap_s=max(card.temporal.max_gap_s, 1e6))
