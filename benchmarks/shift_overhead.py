@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def step_plain():
         with torch.inference_mode():
-            return model.forward_head(_plain_blocks(model, model.forward_stem(frame)))
+            return model.forward_frame_head(_plain_blocks(model, model.forward_stem(frame)))
 
     timings = time_interleaved({"online_tsm": step_online, "no_shift": step_plain}, rounds=args.rounds)
     ratio = timings["online_tsm"].median_ms / timings["no_shift"].median_ms

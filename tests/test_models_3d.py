@@ -19,10 +19,10 @@ from streamtsm.card import IMAGENET_MEAN, KINETICS_MEAN, KINETICS_STD
 from streamtsm.checkpoints import CheckpointError, load_model
 from streamtsm.checkpoints.formats import key_shapes
 from streamtsm.checkpoints.video3d import FORMATS
-from streamtsm.models.r2plus1d import r2plus1d_18, r2plus1d_34, r2plus1d_seed, r3d_18
+from streamtsm.models.r2plus1d import r2plus1d_18, r2plus1d_34, r3d_18
+from streamtsm.models.r2plus1d_seed import r2plus1d_seed
 from streamtsm.models.registry import create_model
 from streamtsm.models.resnet3d import (
-    ClipShapeError,
     i3d_r50,
     resnet3d_18,
     resnet3d_34,
@@ -32,6 +32,7 @@ from streamtsm.models.resnet3d import (
     slowonly_r50,
 )
 from streamtsm.models.slowfast import every_nth_frame, slowfast_r50, slowfast_r101
+from streamtsm.models.video import ClipShapeError
 
 KEYS_DIR = Path(__file__).resolve().parents[2] / "shared" / "checkpoint-keys"
 FMT = {f.name: f for f in FORMATS}

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..card import Preprocessing, Temporal
-from .registry import ModelDefaults, register_model
-from .tsm import TemporalShiftNet
+from .registry import register_model
+from .tsm import TSM_IMAGENET, TemporalShiftNet
+from .weight_init import init_weights
 
 # (expand ratio t, output channels c, repeats n, first stride s), as in the MobileNetV2 paper.
 INVERTED_RESIDUAL_SETTING = (
@@ -91,7 +91,7 @@ class MobileNetV2(TemporalShiftNet):
         self.features = nn.Sequential(*features)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(self.last_channel, num_classes)
-        _init_weights(self)
+        init_weights(self, conv_mode="fan_out", linear_std=0.01)
 
     def forward_stem(self, x: Tensor) -> Tensor:
         return self.features[0](x)
@@ -99,7 +99,8 @@ class MobileNetV2(TemporalShiftNet):
     def blocks(self) -> list[nn.Module]:
         return list(self.features)[1:-1]
 
-    def forward_head(self, x: Tensor) -> Tensor:
+    def forward_frame_head(self, x: Tensor) -> Tensor:
+        """Last 1x1 conv (to ``last_channel``), global average pool, dropout, classifier."""
         x = self.features[-1](x).mean((2, 3))
         return self.classifier(self.dropout(x))
 
@@ -107,32 +108,13 @@ class MobileNetV2(TemporalShiftNet):
         return tuple(i for i, b in enumerate(self.blocks()) if b.has_identity)
 
 
-def _init_weights(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
-
-
-_IMAGENET = ModelDefaults(
-    preprocessing=Preprocessing(crop_size=224, resize_short=256),
-    temporal=Temporal(mode="online", fps=30.0, num_segments=8, clip_layout="NTCHW"),
-    description="TSM MobileNetV2 (residual shift on identity blocks), ImageNet preprocessing.",
-)
-
-
-@register_model(_IMAGENET)
+@register_model(TSM_IMAGENET)
 def tsm_mobilenetv2(*, num_classes: int, shift_mode: str = "uni", **kw) -> MobileNetV2:
-    """TSM MobileNetV2; ``shift_mode="uni"`` runs online, ``"bi"`` is the offline TSM."""
+    """TSM MobileNetV2 (residual shift on identity blocks); ``shift_mode="uni"`` runs online, ``"bi"`` is the offline TSM."""
     return MobileNetV2(num_classes, shift_mode=shift_mode, **kw)
 
 
-@register_model(_IMAGENET)
+@register_model(TSM_IMAGENET)
 def tsn_mobilenetv2(*, num_classes: int, **kw) -> MobileNetV2:
     """MobileNetV2 without shift (TSN): the appearance-only baseline."""
     return MobileNetV2(num_classes, shift_mode="none", **kw)

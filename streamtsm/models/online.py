@@ -112,7 +112,7 @@ class OnlineTSM(nn.Module):
                 x = block.forward_branch_input(x, shifted)
             else:
                 x = block(x)
-        return (self.model.forward_head(x), *new_state)
+        return (self.model.forward_frame_head(x), *new_state)
 
 
 def to_online(model: nn.Module, *, approximate_bidirectional: bool = False) -> OnlineTSM:

@@ -3,10 +3,12 @@
 Builders are small functions (``tsm_mobilenetv2(num_classes=..., **kw) -> nn.Module``) as in
 timm/torchvision. The registry only maps names to builders and attaches a ``ModelCard`` so that
 a freshly created model already knows its preprocessing and timing. No config indirection.
+The family modules register themselves when ``streamtsm.models`` is imported.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -35,43 +37,30 @@ _REGISTRY: dict[str, _Entry] = {}
 
 
 def register_model(defaults: ModelDefaults | None = None) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register a builder under its function name."""
+    """Decorator: register a builder under its function name.
+
+    A ``defaults`` without a description takes the first line of the builder's docstring.
+    """
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if fn.__name__ in _REGISTRY:
             raise ValueError(f"model {fn.__name__!r} registered twice")
-        _REGISTRY[fn.__name__] = _Entry(fn, defaults or ModelDefaults(description=(fn.__doc__ or "").strip()))
+        entry = defaults or ModelDefaults()
+        if not entry.description:
+            entry = dataclasses.replace(entry, description=(fn.__doc__ or "").strip().split("\n")[0])
+        _REGISTRY[fn.__name__] = _Entry(fn, entry)
         return fn
 
     return wrap
 
 
-def _ensure_loaded() -> None:
-    # Importing the family modules runs their @register_model decorators.
-    from . import mobilenetv2, resnet  # noqa: F401
-
-    for optional in ("resnet3d", "r2plus1d", "slowfast"):
-        try:
-            __import__(f"{__package__}.{optional}")
-        except ModuleNotFoundError as exc:  # a family module absent from this checkout
-            if not (exc.name or "").startswith(f"{__package__}."):
-                raise
-
-
 def list_models(pattern: str = "*") -> list[str]:
     """Registered model names matching a shell-style pattern, sorted."""
-    _ensure_loaded()
     return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
 
 
 def is_model(name: str) -> bool:
-    _ensure_loaded()
     return name in _REGISTRY
-
-
-def model_defaults(name: str) -> ModelDefaults:
-    _ensure_loaded()
-    return _lookup(name).defaults
 
 
 def _lookup(name: str) -> _Entry:
@@ -94,7 +83,6 @@ def create_model(
     ``class_names`` default to ``class_0 … class_{n-1}``. Extra keyword arguments go to the
     builder and are recorded in the card so the same model can be rebuilt from it.
     """
-    _ensure_loaded()
     entry = _lookup(name)
     model = entry.builder(num_classes=num_classes, **kwargs)
     names = tuple(class_names) if class_names is not None else tuple(f"class_{i}" for i in range(num_classes))

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .mobilenetv2 import _IMAGENET
 from .registry import register_model
-from .tsm import TemporalShiftNet
+from .tsm import TSM_IMAGENET, TemporalShiftNet
+from .weight_init import init_weights
 
 
 def conv3x3(inp: int, oup: int, stride: int = 1) -> nn.Conv2d:
@@ -100,11 +100,7 @@ class ResNet(TemporalShiftNet):
         self.fc = nn.Linear(inp, num_classes)
         # Deep nets shift every other block of each stage (official TSM, layer3 >= 23 blocks).
         self._shift_every = 2 if layers[2] >= 23 else 1
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        nn.init.normal_(self.fc.weight, 0, 0.01)
-        nn.init.zeros_(self.fc.bias)
+        init_weights(self, conv_mode="fan_out", linear_std=0.01)
 
     def stages(self) -> list[nn.Sequential]:
         return [self.layer1, self.layer2, self.layer3, self.layer4]
@@ -115,7 +111,8 @@ class ResNet(TemporalShiftNet):
     def blocks(self) -> list[nn.Module]:
         return [b for stage in self.stages() for b in stage]
 
-    def forward_head(self, x: Tensor) -> Tensor:
+    def forward_frame_head(self, x: Tensor) -> Tensor:
+        """Global average pool, dropout, ``fc``."""
         return self.fc(self.dropout(x.mean((2, 3))))
 
     def shift_points(self) -> tuple[int, ...]:
@@ -130,31 +127,31 @@ def _resnet(block, layers, num_classes: int, shift_mode: str, **kw) -> ResNet:
     return ResNet(block, layers, num_classes, shift_mode=shift_mode, **kw)
 
 
-@register_model(_IMAGENET)
+@register_model(TSM_IMAGENET)
 def tsm_resnet18(*, num_classes: int, shift_mode: str = "uni", **kw) -> ResNet:
     """TSM ResNet-18."""
     return _resnet(BasicBlock, (2, 2, 2, 2), num_classes, shift_mode, **kw)
 
 
-@register_model(_IMAGENET)
+@register_model(TSM_IMAGENET)
 def tsm_resnet34(*, num_classes: int, shift_mode: str = "uni", **kw) -> ResNet:
     """TSM ResNet-34."""
     return _resnet(BasicBlock, (3, 4, 6, 3), num_classes, shift_mode, **kw)
 
 
-@register_model(_IMAGENET)
+@register_model(TSM_IMAGENET)
 def tsm_resnet50(*, num_classes: int, shift_mode: str = "uni", **kw) -> ResNet:
     """TSM ResNet-50 (the paper's main model)."""
     return _resnet(Bottleneck, (3, 4, 6, 3), num_classes, shift_mode, **kw)
 
 
-@register_model(_IMAGENET)
+@register_model(TSM_IMAGENET)
 def tsm_resnet101(*, num_classes: int, shift_mode: str = "uni", **kw) -> ResNet:
     """TSM ResNet-101 (shift on every other block)."""
     return _resnet(Bottleneck, (3, 4, 23, 3), num_classes, shift_mode, **kw)
 
 
-@register_model(_IMAGENET)
+@register_model(TSM_IMAGENET)
 def tsn_resnet50(*, num_classes: int, **kw) -> ResNet:
     """ResNet-50 without shift (TSN baseline)."""
     return _resnet(Bottleneck, (3, 4, 6, 3), num_classes, "none", **kw)

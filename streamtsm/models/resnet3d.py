@@ -1,4 +1,4 @@
-"""ResNet3d (seed 004) in mmaction2's key layout: inflated 3D ResNets, I3D and SlowOnly.
+"""ResNet3d in mmaction2's key layout: inflated 3D ResNets, I3D and SlowOnly.
 
 The module tree mirrors mmaction2's ``Recognizer3D(backbone=ResNet3d, cls_head=I3DHead)`` so
 that its checkpoints load after only unwrapping ``{"state_dict": …}``: every conv is a
@@ -10,7 +10,7 @@ Which kernels are 3D is set per block by ``inflate`` (1 = inflated) and ``inflat
 a Bottleneck inflates either its first 1x1 conv to 3x1x1 (``3x1x1``, the I3D-ResNet default)
 or its 3x3 conv to 3x3x3 (``3x3x3``); a BasicBlock inflates both 3x3 convs to 3x3x3.
 Temporal strides and pooling are not visible in the weights, so they live in the presets
-(``i3d_r50``, ``slowonly_r50``) and in ``ResNet3dSettings``.
+(``i3d_r50``, ``slowonly_r50/101/152``) and in ``ResNet3dSettings``.
 
 All models take a clip (N, 3, T, H, W) and return logits (N, num_classes).
 """
@@ -21,32 +21,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-import torch
 from torch import Tensor, nn
 
 from ..card import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, Temporal
 from .registry import ModelDefaults, register_model
-
-
-class ClipShapeError(ValueError):
-    """A 3D model was given something other than a (N, 3, T, H, W) clip."""
-
-
-def check_clip(x: Tensor, model: str, min_frames: int = 1) -> None:
-    """Refuse a wrong input with a message that says which layout is expected.
-
-    Without this, a (N, T, 3, H, W) clip (the TSM layout) fails deep inside a Conv3d with a
-    channel-count error that does not mention the layout at all.
-    """
-    if not isinstance(x, Tensor):
-        raise ClipShapeError(f"{model} expects a torch.Tensor clip, got {type(x).__name__}")
-    if x.dim() != 5 or x.shape[1] != 3:
-        raise ClipShapeError(
-            f"{model} expects a clip of shape (N, 3, T, H, W), got {tuple(x.shape)}; "
-            "a (N, T, 3, H, W) clip needs clip.permute(0, 2, 1, 3, 4)"
-        )
-    if x.shape[2] < min_frames:
-        raise ClipShapeError(f"{model} needs at least {min_frames} frames per clip, got T={x.shape[2]}")
+from .video import VideoClassifier, check_clip
+from .weight_init import init_weights
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,6 +75,9 @@ class BasicBlock3d(nn.Module):
         self.downsample = downsample
         self.relu = nn.ReLU(inplace=True)
 
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.conv2.bn.weight)
+
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         return self.relu(self.conv2(self.conv1(x)) + identity)
@@ -121,6 +104,9 @@ class Bottleneck3d(nn.Module):
         self.conv3 = ConvModule3d(planes, planes * 4, 1, act=False)
         self.downsample = downsample
         self.relu = nn.ReLU(inplace=True)
+
+    def zero_init_last(self) -> None:
+        nn.init.zeros_(self.conv3.bn.weight)
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -261,11 +247,20 @@ class I3DHead(nn.Module):
         nn.init.normal_(self.fc_cls.weight, 0, 0.01)
         nn.init.zeros_(self.fc_cls.bias)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc_cls(self.dropout(self.avg_pool(x).flatten(1)))
+    def pool(self, x: Tensor) -> Tensor:
+        """Backbone output -> the pooled (N, in_channels) vector ``fc_cls`` sees."""
+        return self.avg_pool(x).flatten(1)
+
+    def forward(self, x: Any) -> Tensor:
+        return self.fc_cls(self.dropout(self.pool(x)))
 
 
-class Recognizer3D(nn.Module):
+def init_mmaction2(model: nn.Module) -> None:
+    """mmaction2's defaults: Kaiming convs, unit BN, zero last BN of each residual branch (heads init themselves)."""
+    init_weights(model, conv_mode="fan_out", zero_init_last=True)
+
+
+class Recognizer3D(VideoClassifier):
     """``backbone`` + ``cls_head``: mmaction2's module names, so checkpoint keys match."""
 
     def __init__(self, settings: ResNet3dSettings, num_classes: int, dropout: float = 0.5) -> None:
@@ -273,31 +268,15 @@ class Recognizer3D(nn.Module):
         self.settings = settings
         self.backbone = ResNet3dBackbone(settings)
         self.cls_head = I3DHead(self.backbone.feat_dim, num_classes, dropout)
-        init_resnet3d(self)
+        init_mmaction2(self)
 
-    def features(self, x: Tensor) -> Tensor:
-        """Pooled clip features (N, feat_dim), the input of ``fc_cls``."""
+    def forward_features(self, x: Tensor) -> Tensor:
+        """Backbone output (N, feat_dim, T', H/32, W/32)."""
         check_clip(x, f"ResNet3d-{self.settings.depth}")
-        return self.cls_head.avg_pool(self.backbone(x)).flatten(1)
+        return self.backbone(x)
 
-    def forward(self, x: Tensor) -> Tensor:
-        check_clip(x, f"ResNet3d-{self.settings.depth}")
-        return self.cls_head(self.backbone(x))
-
-
-def init_resnet3d(model: nn.Module) -> None:
-    """Kaiming convs, unit BN, zero last BN of each residual branch (mmaction2's defaults)."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv3d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm3d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-    with torch.no_grad():
-        for m in model.modules():
-            last = m.conv3 if isinstance(m, Bottleneck3d) else m.conv2 if isinstance(m, BasicBlock3d) else None
-            if last is not None and last.bn is not None:
-                last.bn.weight.zero_()
+    def forward_head(self, features: Tensor, pre_logits: bool = False) -> Tensor:
+        return self.cls_head.pool(features) if pre_logits else self.cls_head(features)
 
 
 # --------------------------------------------------------------------------------------------
@@ -306,18 +285,24 @@ def init_resnet3d(model: nn.Module) -> None:
 
 # mmaction2's Kinetics recipes: ImageNet mean/std in 0-255, short side 256, centre crop 224,
 # 32 frames taken every 2nd frame of ~30 fps video (15 fps).
-_MMACTION_32x2 = dict(
-    preprocessing=Preprocessing(crop_size=224, resize_short=256, mean=IMAGENET_MEAN, std=IMAGENET_STD),
-    temporal=Temporal(mode="window", clip_len=32, fps=15.0, clip_layout="NCTHW"),
+MMACTION2_KINETICS = Preprocessing(crop_size=224, resize_short=256, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+MMACTION2_32X2 = ModelDefaults(
+    preprocessing=MMACTION2_KINETICS, temporal=Temporal(mode="window", clip_len=32, fps=15.0, clip_layout="NCTHW")
+)
+# The slowonly_r50 and slowonly_r101 8x8 recipes: 8 frames, one every 8th (3.75 fps of 30 fps video).
+SLOWONLY_8X8 = ModelDefaults(
+    preprocessing=MMACTION2_KINETICS, temporal=Temporal(mode="window", clip_len=8, fps=3.75, clip_layout="NCTHW")
 )
 
-#: I3D-ResNet-50 as in mmaction2's configs/_base_/models/i3d_r50.py.
+#: I3D-ResNet-50 as mmaction2's i3d_r50 model config builds it.
 I3D_R50 = ResNet3dSettings(
     depth=50, conv1_kernel=(5, 7, 7), conv1_stride_t=2, pool1_stride_t=2,
     inflate=((1, 1, 1), (1, 0, 1, 0), (1, 0, 1, 0, 1, 0), (0, 1, 0)),
 )
-#: SlowOnly-ResNet-50 as mmaction2's ResNet3dSlowOnly defaults (no temporal downsampling at all).
+#: mmaction2's ResNet3dSlowOnly at depth 50: a 1x7x7 stem, stages 3-4 inflated, and no pool2 (at any
+#: depth), so no temporal downsampling at all. The published configs are depth 50 and 101.
 SLOWONLY_R50 = ResNet3dSettings(depth=50, conv1_kernel=(1, 7, 7), inflate=(0, 0, 1, 1), with_pool2=False)
+SLOWONLY_DEPTHS = (50, 101, 152)
 
 
 def _recognizer(base: ResNet3dSettings, num_classes: int, dropout: float, kw: dict[str, Any]) -> Recognizer3D:
@@ -329,46 +314,55 @@ def _recognizer(base: ResNet3dSettings, num_classes: int, dropout: float, kw: di
     return Recognizer3D(settings, num_classes, dropout)
 
 
-_GENERIC = "mmaction2 ResNet3d-{} (all blocks inflated unless told), mmaction2 key layout"
-
-
-@register_model(ModelDefaults(**_MMACTION_32x2, description=_GENERIC.format(18)))
+@register_model(MMACTION2_32X2)
 def resnet3d_18(*, num_classes: int, dropout: float = 0.5, **kw: Any) -> Recognizer3D:
+    """mmaction2 ResNet3d-18 (all blocks inflated unless told), mmaction2 key layout"""
     return _recognizer(ResNet3dSettings(depth=18), num_classes, dropout, kw)
 
 
-@register_model(ModelDefaults(**_MMACTION_32x2, description=_GENERIC.format(34)))
+@register_model(MMACTION2_32X2)
 def resnet3d_34(*, num_classes: int, dropout: float = 0.5, **kw: Any) -> Recognizer3D:
+    """mmaction2 ResNet3d-34 (all blocks inflated unless told), mmaction2 key layout"""
     return _recognizer(ResNet3dSettings(depth=34), num_classes, dropout, kw)
 
 
-@register_model(ModelDefaults(**_MMACTION_32x2, description=_GENERIC.format(50)))
+@register_model(MMACTION2_32X2)
 def resnet3d_50(*, num_classes: int, dropout: float = 0.5, **kw: Any) -> Recognizer3D:
+    """mmaction2 ResNet3d-50 (all blocks inflated unless told), mmaction2 key layout"""
     return _recognizer(ResNet3dSettings(depth=50), num_classes, dropout, kw)
 
 
-@register_model(ModelDefaults(**_MMACTION_32x2, description=_GENERIC.format(101)))
+@register_model(MMACTION2_32X2)
 def resnet3d_101(*, num_classes: int, dropout: float = 0.5, **kw: Any) -> Recognizer3D:
+    """mmaction2 ResNet3d-101 (all blocks inflated unless told), mmaction2 key layout"""
     return _recognizer(ResNet3dSettings(depth=101), num_classes, dropout, kw)
 
 
-@register_model(ModelDefaults(**_MMACTION_32x2, description=_GENERIC.format(152)))
+@register_model(MMACTION2_32X2)
 def resnet3d_152(*, num_classes: int, dropout: float = 0.5, **kw: Any) -> Recognizer3D:
+    """mmaction2 ResNet3d-152 (all blocks inflated unless told), mmaction2 key layout"""
     return _recognizer(ResNet3dSettings(depth=152), num_classes, dropout, kw)
 
 
-@register_model(ModelDefaults(**_MMACTION_32x2, description="I3D ResNet-50 (mmaction2 i3d_r50, 32x2 Kinetics recipe)"))
+@register_model(MMACTION2_32X2)
 def i3d_r50(*, num_classes: int, dropout: float = 0.5, **kw: Any) -> Recognizer3D:
+    """I3D ResNet-50 (mmaction2 i3d_r50, 32x2 Kinetics recipe)"""
     return _recognizer(I3D_R50, num_classes, dropout, kw)
 
 
-# mmaction2's slowonly_r50 8x8 recipe: 8 frames, one every 8th (~3.75 fps of 30 fps video).
-@register_model(
-    ModelDefaults(
-        preprocessing=_MMACTION_32x2["preprocessing"],
-        temporal=Temporal(mode="window", clip_len=8, fps=3.75, clip_layout="NCTHW"),
-        description="SlowOnly ResNet-50 (mmaction2 ResNet3dSlowOnly, 8x8 recipe)",
-    )
-)
+@register_model(SLOWONLY_8X8)
 def slowonly_r50(*, num_classes: int, dropout: float = 0.5, **kw: Any) -> Recognizer3D:
+    """SlowOnly ResNet-50 (mmaction2 ResNet3dSlowOnly, 8x8 recipe)"""
     return _recognizer(SLOWONLY_R50, num_classes, dropout, kw)
+
+
+@register_model(SLOWONLY_8X8)
+def slowonly_r101(*, num_classes: int, dropout: float = 0.5, **kw: Any) -> Recognizer3D:
+    """SlowOnly ResNet-101 (mmaction2 ResNet3dSlowOnly, 8x8 recipe)"""
+    return _recognizer(SLOWONLY_R50.replace(depth=101), num_classes, dropout, kw)
+
+
+@register_model(SLOWONLY_8X8)
+def slowonly_r152(*, num_classes: int, dropout: float = 0.5, **kw: Any) -> Recognizer3D:
+    """SlowOnly ResNet-152 (mmaction2 ResNet3dSlowOnly, 8x8 timing assumed)"""
+    return _recognizer(SLOWONLY_R50.replace(depth=152), num_classes, dropout, kw)

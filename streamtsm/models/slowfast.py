@@ -1,4 +1,4 @@
-"""SlowFast (seed 003) in mmaction2's key layout: ``backbone.slow_path…``, ``backbone.fast_path…``, ``cls_head.fc_cls``.
+"""SlowFast in mmaction2's key layout: ``backbone.slow_path…``, ``backbone.fast_path…``, ``cls_head.fc_cls``.
 
 One clip (N, 3, T, H, W) goes in; the model samples its two pathways itself, as mmaction2's
 ``ResNet3dSlowFast`` does: the slow pathway sees every ``resample_rate``-th frame (τ), the fast
@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..card import IMAGENET_MEAN, IMAGENET_STD, Preprocessing, Temporal
-from .registry import ModelDefaults, register_model
-from .resnet3d import ConvModule3d, ResNet3dBackbone, ResNet3dSettings, check_clip, init_resnet3d
+from .registry import register_model
+from .resnet3d import MMACTION2_32X2, ConvModule3d, I3DHead, ResNet3dBackbone, ResNet3dSettings, init_mmaction2
+from .video import VideoClassifier, check_clip
 
 
 @dataclass(frozen=True)
@@ -111,24 +111,15 @@ def every_nth_frame(x: Tensor, step: int) -> Tensor:
     return x[:, :, : n * step : step]
 
 
-class SlowFastHead(nn.Module):
-    def __init__(self, in_channels: int, num_classes: int, dropout: float = 0.5) -> None:
-        super().__init__()
-        self.avg_pool = nn.AdaptiveAvgPool3d(1)
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.fc_cls = nn.Linear(in_channels, num_classes)
-        nn.init.normal_(self.fc_cls.weight, 0, 0.01)
-        nn.init.zeros_(self.fc_cls.bias)
+class SlowFastHead(I3DHead):
+    """I3DHead over both pathways: pooled [fast | slow] features, as mmaction2's SlowFastHead."""
 
     def pool(self, feats: tuple[Tensor, Tensor]) -> Tensor:
         x_slow, x_fast = feats
         return torch.cat((self.avg_pool(x_fast), self.avg_pool(x_slow)), dim=1).flatten(1)
 
-    def forward(self, feats: tuple[Tensor, Tensor]) -> Tensor:
-        return self.fc_cls(self.dropout(self.pool(feats)))
 
-
-class SlowFast(nn.Module):
+class SlowFast(VideoClassifier):
     """``backbone`` (ResNet3dSlowFast) + ``cls_head`` (SlowFastHead), mmaction2's names."""
 
     def __init__(self, settings: SlowFastSettings, num_classes: int, dropout: float = 0.5) -> None:
@@ -136,35 +127,30 @@ class SlowFast(nn.Module):
         self.settings = settings
         self.backbone = ResNet3dSlowFast(settings)
         self.cls_head = SlowFastHead(self.backbone.feat_dim, num_classes, dropout)
-        init_resnet3d(self)
+        init_mmaction2(self)
 
-    def features(self, x: Tensor) -> Tensor:
-        """Pooled [fast | slow] features (N, 2304 for R50), the input of ``fc_cls``."""
+    def forward_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(slow, fast) pathway outputs; pooled they give the (N, 2304 for R50) input of ``fc_cls``."""
         check_clip(x, "SlowFast", min_frames=self.settings.resample_rate)
-        return self.cls_head.pool(self.backbone(x))
+        return self.backbone(x)
 
-    def forward(self, x: Tensor) -> Tensor:
-        check_clip(x, "SlowFast", min_frames=self.settings.resample_rate)
-        return self.cls_head(self.backbone(x))
+    def forward_head(self, features: tuple[Tensor, Tensor], pre_logits: bool = False) -> Tensor:
+        return self.cls_head.pool(features) if pre_logits else self.cls_head(features)
 
 
 # mmaction2's slowfast_r50 4x16 Kinetics recipe: 32 frames every 2nd (15 fps), ImageNet mean/std,
-# short side 256, centre crop 224.
-_SLOWFAST_DEFAULTS = dict(
-    preprocessing=Preprocessing(crop_size=224, resize_short=256, mean=IMAGENET_MEAN, std=IMAGENET_STD),
-    temporal=Temporal(mode="window", clip_len=32, fps=15.0, clip_layout="NCTHW"),
-)
-
-
+# short side 256, centre crop 224 (the ResNet3d 32x2 card).
 def _slowfast(num_classes: int, dropout: float, **kw: Any) -> SlowFast:
     return SlowFast(SlowFastSettings(**kw), num_classes, dropout)
 
 
-@register_model(ModelDefaults(**_SLOWFAST_DEFAULTS, description="SlowFast R50 (mmaction2 ResNet3dSlowFast + SlowFastHead)"))
+@register_model(MMACTION2_32X2)
 def slowfast_r50(*, num_classes: int, dropout: float = 0.5, **kw: Any) -> SlowFast:
+    """SlowFast R50 (mmaction2 ResNet3dSlowFast + SlowFastHead)"""
     return _slowfast(num_classes, dropout, **{"slow_depth": 50, "fast_depth": 50, **kw})
 
 
-@register_model(ModelDefaults(**_SLOWFAST_DEFAULTS, description="SlowFast R101 (mmaction2 ResNet3dSlowFast + SlowFastHead)"))
+@register_model(MMACTION2_32X2)
 def slowfast_r101(*, num_classes: int, dropout: float = 0.5, **kw: Any) -> SlowFast:
+    """SlowFast R101 (mmaction2 ResNet3dSlowFast + SlowFastHead)"""
     return _slowfast(num_classes, dropout, **{"slow_depth": 101, "fast_depth": 101, **kw})
