@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from ..models.resnet3d import ARCH_SETTINGS, I3D_R50, SLOWONLY_R50, ResNet3dSettings
+from ..models.resnet3d import ARCH_SETTINGS, I3D_R50, SLOWONLY_DEPTHS, SLOWONLY_R50, ResNet3dSettings
 from .formats import CheckpointError, CheckpointFormat, Converted, KeyShapes, StateDict
 
 _DP = "module."
@@ -146,8 +146,12 @@ def _inflation(sd: StateDict, prefix: str, depth: int) -> tuple[tuple[tuple[int,
     return tuple(stages), styles.pop() if styles else "3x1x1"
 
 
-def _same_inflation(a: ResNet3dSettings, b: ResNet3dSettings) -> bool:
-    return all(a.block_inflate(i) == b.block_inflate(i) for i in range(4)) and a.inflate_style == b.inflate_style
+def _same_design(a: ResNet3dSettings, b: ResNet3dSettings) -> bool:
+    """Same depth, stem and inflation pattern: all that the weights say about a ResNet3d."""
+    return (
+        (a.depth, a.base_channels, a.conv1_kernel, a.inflate_style) == (b.depth, b.base_channels, b.conv1_kernel, b.inflate_style)
+        and all(a.block_inflate(i) == b.block_inflate(i) for i in range(4))
+    )
 
 
 def _convert_mmaction2_resnet3d(sd: StateDict) -> Converted:
@@ -159,9 +163,16 @@ def _convert_mmaction2_resnet3d(sd: StateDict) -> Converted:
     inflate, style = _inflation(sd, "backbone.", depth)
     found = ResNet3dSettings(depth=depth, base_channels=int(conv1[0]), conv1_kernel=tuple(conv1[2:]), inflate=inflate, inflate_style=style)
     n = _num_classes(sd, "cls_head.fc_cls.weight")
-    for arch, preset in (("i3d_r50", I3D_R50), ("slowonly_r50", SLOWONLY_R50)):
-        if (found.depth, found.base_channels, found.conv1_kernel) == (preset.depth, preset.base_channels, preset.conv1_kernel) and _same_inflation(found, preset):
-            return Converted(arch, {"num_classes": n}, sd, {})
+    if _same_design(found, I3D_R50):
+        return Converted("i3d_r50", {"num_classes": n}, sd, {})
+    # ResNet3dSlowOnly (a 1x7x7 stem, stages 3-4 inflated) has no pool2 at any depth, unlike the generic
+    # ResNet3d; its published configs are Bottleneck nets, so a BasicBlock net keeps the generic reading.
+    if depth in SLOWONLY_DEPTHS and _same_design(found, SLOWONLY_R50.replace(depth=depth)):
+        note = (
+            f"mmaction2 SlowOnly ResNet3d-{depth} (1x7x7 stem, stages 3-4 inflated, no pool2); 8x8 timing assumed "
+            "(8 frames, one every 8th): a 4x16 checkpoint wants temporal clip_len=4, fps=1.875"
+        )
+        return Converted(f"slowonly_r{depth}", {"num_classes": n}, sd, {"description": note})
     kwargs: dict[str, Any] = {"num_classes": n, "conv1_kernel": found.conv1_kernel, "inflate": inflate, "inflate_style": style}
     if found.base_channels != 64:
         kwargs["base_channels"] = found.base_channels
