@@ -1,8 +1,8 @@
 """Files from strangers: refused before they can run code or give quietly wrong predictions.
 
 * A pickle that would create a marker file when unpickled, given to every loading entry point
-  (tests/test_checkpoints.py covers ``load_model``; here: ``Recognizer(path)`` and the
-  ``streamtsm info`` command in a subprocess).
+  (tests/test_checkpoints.py covers ``load_model``; here: ``Recognizer(path)``, the
+  ``streamtsm info`` command in a subprocess and ``streamtsm train --imagenet-init``).
 * ONNX files built with the onnx helper API: no model card in the metadata, unexpected I/O
   names, unexpected shapes. Each is refused by ``Recognizer``/``open_onnxruntime`` with a
   message naming the problem. (Engine sidecar mismatches are tested by the TensorRT export
@@ -75,6 +75,28 @@ def test_info_command_refuses_a_pickle_that_runs_code(evil_checkpoint) -> None:
     assert result.returncode != 0
     assert "refused to unpickle" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_train_imagenet_init_refuses_a_pickle_that_runs_code(evil_checkpoint, tmp_path, capsys) -> None:
+    import cv2
+
+    from streamtsm.cli import main
+
+    path, marker = evil_checkpoint
+    lines = []
+    for i in range(2):  # two tiny real videos, one per class, so training would otherwise start
+        video = tmp_path / f"clip{i}.avi"
+        writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (32, 32))
+        for t in range(8):
+            writer.write(np.full((32, 32, 3), 20 * t + 60 * i, np.uint8))
+        writer.release()
+        lines.append(f"{video.name} {i}")
+    (tmp_path / "train.txt").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.safetensors"
+    rc = main(["train", str(tmp_path / "train.txt"), "--out", str(out), "--imagenet-init", str(path), "--epochs", "1",
+               "--input-size", "32", "--num-segments", "2", "--no-progress"])  # fmt: skip
+    assert rc != 0 and "refused to unpickle" in capsys.readouterr().err
+    assert not marker.exists() and not out.exists()
 
 
 # -- ONNX files with the wrong contract -------------------------------------------------------

@@ -8,6 +8,7 @@ says which architecture, class count and card values the file implies. Family mo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -54,8 +55,6 @@ def strip_prefix(sd: StateDict, prefix: str) -> StateDict:
 
 def rename_keys(sd: StateDict, rules: list[tuple[str, str]]) -> StateDict:
     """Apply regex substitution rules (in order) to every key."""
-    import re
-
     compiled = [(re.compile(p), r) for p, r in rules]
     out: StateDict = {}
     for k, v in sd.items():

@@ -1,15 +1,18 @@
 """``load_model`` / ``save_model``: one entry point for every checkpoint format.
 
-Files from strangers are data, never code: pickles are read with ``weights_only=True`` only,
-and our own format is safetensors plus a JSON card. Loading is strict: every key of the
-model must be filled with a tensor of the right shape, or the error says which were not.
+Files from strangers are data, never code. Pickles are read with ``torch.load(weights_only=True)``;
+only when that refuses a file (an mmengine training checkpoint with its message hub, optimizer
+and numpy values) are its tensors read by ``restricted_pickle``, which calls nothing but an
+allow-list of tensor rebuilders and keeps every other object as an inert record. Our own format
+is safetensors plus a JSON card. Loading is strict: every key of the model must be filled with a
+tensor of the right shape, or the error says which were not.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
+import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,24 +22,18 @@ import torch
 from torch import nn
 
 from ..card import CardError, ModelCard, StateTensor, card_path_for
+from ..models.online import to_online
+from ..models.registry import create_model
+from . import tsm, video3d
 from .formats import CheckpointError, CheckpointFormat, Converted, StateDict, key_shapes
+from .restricted_pickle import NotAZipCheckpoint, UnpicklingRefused, read_checkpoint
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default.safetensors"
 OWN_FORMAT = "streamtsm"
-
-
-def all_formats() -> list[CheckpointFormat]:
-    from . import tsm
-
-    formats = list(tsm.FORMATS)
-    try:
-        video3d = importlib.import_module(f"{__package__}.video3d")
-    except ModuleNotFoundError as exc:  # 3D families not present in this checkout
-        if exc.name != f"{__package__}.video3d":
-            raise
-    else:
-        formats += video3d.FORMATS
-    return formats
+#: Every foreign format, tried in this order.
+FORMATS: list[CheckpointFormat] = [*tsm.FORMATS, *video3d.FORMATS]
 
 
 @dataclass(frozen=True)
@@ -49,22 +46,44 @@ class CheckpointInfo:
     num_parameters: int
 
 
-def read_state_dict(path: Path) -> StateDict:
-    """Tensors of a pickled checkpoint, unwrapped from the usual containers (safe unpickling only)."""
+def _unpickle(path: Path) -> Any:
+    """The pickled object: weights_only first, the restricted reader when weights_only refuses."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{path}: refused to unpickle: the file contains Python objects other than tensors and plain "
-            f"containers ({str(exc).splitlines()[0][:200]}). Loading it fully could run arbitrary code. If you "
-            "trust its author, re-save only its state_dict (torch.save(ckpt['state_dict'], 'clean.pth')) "
-            "in a separate environment and load that."
-        ) from None
+    except pickle.UnpicklingError as exc:  # torch's reason is the line naming the global it refused
+        lines = str(exc).splitlines() or [""]
+        refusal = next((ln for ln in lines if "WeightsUnpickler error" in ln), lines[0]).split(" Please use")[0].strip()[:200]
     except Exception as exc:  # garbage bytes make the unpickler fail in many ways (IndexError, EOFError, …)
         raise CheckpointError(
             f"{path}: not a readable PyTorch checkpoint (truncated download or a different file type?): "
             f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
         ) from None
+    else:
+        log.debug("%s: read with torch.load(weights_only=True)", path)
+        return obj
+    try:
+        result = read_checkpoint(path)
+    except NotAZipCheckpoint:
+        raise CheckpointError(
+            f"{path}: refused to unpickle: the file contains Python objects other than tensors and plain containers "
+            f"({refusal}) and is not a torch zip archive, which the restricted reader needs. Loading it fully could "
+            "run arbitrary code. If you trust its author, re-save only its state_dict "
+            "(torch.save(ckpt['state_dict'], 'clean.pth')) in a separate environment and load that."
+        ) from None
+    except UnpicklingRefused as exc:
+        raise CheckpointError(f"{path}: refused to unpickle: {exc}") from None
+    unknown = sorted(n.encode("unicode_escape").decode("ascii")[:80] for n in result.placeholders)  # names from the file
+    log.info(
+        "%s: torch.load(weights_only=True) refused it; read its tensors with streamtsm's restricted unpickler "
+        "(nothing executed; %d unknown global(s) kept as inert records: %s)",
+        path, len(unknown), ", ".join(unknown[:8]) + (" …" if len(unknown) > 8 else ""),
+    )  # fmt: skip
+    return result.obj
+
+
+def read_state_dict(path: Path) -> StateDict:
+    """Tensors of a pickled checkpoint, unwrapped from the usual containers (safe unpickling only)."""
+    obj = _unpickle(path)
     for container in ("state_dict", "model_state", "model", "module"):
         if isinstance(obj, dict) and isinstance(obj.get(container), dict):
             obj = obj[container]
@@ -73,7 +92,8 @@ def read_state_dict(path: Path) -> StateDict:
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict of tensors")
     sd = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
     if not sd:
-        raise CheckpointError(f"{path}: contains no tensors (top-level keys: {list(obj)[:8]})")
+        keys = [k[:40] for k in obj if isinstance(k, str)][:8]
+        raise CheckpointError(f"{path}: contains no tensors (top-level keys: {keys})")
     return sd
 
 
@@ -100,10 +120,10 @@ def _load_strict(model: nn.Module, sd: StateDict, path: Path, fmt: str) -> None:
 
 def _detect(sd: StateDict, path: Path) -> tuple[CheckpointFormat, Converted]:
     keys = key_shapes(sd)
-    for fmt in all_formats():
+    for fmt in FORMATS:
         if fmt.detect(keys):
             return fmt, fmt.convert(sd)
-    names = "\n  ".join(f"{f.name}: {f.description}" for f in all_formats())
+    names = "\n  ".join(f"{f.name}: {f.description}" for f in FORMATS)
     raise CheckpointError(
         f"{path}: unknown checkpoint format. Its first keys are {list(keys)[:6]}. Supported formats:\n  {names}\n"
         "Own models are saved with streamtsm.save_model (.safetensors + .card.json)."
@@ -114,8 +134,6 @@ def _with_state_spec(model: nn.Module, card: ModelCard) -> ModelCard:
     """Fill the card's state spec from the model itself (online TSM only)."""
     if card.shift_mode != "uni" or not card.is_online:
         return card.replace(state=())
-    from ..models.online import to_online
-
     online = to_online(model)
     crop = card.preprocessing.crop_size
     shapes = online.state_shapes(1, crop, crop)
@@ -125,8 +143,6 @@ def _with_state_spec(model: nn.Module, card: ModelCard) -> ModelCard:
 def _from_safetensors(path: Path) -> tuple[nn.Module, str]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
-
-    from ..models.registry import create_model
 
     card_file = card_path_for(path)
     try:
@@ -161,8 +177,6 @@ def load_model(
     count must match); ``shift_mode`` overrides the shift a foreign format implies (e.g. an
     official-offline file you know was trained unidirectionally).
     """
-    from ..models.registry import create_model
-
     p = Path(path) if path is not None else DEFAULT_MODEL
     if not p.exists():
         hint = " (the embedded default model is missing: reinstall streamtsm)" if path is None else ""
