@@ -306,10 +306,10 @@ class _Reader:
                 self.stack.append(dict(zip(items[::2], items[1::2])))
             elif name == "APPEND":
                 value = st.pop()
-                self._extend(st[-1], [value])
+                self._extend(st[-1], [value], name)
             elif name == "APPENDS":
                 items = self.pop_mark()
-                self._extend(self.stack[-1], items)
+                self._extend(self.stack[-1], items, name)
             elif name == "SETITEM":
                 value, key = st.pop(), st.pop()
                 self._set_items(st[-1], [key, value])
@@ -318,7 +318,7 @@ class _Reader:
                 self._set_items(self.stack[-1], items)
             elif name == "ADDITEMS":
                 items = self.pop_mark()
-                self._add_items(self.stack[-1], items)
+                self._extend(self.stack[-1], items, name)
             elif name == "POP":
                 if st:
                     st.pop()
@@ -407,13 +407,16 @@ class _Reader:
         elif type(inst) is not OrderedDict:  # an OrderedDict's state is a state dict's _metadata: dropped
             raise UnpicklingRefused(f"BUILD on a {type(inst).__name__}: only unknown objects take a state")
 
-    def _extend(self, target: Any, items: list) -> None:
-        if type(target) is list:
-            target.extend(items)
-        elif isinstance(target, Inert):
+    def _extend(self, target: Any, items: list, opcode: str) -> None:
+        """APPEND(S) onto a list, ADDITEMS onto a set; an unknown object keeps them as its items."""
+        if isinstance(target, Inert):
             target.items.extend(items)
+        elif opcode == "ADDITEMS" and type(target) is set:
+            target.update(items)
+        elif opcode != "ADDITEMS" and type(target) is list:
+            target.extend(items)
         else:
-            raise UnpicklingRefused(f"APPEND to a {type(target).__name__}")
+            raise UnpicklingRefused(f"{opcode} to a {type(target).__name__}")
 
     def _set_items(self, target: Any, items: list) -> None:
         if type(target) not in (dict, OrderedDict) and not isinstance(target, Inert):
@@ -424,14 +427,6 @@ class _Reader:
                 entries[key] = value
         except TypeError as exc:  # an unhashable key
             raise UnpicklingRefused(f"malformed pickle: {exc}") from None
-
-    def _add_items(self, target: Any, items: list) -> None:
-        if type(target) is set:
-            target.update(items)
-        elif isinstance(target, Inert):
-            target.items.extend(items)
-        else:
-            raise UnpicklingRefused(f"ADDITEMS to a {type(target).__name__}")
 
     # -- storages ---------------------------------------------------------------------------
     def _storage(self, pid: Any) -> torch.storage.TypedStorage:
