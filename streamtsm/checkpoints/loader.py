@@ -1,11 +1,23 @@
 """``load_model`` / ``save_model``: one entry point for every checkpoint format.
 
-Files from strangers are data, never code. Pickles are read with ``torch.load(weights_only=True)``;
-only when that refuses a file (an mmengine training checkpoint with its message hub, optimizer
-and numpy values) are its tensors read by ``restricted_pickle``, which calls nothing but an
-allow-list of tensor rebuilders and keeps every other object as an inert record. Our own format
-is safetensors plus a JSON card. Loading is strict: every key of the model must be filled with a
-tensor of the right shape, or the error says which were not.
+Files from strangers are data, never code. A pickle is read with ``torch.load(weights_only=True)``;
+only when that refuses the file (mmengine training checkpoints also hold a message hub, optimizer
+state and numpy values) does ``restricted_pickle`` read it, and that reader cannot run code from
+the file because:
+
+* a global is looked up in a fixed table, never imported: torch's tensor rebuilders
+  (``_rebuild_tensor``/``_v2``/``_v3``, ``_rebuild_parameter``/``_with_state``,
+  ``_rebuild_from_type_v2`` for plain tensors), storage type names (as dtype tokens), dtypes,
+  ``torch.Size``, ``torch.device``, ``OrderedDict``, ``set``, ``frozenset``, ``bytearray``,
+  ``complex`` and ``_codecs.encode``, each wrapped to check its arguments. Any other name is an
+  inert placeholder: its module is not imported, nothing is looked up on it;
+* only those table entries are ever called. REDUCE/NEWOBJ/BUILD on a placeholder record the name,
+  arguments and state as plain data; calls of names only attacks use (``os.system``,
+  ``builtins.eval``, ``io.open`` …) are refused;
+* tensors are bounds-checked, detached views on the archive's own uncompressed storage records.
+
+Our own format is safetensors plus a JSON card. Loading is strict: every key of the model must be
+filled with a tensor of the right shape, or the error says which were not.
 """
 
 from __future__ import annotations
