@@ -110,7 +110,7 @@ class MobileNetV2(TemporalShiftNet):
 
 @register_model(TSM_IMAGENET)
 def tsm_mobilenetv2(*, num_classes: int, shift_mode: str = "uni", **kw) -> MobileNetV2:
-    """TSM MobileNetV2 (residual shift on identity blocks); ``shift_mode="uni"`` runs online, ``"bi"`` is the offline TSM."""
+    """TSM MobileNetV2 (residual shift on identity blocks); shift_mode uni runs online, bi is the offline TSM."""
     return MobileNetV2(num_classes, shift_mode=shift_mode, **kw)
 
 
