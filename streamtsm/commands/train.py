@@ -211,7 +211,6 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..card import Preprocessing
-    from ..models.registry import model_defaults
     from ..train.augment import AugmentConfig
     from ..train.datasets import load_video_dataset, read_class_names
     from ..train.evaluate import evaluate, print_result
@@ -286,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
         pre = base.card.preprocessing
     else:
         size = args.input_size or 224
-        defaults = model_defaults(model.card.arch).preprocessing
+        defaults = base.card.preprocessing  # the registry's defaults: a freshly built model's card
         pre = Preprocessing(crop_size=size, resize_short=args.resize_short or max(size, int(round(size * 256 / 224))),
                             mean=defaults.mean, std=defaults.std, channel_order=defaults.channel_order)
     origin = f", fine-tuned from {init.source}" if init is not None else ""

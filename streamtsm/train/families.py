@@ -54,6 +54,8 @@ FAMILIES: dict[str, Family] = {
     "resnet3d_152": Family("ResNet3d", min_frames=2, **_R3D),
     "i3d_r50": Family("I3D", min_frames=8, **_R3D),  # temporal stride 2 in conv1, pool1 and pool2
     "slowonly_r50": Family("SlowOnly", **_R3D),
+    "slowonly_r101": Family("SlowOnly", **_R3D),
+    "slowonly_r152": Family("SlowOnly", **_R3D),
     "slowfast_r50": Family("SlowFast", min_frames=8, **_R3D),  # the slow pathway takes every 8th frame
     "slowfast_r101": Family("SlowFast", min_frames=8, **_R3D),
 }

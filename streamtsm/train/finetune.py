@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from ..models.mobilenetv2 import INVERTED_RESIDUAL_SETTING, MobileNetV2
-from ..models.r2plus1d import R2Plus1DClassifier, VideoResNet
+from ..models.r2plus1d import VideoResNet
+from ..models.r2plus1d_seed import R2Plus1DClassifier
 from ..models.registry import create_model
 from ..models.resnet import ResNet
 from ..models.resnet3d import Recognizer3D

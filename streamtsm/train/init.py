@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 from torch import nn
 
-from ..checkpoints import CheckpointError, load_model, read_state_dict
+from ..checkpoints import CheckpointError, read_state_dict
 from ..checkpoints.tsm import imagenet_backbone_state_dict
 from ..models import create_model, is_model
 from ..resolve import ModelSpecError, load_torch_model
