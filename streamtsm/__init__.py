@@ -1,8 +1,8 @@
 """streamtsm: online streaming action recognition (online TSM) with 3D-CNN baselines.
 
-The runtime names (ModelCard, Recognizer, open_source, …) need only numpy and OpenCV. The
-torch names (load_model, create_model, to_online, …) are imported lazily on first use, so
-``import streamtsm`` works on a device without torch.
+The runtime names (ModelCard, Recognizer, open_source, list_weights, download, …) need only numpy
+and OpenCV. The torch names (load_model, create_model, to_online, …) are imported lazily on first
+use, so ``import streamtsm`` works on a device without torch.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ _LAZY = {
     "Frame": ".sources",
     "SourceError": ".sources",
     "FrameError": ".preprocess",
+    "list_weights": ".weights",
+    "download": ".weights",
     "StreamingSession": ".session",
     "WindowSession": ".session",
 }

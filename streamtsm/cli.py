@@ -14,7 +14,7 @@ import logging
 import sys
 
 # Order here is the order in --help.
-COMMANDS = ("demo", "info", "export", "build_engine", "bench", "train", "eval", "triton", "triton_setup", "triton_client")
+COMMANDS = ("demo", "info", "models", "download", "export", "build_engine", "bench", "train", "eval", "triton", "triton_setup", "triton_client")
 
 
 def build_parser() -> argparse.ArgumentParser:

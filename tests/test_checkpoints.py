@@ -28,7 +28,11 @@ def test_official_online_jester_file(tmp_path):
     model = load_model(path)
     card = model.card
     assert card.arch == "tsm_mobilenetv2" and card.shift_mode == "uni" and card.is_online
-    assert card.num_classes == 27 and card.class_names[16] == "Swiping Left"
+    # a bare file of unknown origin: no labels or frame rate guessed from the class count
+    assert card.num_classes == 27 and card.class_names[16] == "class_16" and card.background_classes == ()
+    assert set(card.unverified) == {"class_names", "fps"} and card.weights_name == ""
+    named = load_model(path, class_names=[f"g{i}" for i in range(27)])
+    assert named.card.class_names[16] == "g16" and named.card.unverified == ("fps",)
     assert card.source_format == "tsm_official_online"
     assert [s.shape for s in card.state][:2] == [(1, 3, 56, 56), (1, 4, 28, 28)]
     # the tensors really went where the names say

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from torch import nn
 from ..card import CardError, ModelCard, StateTensor, card_path_for
 from ..models.online import to_online
 from ..models.registry import create_model
+from ..weights import WeightEntry, closest_names, ensure_weight, find_weight
 from . import tsm, video3d
 from .formats import CheckpointError, CheckpointFormat, Converted, StateDict, key_shapes
 from .restricted_pickle import NotAZipCheckpoint, UnpicklingRefused, read_checkpoint
@@ -184,11 +186,16 @@ def load_model(
 ) -> nn.Module:
     """Load any supported checkpoint into an eval-mode model with a ``.card``.
 
-    ``path=None`` loads the embedded default model. ``expected_arch`` refuses a file for another
+    ``path=None`` loads the embedded default model; a weight name (``"tsm_mobilenetv2.jester_online"``,
+    see ``streamtsm models``) loads that entry's file, downloaded once, with the entry's card.
+    ``expected_arch`` refuses a file for another
     architecture; ``class_names`` names the classes of a file that does not carry them (its
     count must match); ``shift_mode`` overrides the shift a foreign format implies (e.g. an
     official-offline file you know was trained unidirectionally).
     """
+    entry = _weight_entry(path)
+    if entry is not None:
+        return _load_entry(entry, expected_arch=expected_arch, class_names=class_names, shift_mode=shift_mode)
     p = Path(path) if path is not None else DEFAULT_MODEL
     if not p.exists():
         hint = " (the embedded default model is missing: reinstall streamtsm)" if path is None else ""
@@ -211,6 +218,7 @@ def load_model(
         model = create_model(conv.arch, num_classes=n, **kwargs)
         _load_strict(model, conv.state_dict, p, fmt)
         overrides = {k: v for k, v in conv.card_overrides.items()}
+        overrides.setdefault("unverified", _PLACEHOLDERS_ONLINE if kwargs.get("shift_mode") == "uni" else _PLACEHOLDERS)
         if shift_mode is not None:
             overrides["shift_mode"] = shift_mode
             temporal = overrides.get("temporal", model.card.temporal)
@@ -226,9 +234,60 @@ def load_model(
             raise CheckpointError(
                 f"{p}: has {card.num_classes} classes but {len(class_names)} class names were given"
             )
-        card = card.replace(class_names=tuple(class_names), background_classes=())
+        card = card.replace(class_names=tuple(class_names), background_classes=(),
+                            unverified=tuple(u for u in card.unverified if u != "class_names"))
     model.eval()
     model.card = _with_state_spec(model, card)
+    return model
+
+
+#: card fields a foreign checkpoint cannot tell (the tensors hold no labels, frame rate or clip length)
+_PLACEHOLDERS = ("class_names", "fps", "clip_len")
+_PLACEHOLDERS_ONLINE = ("class_names", "fps")
+
+
+def _weight_entry(path: str | Path | None) -> WeightEntry | None:
+    """The weight-registry entry a string names, None for a path; a near-miss name lists the closest names."""
+    if not isinstance(path, str) or Path(path).exists():
+        return None
+    entry = find_weight(path)
+    if entry is None and "/" not in path and os.sep not in path and (close := closest_names(path)):
+        raise CheckpointError(
+            f"{path!r} is neither a file nor a weight name. Closest weight names: {', '.join(close)} "
+            "(`streamtsm models` lists them all)"
+        )
+    return entry
+
+
+def _load_entry(entry: WeightEntry, *, expected_arch: str | None, class_names: Sequence[str] | None,
+                shift_mode: str | None) -> nn.Module:
+    """Load a registry entry's file (downloaded and checked once) and give the model the entry's card."""
+    if entry.is_backbone:
+        raise CheckpointError(
+            f"{entry.name} is an ImageNet backbone: use it to initialise training (`streamtsm train --init "
+            f"{entry.name}`); it is not a video model by itself"
+        )
+    if expected_arch is not None and expected_arch != entry.arch:
+        raise CheckpointError(f"{entry.name} is a {entry.arch!r} model, not {expected_arch!r}")
+    if shift_mode is not None and shift_mode != entry.shift_mode:
+        raise CheckpointError(f"{entry.name} has shift mode {entry.shift_mode!r} (fixed by its weights), not {shift_mode!r}")
+    loaded: list[nn.Module] = []
+
+    def load_and_check(e: WeightEntry, path: Path) -> None:  # the strict load that checks an unhashed file
+        loaded[:] = [load_model(path, expected_arch=e.arch)]
+        e.check_card(loaded[0].card)
+
+    weight = ensure_weight(entry, verify=load_and_check)
+    if not loaded:  # the file had a checksum to check: load it now
+        load_and_check(entry, weight.path)
+    model = loaded[0]
+    card = model.card.replace(**entry.card_overrides(), weights_sha256=weight.sha256)
+    if class_names is not None:
+        if len(class_names) != card.num_classes:
+            raise CheckpointError(f"{entry.name}: has {card.num_classes} classes but {len(class_names)} class names were given")
+        card = card.replace(class_names=tuple(class_names), background_classes=())
+    same_input = (card.preprocessing.crop_size, card.is_online) == (model.card.preprocessing.crop_size, model.card.is_online)
+    model.card = card if same_input else _with_state_spec(model, card)  # the state spec depends on both
     return model
 
 

@@ -5,7 +5,8 @@ Our layout: MobileNetV2 as the official TSM online demo (``features.N.conv.{0,1,
 things, and how it maps:
 
 * official online demo (``mobilenetv2_jester_online.pth.tar``): bare state dict already in our
-  MobileNetV2 layout; unidirectional shift; 27 Jester classes.
+  MobileNetV2 layout; unidirectional shift (its Jester labels come with the weight entry
+  ``tsm_mobilenetv2.jester_online``, not from the class count).
 * official offline (``TSM_kinetics_RGB_*.pth``): ``{"state_dict": …}`` with ``module.base_model.``
   prefix, shifted convs wrapped as ``….net``, classifier ``module.new_fc``; bidirectional.
 * mmaction2 (``tsm_r50_…pth``): ``backbone.`` prefix, ConvModule names (``conv1.conv``,
@@ -17,21 +18,14 @@ things, and how it maps:
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from ..card import Temporal
 from .formats import CheckpointError, CheckpointFormat, Converted, KeyShapes, StateDict, rename_keys, strip_prefix
-
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 # Block counts per stage -> depth, for ResNets recognised from their keys.
 _RESNET_DEPTHS = {(2, 2, 2, 2, False): 18, (3, 4, 6, 3, False): 34, (3, 4, 6, 3, True): 50, (3, 4, 23, 3, True): 101}
 # mmaction2 MobileNetV2 stages (layer1..layer7) -> flat ``features`` indices 1..17.
 _MMACTION_MBV2_BLOCKS = (1, 2, 3, 4, 3, 3, 1)
-
-
-def jester_labels() -> tuple[str, ...]:
-    return tuple((ASSETS / "jester_labels.txt").read_text(encoding="utf-8").splitlines())
 
 
 def _resnet_arch(keys: KeyShapes, prefix: str, conv3_name: str) -> str:
@@ -52,14 +46,18 @@ def _classes_from(sd: StateDict, fc_key: str) -> int:
     return int(sd[fc_key].shape[0])
 
 
-def _card_for_classes(num_classes: int, shift_mode: str) -> dict:
-    over: dict = {"shift_mode": shift_mode}
-    if num_classes == 27:
-        over["class_names"] = jester_labels()
-        over["background_classes"] = ("Doing other things", "No gesture")
-    over["temporal"] = Temporal(mode="online" if shift_mode == "uni" else "window", fps=12.0 if num_classes == 27 else 30.0,
-                                num_segments=8, clip_len=8, clip_layout="NTCHW")
-    return over
+def _card_for_shift(shift_mode: str) -> dict:
+    """Card fields a TSM file implies: its shift mode and hence online or window use.
+
+    Class names and frame rate are not in the tensors: a bare file gets class_0… and the registry
+    default rate, listed in ``unverified`` by the loader. Load it by weight name
+    (``load_model("tsm_mobilenetv2.jester_online")``) to get the card of its source.
+    """
+    return {
+        "shift_mode": shift_mode,
+        "temporal": Temporal(mode="online" if shift_mode == "uni" else "window", num_segments=8, clip_len=8,
+                             clip_layout="NTCHW"),
+    }
 
 
 # -- official online demo -----------------------------------------------------------------
@@ -70,7 +68,7 @@ def _detect_official_online(keys: KeyShapes) -> bool:
 
 def _convert_official_online(sd: StateDict) -> Converted:
     n = _classes_from(sd, "classifier.weight")
-    return Converted("tsm_mobilenetv2", {"num_classes": n, "shift_mode": "uni"}, dict(sd), _card_for_classes(n, "uni"))
+    return Converted("tsm_mobilenetv2", {"num_classes": n, "shift_mode": "uni"}, dict(sd), _card_for_shift("uni"))
 
 
 # -- official offline ---------------------------------------------------------------------
@@ -92,7 +90,7 @@ def _convert_official_offline(sd: StateDict) -> Converted:
         arch = _resnet_arch(sd, "", ".conv3.")
     key = "classifier.weight" if arch == "mobilenetv2" else "fc.weight"
     n = _classes_from(sd, key)
-    return Converted(f"tsm_{arch}", {"num_classes": n, "shift_mode": shift}, sd, _card_for_classes(n, shift))
+    return Converted(f"tsm_{arch}", {"num_classes": n, "shift_mode": shift}, sd, _card_for_shift(shift))
 
 
 # -- mmaction2 ----------------------------------------------------------------------------
@@ -140,7 +138,7 @@ def _convert_mmaction2_tsm(sd: StateDict) -> Converted:
         ])
         arch, fc = _resnet_arch(sd, "", ".conv3."), "fc.weight"
     n = _classes_from(sd, fc)
-    return Converted(f"tsm_{arch}", {"num_classes": n, "shift_mode": shift}, sd, _card_for_classes(n, shift))
+    return Converted(f"tsm_{arch}", {"num_classes": n, "shift_mode": shift}, sd, _card_for_shift(shift))
 
 
 FORMATS: list[CheckpointFormat] = [
