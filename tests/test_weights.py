@@ -243,7 +243,7 @@ def test_misspelled_names_list_the_closest():
 
     with pytest.raises(CheckpointError, match="neither a file nor a weight name.*r3d_18.kinetics400"):
         load_model("r3d_18.kinetic400")
-    with pytest.raises(CheckpointError, match="ImageNet backbone.*--init resnet50.imagenet"):
+    with pytest.raises(CheckpointError, match="ImageNet backbone, not a video model.*streamtsm download resnet50.imagenet"):
         load_model("resnet50.imagenet")
 
 

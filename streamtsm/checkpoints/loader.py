@@ -264,8 +264,8 @@ def _load_entry(entry: WeightEntry, *, expected_arch: str | None, class_names: S
     """Load a registry entry's file (downloaded and checked once) and give the model the entry's card."""
     if entry.is_backbone:
         raise CheckpointError(
-            f"{entry.name} is an ImageNet backbone: use it to initialise training (`streamtsm train --init "
-            f"{entry.name}`); it is not a video model by itself"
+            f"{entry.name} is an ImageNet backbone, not a video model: it initialises training (`streamtsm download "
+            f"{entry.name}`, then `streamtsm train --imagenet-init` with that file)"
         )
     if expected_arch is not None and expected_arch != entry.arch:
         raise CheckpointError(f"{entry.name} is a {entry.arch!r} model, not {expected_arch!r}")
