@@ -192,22 +192,66 @@ def _strided_clip(clip_len: int, frame_interval: int, layout: str = "NCTHW") -> 
     return Temporal(mode="window", fps=30.0 / frame_interval, num_segments=clip_len, clip_len=clip_len, clip_layout=layout)
 
 
-_TSM_SRC = "TSM official"
-_TSM_LICENSE = "MIT (mit-han-lab/temporal-shift-module); trained on the dataset named in the task, whose terms apply"
-_TSM_URL = "https://hanlab18.mit.edu/projects/tsm/models/"
-_TSM_NO_HASH = "none published (TSM README/online demo give only the URL); recorded at the first verified download"
-_TV_SRC = "torchvision"
-_TV_LICENSE = "BSD-3-Clause (pytorch/vision); trained on the dataset named in the task, whose terms apply"
-_TV_HASH = "first 8 hex digits of the SHA-256, from the file name (torch.hub check_hash, torchvision get_state_dict)"
-_MM_SRC = "mmaction2"
+_KINETICS = "actions (Kinetics-400)"
+_TSM_LICENSE = "MIT (mit-han-lab/temporal-shift-module); trained on {}, whose terms apply"
+_TV_LICENSE = "BSD-3-Clause (pytorch/vision); trained on {}, whose terms apply"
 _MM_LICENSE = "Apache-2.0 (open-mmlab/mmaction2); trained on Kinetics-400, whose terms apply"
-_MM_URL = "https://download.openmmlab.com/mmaction/v1.0/recognition/"
-_MM_HASH = "first 8 hex digits of the SHA-256, from the file name (mmaction2 tools/deployment/publish_model.py)"
+# torch.hub's HASH_REGEX: the hex digits after the last '-' of a file name are a prefix of its SHA-256
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")
+
+
+def _file_of(url: str) -> tuple[str, str]:
+    """(file name, the SHA-256 prefix its name carries or "")."""
+    name = url.rsplit("/", 1)[1]
+    m = _HASH_IN_NAME.search(name)
+    return name, m[1] if m else ""
+
+
+def _tsm_offline(name: str, arch: str, task: str, url: str, classes: int, labels: str, temporal: Temporal,
+                 description: str, dataset: str = "Kinetics-400", unverified: tuple[str, ...] = ()) -> WeightEntry:
+    """An official offline TSM file (README tables): bidirectional shift ("shift8_blockres"), TSM preprocessing."""
+    return WeightEntry(
+        name=name, arch=arch, arch_kwargs={"shift_mode": "bi"}, task=task, urls=(url,), file_name=_file_of(url)[0],
+        sha256_note="none published (the TSM README gives only the URL); recorded at the first verified download",
+        checkpoint_format="tsm_official_offline", num_classes=classes, labels=labels, preprocessing=_TSM_PRE,
+        temporal=temporal, shift_mode="bi", unverified=unverified, source="TSM official",
+        license=_TSM_LICENSE.format(dataset), description=description,
+    )
+
+
+def _torchvision(name: str, arch: str, url: str, fmt: str, size_mb: float, description: str) -> WeightEntry:
+    """A torchvision Weights file: SHA-256 prefix in the name (checked by torch.hub), BSD-3-Clause code."""
+    file_name, prefix = _file_of(url)
+    backbone = fmt == "torchvision_imagenet"
+    return WeightEntry(
+        name=name, arch=arch, task="ImageNet backbone (training init)" if backbone else _KINETICS, urls=(url,),
+        file_name=file_name, sha256=prefix,
+        sha256_note="first 8 hex digits of the SHA-256, in the file name (torch.hub check_hash, torchvision get_state_dict)",
+        checkpoint_format=fmt, num_classes=1000 if backbone else 400, labels="" if backbone else "kinetics400",
+        preprocessing=_TV_IMAGENET_PRE if backbone else _TV_VIDEO_PRE, temporal=None if backbone else _TV_VIDEO_TIME,
+        shift_mode="none", size_mb=size_mb, source="torchvision",
+        license=_TV_LICENSE.format("ImageNet-1k" if backbone else "Kinetics-400"), description=description,
+    )
+
+
+def _mmaction2(name: str, arch: str, url: str, fmt: str, temporal: Temporal, description: str) -> WeightEntry:
+    """An mmaction2 model-zoo file (Kinetics-400, 400 classes, mmaction2 preprocessing, hash prefix in the name)."""
+    file_name, prefix = _file_of(url)
+    return WeightEntry(
+        name=name, arch=arch, task=_KINETICS, urls=(url,), file_name=file_name, sha256=prefix,
+        sha256_note="first 8 hex digits of the SHA-256, in the file name (mmaction2 tools/deployment/publish_model.py)",
+        checkpoint_format=fmt, num_classes=400,  # cls_head num_classes=400 in configs/_base_/models/<arch>.py
+        labels="kinetics400",  # tools/data/kinetics/label_map_k400.txt
+        preprocessing=_MM_PRE, temporal=temporal, shift_mode="none", source="mmaction2", license=_MM_LICENSE,
+        description=description,
+    )
+
 
 # TSN-style uniform sampling (ops/dataset.py _get_val_indices: num_segments ticks spread over the whole
 # video) has no frame rate: the card's fps spreads the 8 frames over a typical clip and is marked unverified.
 _UNIFORM_NOTE = "uniform (TSN) sampling: 8 frames spread over the whole video; fps is an approximation for live use"
-
+_TSM_URL = "https://hanlab18.mit.edu/projects/tsm/models/"
+_MM_URL = "https://download.openmmlab.com/mmaction/v1.0/recognition/"
 
 _ENTRIES: tuple[WeightEntry, ...] = (
     WeightEntry(
@@ -218,7 +262,7 @@ _ENTRIES: tuple[WeightEntry, ...] = (
         # online_demo/main.py get_executor: url = 'https://hanlab18.mit.edu/projects/tsm/models/mobilenetv2_jester_online.pth.tar'
         urls=(_TSM_URL + "mobilenetv2_jester_online.pth.tar",),
         file_name="mobilenetv2_jester_online.pth.tar",
-        sha256_note=_TSM_NO_HASH,
+        sha256_note="none published (online_demo/main.py gives only the URL); recorded at the first verified download",
         checkpoint_format="tsm_official_online",
         num_classes=27,  # online_demo/main.py: MobileNetV2(n_class=27), 27 `catigories`
         labels="jester",  # the `catigories` list of online_demo/main.py
@@ -231,235 +275,76 @@ _ENTRIES: tuple[WeightEntry, ...] = (
         shift_mode="uni",  # online_demo/mobilenet_v2_tsm.py: the shift takes the cached fold of the last frame
         # online_demo/main.py process_output: "use only single no action class" (0 -> 2): both mean no gesture
         background_classes=("Doing other things", "No gesture"),
-        source=_TSM_SRC,
-        license=_TSM_LICENSE,
+        source="TSM official",
+        license=_TSM_LICENSE.format("Jester"),
         description="official TSM online demo: MobileNetV2, unidirectional shift, Jester gestures (Jetson Nano demo)",
     ),
-    WeightEntry(
-        name="tsm_mobilenetv2.kinetics400",
-        arch="tsm_mobilenetv2",
-        arch_kwargs={"shift_mode": "bi"},
-        task="actions (Kinetics-400)",
-        # README "Kinetics-400 / Dense Sample" table, TSM MobileNetV2 8 * 10clips 69.5%
-        urls=(_TSM_URL + "TSM_kinetics_RGB_mobilenetv2_shift8_blockres_avg_segment8_e100_dense.pth",),
-        file_name="TSM_kinetics_RGB_mobilenetv2_shift8_blockres_avg_segment8_e100_dense.pth",
-        sha256_note=_TSM_NO_HASH,
-        checkpoint_format="tsm_official_offline",
-        num_classes=400,  # ops/dataset_config.py return_kinetics: filename_categories = 400
-        labels="kinetics400",  # tools/kinetics_label_map.txt (gen_label_kinetics.py indexes classes by its lines)
-        preprocessing=_TSM_PRE,
-        # ops/dataset.py dense_sample: t_stride = 64 // num_segments = 8 source frames, 8 segments (file name)
-        temporal=_strided_clip(clip_len=8, frame_interval=8, layout="NTCHW"),
-        shift_mode="bi",  # "shift8_blockres": ops/temporal_shift.py bidirectional shift, 1/8 each way
-        source=_TSM_SRC,
-        license=_TSM_LICENSE,
-        description="official TSM MobileNetV2, Kinetics-400, dense sampling (8 frames, stride 8), offline (bidirectional)",
+    # README "Kinetics-400 / Dense Sample" table (TSM MobileNetV2 69.5%, TSM ResNet50 74.1%); 400 classes
+    # (ops/dataset_config.py return_kinetics) indexed by tools/kinetics_label_map.txt (gen_label_kinetics.py);
+    # ops/dataset.py dense_sample: t_stride = 64 // num_segments = 8 source frames, 8 segments (file name).
+    _tsm_offline(
+        "tsm_mobilenetv2.kinetics400", "tsm_mobilenetv2", _KINETICS,
+        _TSM_URL + "TSM_kinetics_RGB_mobilenetv2_shift8_blockres_avg_segment8_e100_dense.pth", 400, "kinetics400",
+        _strided_clip(clip_len=8, frame_interval=8, layout="NTCHW"),
+        "official TSM MobileNetV2, Kinetics-400, dense sampling (8 frames, stride 8), offline (bidirectional)",
     ),
-    WeightEntry(
-        name="tsm_resnet50.kinetics400",
-        arch="tsm_resnet50",
-        arch_kwargs={"shift_mode": "bi"},
-        task="actions (Kinetics-400)",
-        # README "Kinetics-400 / Dense Sample" table, TSM ResNet50 8 * 10clips 74.1%
-        urls=(_TSM_URL + "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e100_dense.pth",),
-        file_name="TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e100_dense.pth",
-        sha256_note=_TSM_NO_HASH,
-        checkpoint_format="tsm_official_offline",
-        num_classes=400,
-        labels="kinetics400",
-        preprocessing=_TSM_PRE,
-        temporal=_strided_clip(clip_len=8, frame_interval=8, layout="NTCHW"),  # ops/dataset.py dense_sample, as above
-        shift_mode="bi",
-        source=_TSM_SRC,
-        license=_TSM_LICENSE,
-        description="official TSM ResNet-50, Kinetics-400, dense sampling (8 frames, stride 8), offline (bidirectional)",
+    _tsm_offline(
+        "tsm_resnet50.kinetics400", "tsm_resnet50", _KINETICS,
+        _TSM_URL + "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e100_dense.pth", 400, "kinetics400",
+        _strided_clip(clip_len=8, frame_interval=8, layout="NTCHW"),
+        "official TSM ResNet-50, Kinetics-400, dense sampling (8 frames, stride 8), offline (bidirectional)",
     ),
-    WeightEntry(
-        name="tsm_resnet50.kinetics400_uniform",
-        arch="tsm_resnet50",
-        arch_kwargs={"shift_mode": "bi"},
-        task="actions (Kinetics-400)",
-        # README "Kinetics-400 / Uniform Sampling" table, TSM ResNet50 8 * 1clip 71.2% (the file
-        # scripts/train_tsm_kinetics_rgb_8f.sh trains)
-        urls=(_TSM_URL + "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth",),
-        file_name="TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth",
-        sha256_note=_TSM_NO_HASH,
-        checkpoint_format="tsm_official_offline",
-        num_classes=400,
-        labels="kinetics400",
-        preprocessing=_TSM_PRE,
-        # 8 segments over a 10 s Kinetics clip: 0.8 fps (approximation, see _UNIFORM_NOTE)
-        temporal=Temporal(mode="window", fps=0.8, num_segments=8, clip_len=8, max_gap_s=5.0, clip_layout="NTCHW"),
-        shift_mode="bi",
-        unverified=("fps",),
-        source=_TSM_SRC,
-        license=_TSM_LICENSE,
-        description=f"official TSM ResNet-50, Kinetics-400, offline (bidirectional); {_UNIFORM_NOTE}",
+    # README "Kinetics-400 / Uniform Sampling" table, TSM ResNet50 8 * 1clip 71.2% (the file
+    # scripts/train_tsm_kinetics_rgb_8f.sh trains); 8 segments over a 10 s Kinetics clip: 0.8 fps.
+    _tsm_offline(
+        "tsm_resnet50.kinetics400_uniform", "tsm_resnet50", _KINETICS,
+        _TSM_URL + "TSM_kinetics_RGB_resnet50_shift8_blockres_avg_segment8_e50.pth", 400, "kinetics400",
+        Temporal(mode="window", fps=0.8, num_segments=8, clip_len=8, max_gap_s=5.0, clip_layout="NTCHW"),
+        f"official TSM ResNet-50, Kinetics-400, offline (bidirectional); {_UNIFORM_NOTE}", unverified=("fps",),
     ),
-    WeightEntry(
-        name="tsm_resnet50.sthv2",
-        arch="tsm_resnet50",
-        arch_kwargs={"shift_mode": "bi"},
-        task="actions (Something-Something V2)",
-        # README "Something-Something-V2" table, TSM ResNet50 8 * 2clip 61.2
-        urls=(_TSM_URL + "TSM_somethingv2_RGB_resnet50_shift8_blockres_avg_segment8_e45.pth",),
-        file_name="TSM_somethingv2_RGB_resnet50_shift8_blockres_avg_segment8_e45.pth",
-        sha256_note=_TSM_NO_HASH,
-        checkpoint_format="tsm_official_offline",
-        num_classes=174,  # 20BN something-something-v2-labels.json, read by tools/gen_label_sthv2.py
-        labels="sthv2",
-        preprocessing=_TSM_PRE,  # test_models.py: the same GroupScale(256) + GroupCenterCrop(224) for every dataset
-        # 8 segments over a ~4 s clip: 2 fps (approximation, see _UNIFORM_NOTE)
-        temporal=Temporal(mode="window", fps=2.0, num_segments=8, clip_len=8, max_gap_s=2.0, clip_layout="NTCHW"),
-        shift_mode="bi",
-        unverified=("fps",),
-        source=_TSM_SRC,
-        license="MIT (mit-han-lab/temporal-shift-module); trained on Something-Something V2, whose terms apply",
-        description=f"official TSM ResNet-50, Something-Something V2, offline (bidirectional); {_UNIFORM_NOTE}",
+    # README "Something-Something-V2" table, TSM ResNet50 8 * 2clip 61.2; 174 classes of 20BN's
+    # something-something-v2-labels.json (tools/gen_label_sthv2.py); test_models.py uses the same
+    # GroupScale(256) + GroupCenterCrop(224) for every dataset; 8 segments over a ~4 s clip: 2 fps.
+    _tsm_offline(
+        "tsm_resnet50.sthv2", "tsm_resnet50", "actions (Something-Something V2)",
+        _TSM_URL + "TSM_somethingv2_RGB_resnet50_shift8_blockres_avg_segment8_e45.pth", 174, "sthv2",
+        Temporal(mode="window", fps=2.0, num_segments=8, clip_len=8, max_gap_s=2.0, clip_layout="NTCHW"),
+        f"official TSM ResNet-50, Something-Something V2, offline (bidirectional); {_UNIFORM_NOTE}",
+        dataset="Something-Something V2", unverified=("fps",),
     ),
-    WeightEntry(
-        name="r2plus1d_18.kinetics400",
-        arch="r2plus1d_18",
-        task="actions (Kinetics-400)",
-        # torchvision/models/video/resnet.py R2Plus1D_18_Weights.KINETICS400_V1.url
-        urls=("https://download.pytorch.org/models/r2plus1d_18-91a641e6.pth",),
-        file_name="r2plus1d_18-91a641e6.pth",
-        sha256="91a641e6",
-        sha256_note=_TV_HASH,
-        checkpoint_format="torchvision_r2plus1d",
-        num_classes=400,
-        labels="kinetics400",  # resnet.py _COMMON_META "categories": _KINETICS400_CATEGORIES
-        preprocessing=_TV_VIDEO_PRE,
-        temporal=_TV_VIDEO_TIME,
-        shift_mode="none",
-        size_mb=120.318,  # R2Plus1D_18_Weights meta "_file_size"
-        source=_TV_SRC,
-        license=_TV_LICENSE,
-        description="torchvision R(2+1)D-18, Kinetics-400 (16 frames at 15 fps, 112²)",
-    ),
-    WeightEntry(
-        name="r3d_18.kinetics400",
-        arch="r3d_18",
-        task="actions (Kinetics-400)",
-        # torchvision/models/video/resnet.py R3D_18_Weights.KINETICS400_V1.url
-        urls=("https://download.pytorch.org/models/r3d_18-b3b3357e.pth",),
-        file_name="r3d_18-b3b3357e.pth",
-        sha256="b3b3357e",
-        sha256_note=_TV_HASH,
-        checkpoint_format="torchvision_r3d",
-        num_classes=400,
-        labels="kinetics400",
-        preprocessing=_TV_VIDEO_PRE,
-        temporal=_TV_VIDEO_TIME,
-        shift_mode="none",
-        size_mb=127.359,  # R3D_18_Weights meta "_file_size"
-        source=_TV_SRC,
-        license=_TV_LICENSE,
-        description="torchvision R3D-18, Kinetics-400 (16 frames at 15 fps, 112²)",
-    ),
-    WeightEntry(
-        name="slowfast_r50.kinetics400",
-        arch="slowfast_r50",
-        task="actions (Kinetics-400)",
-        # configs/recognition/slowfast/metafile.yml, slowfast_r50_8xb8-4x16x1-256e_kinetics400-rgb "Weights"
-        urls=(_MM_URL + "slowfast/slowfast_r50_8xb8-4x16x1-256e_kinetics400-rgb/"
-              "slowfast_r50_8xb8-4x16x1-256e_kinetics400-rgb_20220901-701b0f6f.pth",),
-        file_name="slowfast_r50_8xb8-4x16x1-256e_kinetics400-rgb_20220901-701b0f6f.pth",
-        sha256="701b0f6f",
-        sha256_note=_MM_HASH,
-        checkpoint_format="mmaction2_slowfast",
-        num_classes=400,  # configs/_base_/models/slowfast_r50.py cls_head num_classes=400
-        labels="kinetics400",  # tools/data/kinetics/label_map_k400.txt
-        preprocessing=_MM_PRE,
-        # slowfast_r50_8xb8-4x16x1-256e_kinetics400-rgb.py: SampleFrames(clip_len=32, frame_interval=2);
-        # the backbone's resample_rate=8 / speed_ratio=8 (slowfast_r50.py) give 4 slow and 32 fast frames.
-        temporal=_strided_clip(clip_len=32, frame_interval=2),
-        shift_mode="none",
-        source=_MM_SRC,
-        license=_MM_LICENSE,
-        description="mmaction2 SlowFast R50 4x16, Kinetics-400 (32 frames every 2nd, 224²)",
-    ),
-    WeightEntry(
-        name="i3d_r50.kinetics400",
-        arch="i3d_r50",
-        task="actions (Kinetics-400)",
-        # configs/recognition/i3d/metafile.yml, i3d_imagenet-pretrained-r50_8xb8-32x2x1-100e_kinetics400-rgb "Weights"
-        urls=(_MM_URL + "i3d/i3d_imagenet-pretrained-r50_8xb8-32x2x1-100e_kinetics400-rgb/"
-              "i3d_imagenet-pretrained-r50_8xb8-32x2x1-100e_kinetics400-rgb_20220812-e213c223.pth",),
-        file_name="i3d_imagenet-pretrained-r50_8xb8-32x2x1-100e_kinetics400-rgb_20220812-e213c223.pth",
-        sha256="e213c223",
-        sha256_note=_MM_HASH,
-        checkpoint_format="mmaction2_resnet3d",
-        num_classes=400,  # configs/_base_/models/i3d_r50.py cls_head num_classes=400
-        labels="kinetics400",
-        preprocessing=_MM_PRE,
-        temporal=_strided_clip(clip_len=32, frame_interval=2),  # the recipe's SampleFrames(clip_len=32, frame_interval=2)
-        shift_mode="none",
-        source=_MM_SRC,
-        license=_MM_LICENSE,
-        description="mmaction2 I3D ResNet-50 32x2, Kinetics-400 (32 frames every 2nd, 224²)",
-    ),
-    WeightEntry(
-        name="slowonly_r50.kinetics400",
-        arch="slowonly_r50",
-        task="actions (Kinetics-400)",
-        # configs/recognition/slowonly/metafile.yml, slowonly_r50_8xb16-8x8x1-256e_kinetics400-rgb "Weights"
-        urls=(_MM_URL + "slowonly/slowonly_r50_8xb16-8x8x1-256e_kinetics400-rgb/"
-              "slowonly_r50_8xb16-8x8x1-256e_kinetics400-rgb_20220901-2132fc87.pth",),
-        file_name="slowonly_r50_8xb16-8x8x1-256e_kinetics400-rgb_20220901-2132fc87.pth",
-        sha256="2132fc87",
-        sha256_note=_MM_HASH,
-        checkpoint_format="mmaction2_resnet3d",
-        num_classes=400,  # configs/_base_/models/slowonly_r50.py cls_head num_classes=400
-        labels="kinetics400",
-        preprocessing=_MM_PRE,
-        temporal=_strided_clip(clip_len=8, frame_interval=8),  # the recipe's SampleFrames(clip_len=8, frame_interval=8)
-        shift_mode="none",
-        source=_MM_SRC,
-        license=_MM_LICENSE,
-        description="mmaction2 SlowOnly ResNet-50 8x8, Kinetics-400 (8 frames every 8th, 224²)",
-    ),
-    WeightEntry(
-        name="mobilenet_v2.imagenet",
-        arch="tsm_mobilenetv2",
-        task="ImageNet backbone (training init)",
-        # torchvision/models/mobilenetv2.py MobileNet_V2_Weights.IMAGENET1K_V1.url
-        urls=("https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",),
-        file_name="mobilenet_v2-b0353104.pth",
-        sha256="b0353104",
-        sha256_note=_TV_HASH,
-        checkpoint_format="torchvision_imagenet",
-        num_classes=1000,
-        labels="",
-        preprocessing=_TV_IMAGENET_PRE,
-        temporal=None,
-        shift_mode="none",
-        size_mb=13.555,  # MobileNet_V2_Weights.IMAGENET1K_V1 meta "_file_size"
-        source=_TV_SRC,
-        license="BSD-3-Clause (pytorch/vision); trained on ImageNet-1k, whose terms apply",
-        description="torchvision MobileNetV2 ImageNet-1k (V1): backbone initialisation for tsm_mobilenetv2/tsn_mobilenetv2",
-    ),
-    WeightEntry(
-        name="resnet50.imagenet",
-        arch="tsm_resnet50",
-        task="ImageNet backbone (training init)",
-        # torchvision/models/resnet.py ResNet50_Weights.IMAGENET1K_V1.url (V1: the weights the official TSM
-        # trained from, via torchvision.models.resnet50(True) in ops/models.py)
-        urls=("https://download.pytorch.org/models/resnet50-0676ba61.pth",),
-        file_name="resnet50-0676ba61.pth",
-        sha256="0676ba61",
-        sha256_note=_TV_HASH,
-        checkpoint_format="torchvision_imagenet",
-        num_classes=1000,
-        labels="",
-        preprocessing=_TV_IMAGENET_PRE,
-        temporal=None,
-        shift_mode="none",
-        size_mb=97.781,  # ResNet50_Weights.IMAGENET1K_V1 meta "_file_size"
-        source=_TV_SRC,
-        license="BSD-3-Clause (pytorch/vision); trained on ImageNet-1k, whose terms apply",
-        description="torchvision ResNet-50 ImageNet-1k (V1): backbone initialisation for tsm_resnet50/tsn_resnet50",
-    ),
+    # torchvision/models/video/resnet.py: R2Plus1D_18_Weights / R3D_18_Weights.KINETICS400_V1 url and meta
+    # "_file_size"; "categories": _KINETICS400_CATEGORIES.
+    _torchvision("r2plus1d_18.kinetics400", "r2plus1d_18", "https://download.pytorch.org/models/r2plus1d_18-91a641e6.pth",
+                 "torchvision_r2plus1d", 120.318, "torchvision R(2+1)D-18, Kinetics-400 (16 frames at 15 fps, 112²)"),
+    _torchvision("r3d_18.kinetics400", "r3d_18", "https://download.pytorch.org/models/r3d_18-b3b3357e.pth",
+                 "torchvision_r3d", 127.359, "torchvision R3D-18, Kinetics-400 (16 frames at 15 fps, 112²)"),
+    # torchvision/models/mobilenetv2.py MobileNet_V2_Weights.IMAGENET1K_V1 and resnet.py ResNet50_Weights.IMAGENET1K_V1
+    # (url, "_file_size"); V1 of ResNet-50 is what the official TSM trained from (ops/models.py:
+    # torchvision.models.resnet50(True)).
+    _torchvision("mobilenet_v2.imagenet", "tsm_mobilenetv2", "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+                 "torchvision_imagenet", 13.555,
+                 "torchvision MobileNetV2 ImageNet-1k (V1): backbone initialisation for tsm_mobilenetv2/tsn_mobilenetv2"),
+    _torchvision("resnet50.imagenet", "tsm_resnet50", "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+                 "torchvision_imagenet", 97.781,
+                 "torchvision ResNet-50 ImageNet-1k (V1): backbone initialisation for tsm_resnet50/tsn_resnet50"),
+    # mmaction2 configs/recognition/<family>/metafile.yml "Weights" of each recipe; the clip is the recipe
+    # config's SampleFrames(clip_len, frame_interval) (SlowFast 4x16: the backbone's resample_rate=8 and
+    # speed_ratio=8 in configs/_base_/models/slowfast_r50.py give 4 slow and 32 fast frames).
+    _mmaction2("slowfast_r50.kinetics400", "slowfast_r50",
+               _MM_URL + "slowfast/slowfast_r50_8xb8-4x16x1-256e_kinetics400-rgb/"
+               "slowfast_r50_8xb8-4x16x1-256e_kinetics400-rgb_20220901-701b0f6f.pth",
+               "mmaction2_slowfast", _strided_clip(clip_len=32, frame_interval=2),
+               "mmaction2 SlowFast R50 4x16, Kinetics-400 (32 frames every 2nd, 224²)"),
+    _mmaction2("i3d_r50.kinetics400", "i3d_r50",
+               _MM_URL + "i3d/i3d_imagenet-pretrained-r50_8xb8-32x2x1-100e_kinetics400-rgb/"
+               "i3d_imagenet-pretrained-r50_8xb8-32x2x1-100e_kinetics400-rgb_20220812-e213c223.pth",
+               "mmaction2_resnet3d", _strided_clip(clip_len=32, frame_interval=2),
+               "mmaction2 I3D ResNet-50 32x2, Kinetics-400 (32 frames every 2nd, 224²)"),
+    _mmaction2("slowonly_r50.kinetics400", "slowonly_r50",
+               _MM_URL + "slowonly/slowonly_r50_8xb16-8x8x1-256e_kinetics400-rgb/"
+               "slowonly_r50_8xb16-8x8x1-256e_kinetics400-rgb_20220901-2132fc87.pth",
+               "mmaction2_resnet3d", _strided_clip(clip_len=8, frame_interval=8),
+               "mmaction2 SlowOnly ResNet-50 8x8, Kinetics-400 (8 frames every 8th, 224²)"),
 )
 
 _BY_NAME: dict[str, WeightEntry] = {e.name: e for e in _ENTRIES}
