@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 
 from conftest import random_state_dict, reference_keys
@@ -82,6 +83,12 @@ def jester_bytes() -> bytes:
     return saved(random_state_dict(reference_keys("tsm_official_online_mobilenetv2_jester")))
 
 
+@pytest.fixture(scope="module")
+def payload() -> bytes:
+    """3 MB of arbitrary bytes: what the transfer tests move (integrity checked by checksum, no torch)."""
+    return np.random.default_rng(0).integers(0, 256, 3_000_000, dtype=np.uint8).tobytes()
+
+
 def hashed(name: str, data: bytes):
     """The entry as if its source published the SHA-256 prefix of ``data``: the transfer tests then check
     integrity by checksum and need no torch to verify the file by loading it."""
@@ -91,6 +98,7 @@ def hashed(name: str, data: bytes):
 # -- the registry -----------------------------------------------------------------------------
 
 
+@pytest.mark.runtime
 @pytest.mark.parametrize("labels, n", [("jester", 27), ("kinetics400", 400), ("sthv2", 174)])
 def test_label_lists_have_their_published_lengths(labels, n):
     names = load_labels(labels)
@@ -98,6 +106,7 @@ def test_label_lists_have_their_published_lengths(labels, n):
     assert all(name == name.strip() and name and not name.startswith("#") for name in names)
 
 
+@pytest.mark.runtime
 def test_label_lists_keep_the_order_of_the_weights():
     # online_demo/main.py `catigories`: index 16 is "Swiping Left", 0 and 2 the no-gesture classes
     jester = load_labels("jester")
@@ -106,6 +115,7 @@ def test_label_lists_keep_the_order_of_the_weights():
     assert load_labels("sthv2")[0] == "Approaching something with your camera"
 
 
+@pytest.mark.runtime
 def test_the_issue_lists_entries_are_all_there():
     required = {
         "tsm_mobilenetv2.jester_online", "tsm_resnet50.kinetics400", "tsm_mobilenetv2.kinetics400", "tsm_resnet50.sthv2",
@@ -115,6 +125,7 @@ def test_the_issue_lists_entries_are_all_there():
     assert required <= {e.name for e in list_weights()}
 
 
+@pytest.mark.runtime
 @pytest.mark.parametrize("entry", list_weights(), ids=lambda e: e.name)
 def test_entry_fields_are_consistent(entry):
     if entry.is_backbone:
@@ -191,6 +202,7 @@ def test_every_entry_loads_a_file_in_its_format(entry, tmp_path):
 # -- cache root -------------------------------------------------------------------------------
 
 
+@pytest.mark.runtime
 def test_cache_root_follows_home_then_the_old_variable_then_xdg(tmp_path, monkeypatch):
     for var in _ENV:
         monkeypatch.delenv(var, raising=False)
@@ -208,6 +220,7 @@ def test_cache_root_follows_home_then_the_old_variable_then_xdg(tmp_path, monkey
         home_dir()
 
 
+@pytest.mark.runtime
 def test_mirror_replaces_scheme_and_host_and_keeps_the_path(monkeypatch):
     url = "https://download.pytorch.org/models/r3d_18-b3b3357e.pth"
     monkeypatch.delenv("STREAMTSM_MIRROR", raising=False)
@@ -222,6 +235,7 @@ def test_mirror_replaces_scheme_and_host_and_keeps_the_path(monkeypatch):
             mirrored(url)
 
 
+@pytest.mark.runtime
 def test_entries_refuse_unsafe_file_names_and_non_http_urls():
     entry = get_weight(JESTER)
     for bad in ("../evil.pth", "sub/x.pth", "..", ".hidden"):
@@ -232,6 +246,7 @@ def test_entries_refuse_unsafe_file_names_and_non_http_urls():
             dataclasses.replace(entry, urls=(bad,))
 
 
+@pytest.mark.runtime
 def test_misspelled_names_list_the_closest():
     assert find_weight("tsm_mobilenetv2.jester") is None
     assert closest_names("tsm_mobilenetv2.jester")[0] == JESTER
@@ -273,40 +288,44 @@ def test_first_load_downloads_and_second_load_makes_no_request(zoo, jester_bytes
     assert len(zoo.requests) == 1 and again.card == card
 
 
-def test_progress_bar_goes_to_stderr_when_asked(zoo, jester_bytes, capfd):
-    zoo.add(url_path(JESTER), jester_bytes)
-    entry, shown = hashed(JESTER, jester_bytes), DownloadOptions(progress=True)
+@pytest.mark.runtime
+def test_progress_bar_goes_to_stderr_when_asked(zoo, payload, capfd):
+    zoo.add(url_path(JESTER), payload)
+    entry, shown = hashed(JESTER, payload), DownloadOptions(progress=True)
     path = ensure_weight(entry, options=shown).path
     out, err = capfd.readouterr()
-    assert path.read_bytes() == jester_bytes and out == ""
+    assert path.read_bytes() == payload and out == ""
     assert "mobilenetv2_jester_online.pth.tar" in err and "100% [####################]" in err and "MB/s" in err
     ensure_weight(entry, options=shown)
     assert zoo.count(url_path(JESTER)) == 1 and "%" not in capfd.readouterr().err  # cached: nothing fetched
 
 
-def test_connection_dropped_mid_file_resumes_with_a_range_request(zoo, jester_bytes):
-    zoo.add(url_path(JESTER), jester_bytes, mode="drop_once")
-    zoo.drop_at = len(jester_bytes) // 3
-    weight = ensure_weight(hashed(JESTER, jester_bytes), options=FAST)
+@pytest.mark.runtime
+def test_connection_dropped_mid_file_resumes_with_a_range_request(zoo, payload):
+    zoo.add(url_path(JESTER), payload, mode="drop_once")
+    zoo.drop_at = len(payload) // 3
+    weight = ensure_weight(hashed(JESTER, payload), options=FAST)
     assert zoo.requests == [(url_path(JESTER), None), (url_path(JESTER), f"bytes={zoo.drop_at}-")]
-    assert weight.path.read_bytes() == jester_bytes
+    assert weight.path.read_bytes() == payload
 
 
-def test_truncated_transfer_fails_after_bounded_retries_and_a_later_run_resumes(zoo, jester_bytes):
-    zoo.add(url_path(JESTER), jester_bytes, mode="truncate")
-    entry = hashed(JESTER, jester_bytes)
+@pytest.mark.runtime
+def test_truncated_transfer_fails_after_bounded_retries_and_a_later_run_resumes(zoo, payload):
+    zoo.add(url_path(JESTER), payload, mode="truncate")
+    entry = hashed(JESTER, payload)
     with pytest.raises(WeightsError, match=r"ended after \d+ of \d+ bytes.*after 3 attempts"):
         ensure_weight(entry, options=FAST)
     assert zoo.count(url_path(JESTER)) == 3 and not weight_path(entry).exists()
     leftovers = list(weights_dir().glob("*.part"))
-    assert len(leftovers) == 1 and leftovers[0].stat().st_size == len(jester_bytes) // 2
+    assert len(leftovers) == 1 and leftovers[0].stat().st_size == len(payload) // 2
 
     zoo.modes[url_path(JESTER)] = "ok"  # the server recovers; the next run continues the partial file
     weight = ensure_weight(entry, options=FAST)
-    assert zoo.requests[-1] == (url_path(JESTER), f"bytes={len(jester_bytes) // 2}-")
-    assert weight.path.read_bytes() == jester_bytes and not list(weights_dir().glob("*.part"))
+    assert zoo.requests[-1] == (url_path(JESTER), f"bytes={len(payload) // 2}-")
+    assert weight.path.read_bytes() == payload and not list(weights_dir().glob("*.part"))
 
 
+@pytest.mark.runtime
 def test_404_fails_at_once_and_says_where_to_put_the_file(zoo):
     zoo.add(url_path(JESTER), b"", mode="missing")
     entry = get_weight(JESTER)
@@ -315,6 +334,7 @@ def test_404_fails_at_once_and_says_where_to_put_the_file(zoo):
     assert zoo.count(url_path(JESTER)) == 1  # no retries for a 404
 
 
+@pytest.mark.runtime
 def test_a_server_that_never_answers_times_out(home, monkeypatch):
     with SilentServer() as silent:
         monkeypatch.setenv("STREAMTSM_MIRROR", silent.url)
@@ -325,9 +345,10 @@ def test_a_server_that_never_answers_times_out(home, monkeypatch):
     assert not weight_path(get_weight(JESTER)).exists()
 
 
-def test_wrong_sha256_deletes_the_file_and_the_right_one_is_kept(zoo, jester_bytes):
+@pytest.mark.runtime
+def test_wrong_sha256_deletes_the_file_and_the_right_one_is_kept(zoo, payload):
     entry = get_weight("r3d_18.kinetics400")
-    data = jester_bytes  # any other file than torchvision's: the published prefix must catch it
+    data = payload  # any file other than torchvision's: the published prefix must catch it
     zoo.add(url_path(entry.name), data)
     with pytest.raises(WeightsError, match="does not start with the published b3b3357e.*deleted"):
         ensure_weight(entry, options=FAST)
@@ -358,10 +379,11 @@ _CONCURRENT_CHILD = textwrap.dedent(
 )
 
 
-def test_two_processes_loading_the_same_name_download_it_once(zoo, jester_bytes, tmp_path):
-    zoo.add(url_path(JESTER), jester_bytes, mode="slow")  # 20 pieces, 0.1 s apart: the two loads overlap
+@pytest.mark.runtime
+def test_two_processes_loading_the_same_name_download_it_once(zoo, payload, tmp_path):
+    zoo.add(url_path(JESTER), payload, mode="slow")  # 20 pieces, 0.1 s apart: the two loads overlap
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    go, digest = tmp_path / "go", hashlib.sha256(jester_bytes).hexdigest()
+    go, digest = tmp_path / "go", hashlib.sha256(payload).hexdigest()
     children = [
         subprocess.Popen([sys.executable, "-c", _CONCURRENT_CHILD, str(tmp_path / f"ready{i}"), str(go), JESTER, digest[:8]],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -381,7 +403,7 @@ def test_two_processes_loading_the_same_name_download_it_once(zoo, jester_bytes,
     assert [out.strip() for out, _ in results] == [digest, digest]
     assert zoo.count(url_path(JESTER)) == 1  # one download; the other process waited for it, then checked the file
     assert sum("waiting for another process" in err for _, err in results) == 1
-    assert weight_path(get_weight(JESTER)).read_bytes() == jester_bytes and not list(weights_dir().glob("*.part"))
+    assert weight_path(get_weight(JESTER)).read_bytes() == payload and not list(weights_dir().glob("*.part"))
 
 
 def test_offline_mode_never_touches_the_network(zoo, jester_bytes, monkeypatch):
