@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .card import card_path_for
+from .digest import file_sha256
 from .weights.home import exports_dir
 
 try:
@@ -70,15 +71,6 @@ def _version() -> str:
 def _finish(h: "hashlib._Hash", arch: str, opset: int) -> ExportKey:
     h.update(f"|streamtsm {_version()}|opset {opset}".encode())
     return ExportKey(arch, h.hexdigest())
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def key_for_file(path: str | Path, arch: str, *, opset: int = OPSET) -> ExportKey:

@@ -23,7 +23,6 @@ staleness logic is tested on CPU.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from typing import Any
 
 from ..card import CardError, ModelCard
 from ..contract import ContractError, read_card_from_onnx_metadata
+from ..digest import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -162,14 +162,6 @@ def engine_path_for(onnx_path: str | Path, precision: str, engine_dir: str | Pat
     onnx_path = Path(onnx_path)
     folder = Path(engine_dir) if engine_dir is not None else onnx_path.parent
     return folder / f"{onnx_path.stem}.{precision}.plan"
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_sidecar(plan: str | Path) -> EngineSidecar:

@@ -6,7 +6,7 @@ tell a weight name from a path, and ``WeightEntry.card_overrides()`` are the car
 to the weights. ``streamtsm.load_model(NAME)`` uses all of this.
 """
 
-from .cache import CachedWeight, cached_file, download, ensure_weight, sha256_file, weight_file, weight_path
+from .cache import CachedWeight, cached_file, download, ensure_weight, weight_file, weight_path
 from .fetch import DownloadError, DownloadOptions, is_offline, mirrored
 from .home import exports_dir, home_dir, weights_dir
 from .labels import label_sets, load_labels
@@ -31,7 +31,6 @@ __all__ = [
     "list_weights",
     "load_labels",
     "mirrored",
-    "sha256_file",
     "weight_file",
     "weight_path",
     "weights_dir",

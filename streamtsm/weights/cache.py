@@ -19,7 +19,6 @@ Torch-free, except that checking a file without a known checksum loads it (with 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import secrets
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ..digest import file_sha256
 from .fetch import DownloadError, DownloadOptions, fetch, is_offline, mirrored, OFFLINE_ENV
 from .home import weights_dir
 from .registry import WeightEntry, WeightsError, get_weight
@@ -109,14 +109,6 @@ def ensure_weight(
         return _download(entry, path, options or DownloadOptions.from_env(), verify)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 # -- checking ---------------------------------------------------------------------------------
 
 
@@ -142,7 +134,7 @@ def _record(path: Path, digest: str) -> None:
 
 def _check(entry: WeightEntry, path: Path, verify: Verifier | None) -> CachedWeight | None:
     """The file as a CachedWeight if it passes its check, None if it fails (nothing is deleted here)."""
-    digest = sha256_file(path)
+    digest = file_sha256(path)
     expected = entry.sha256 or _recorded(path)
     if expected:
         return CachedWeight(entry, path, digest) if digest.startswith(expected) else None
@@ -208,7 +200,7 @@ def _download(entry: WeightEntry, path: Path, options: DownloadOptions, verify: 
             f"{entry.name}: " + "; ".join(errors)
             + f". Check the network (or set STREAMTSM_MIRROR), or put {entry.file_name} at {path} by hand"
         )
-    digest = sha256_file(part)
+    digest = file_sha256(part)
     if entry.sha256 and not digest.startswith(entry.sha256):
         part.unlink()
         raise WeightsError(
