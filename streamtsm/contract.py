@@ -75,8 +75,6 @@ def graph_signature(card: ModelCard, batch_size: int = 1) -> GraphSignature:
         t = card.temporal.clip_len
         shape = (batch_size, 3, t, crop, crop) if card.temporal.clip_layout == "NCTHW" else (batch_size, t, 3, crop, crop)
         main = TensorSpec("clip", shape)
-    if card.state and not card.is_online:
-        raise CardError(f"card for {card.arch!r} is a window model but lists {len(card.state)} state tensors")
     states_in = tuple(TensorSpec(s.name, (batch_size, *s.shape[1:]), s.dtype) for s in card.state)
     states_out = tuple(TensorSpec(state_output_name(s.name), s.shape, s.dtype) for s in states_in)
     return GraphSignature(

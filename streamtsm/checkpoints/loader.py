@@ -172,6 +172,10 @@ def _from_safetensors(path: Path) -> tuple[nn.Module, str]:
         model = create_model(card.arch, num_classes=card.num_classes, class_names=card.class_names, **kwargs)
     except KeyError as exc:
         raise CheckpointError(f"{card_file}: {exc.args[0]}") from None
+    except TypeError as exc:  # which arguments a builder takes is known only here, not to the card validator
+        if "keyword argument" not in str(exc):
+            raise
+        raise CheckpointError(f"{card_file}: arch_kwargs do not fit {card.arch}: {exc}; remove or correct that key") from None
     _load_strict(model, sd, path, OWN_FORMAT)
     model.card = card
     return model, OWN_FORMAT
