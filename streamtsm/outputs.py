@@ -90,10 +90,11 @@ def temp_path_for(path: Path) -> Path:
     """A temporary name beside ``path``, unique per process and call, keeping ``path``'s suffix.
 
     The suffix stays last because writers such as OpenCV choose the container or image format
-    from it (``.clip.mp4`` -> ``.clip.1234-9f3a….tmp.mp4``). The leading dot hides it from
-    ``ls`` and from globs such as ``*.mp4`` while it is being written.
+    from it (``clip.mp4`` -> ``.clip.1234-9f3a….part.mp4``). The leading dot hides it from
+    ``ls`` and shell globs while it is being written; ``.part`` before the suffix marks it
+    unfinished for code that lists a folder (the export cache skips ``*.part.onnx``).
     """
-    return path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
+    return path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:12]}.part{path.suffix}")
 
 
 class PendingFile:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..outputs import PendingFile, check_output_path
 from .streaming import emit, exit_now, open_source_arg, percentile, stop_on_signals
 
 logger = logging.getLogger(__name__)
@@ -119,25 +120,28 @@ class _VideoOutput:
         self.fps = fps
         self.frames = 0
         self._writer: Any = None
-        if self.path.suffix.lower() not in (".mp4", ".avi", ".mkv", ".mov"):
-            raise DemoError(f"--output {path}: use a .mp4, .avi, .mkv or .mov file name")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._pending = PendingFile(self.path)  # frames go to a temporary file, renamed onto path at close()
 
     def write(self, image: np.ndarray) -> None:
         import cv2
 
         if self._writer is None:
             fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
-            self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (image.shape[1], image.shape[0]))
+            self._writer = cv2.VideoWriter(str(self._pending.temp), fourcc, self.fps, (image.shape[1], image.shape[0]))
             if not self._writer.isOpened():
                 raise DemoError(f"--output {self.path}: OpenCV could not open a video writer for this file")
         self._writer.write(image)
         self.frames += 1
 
-    def close(self) -> None:
+    def close(self, commit: bool = True) -> None:
+        """Finish the video; ``commit=False`` (a crash) discards it and keeps an existing file as it was."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
+        if commit:
+            self._pending.commit()
+        else:
+            self._pending.discard()
 
 
 class _Stats:
@@ -248,9 +252,9 @@ class _Screen:
         key = cv2.waitKey(1) & 0xFF
         return "quit" if key in (ord("q"), 27) else "reset" if key == ord("r") else None
 
-    def close(self) -> None:
+    def close(self, commit: bool = True) -> None:
         if self.output is not None:
-            self.output.close()
+            self.output.close(commit)
         if self.show_window:
             import cv2
 
@@ -261,9 +265,9 @@ class _Screen:
             return
         import cv2
 
-        Path(self.screenshot_path).parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(self.screenshot_path), self.screenshot):
-            raise DemoError(f"could not write the screenshot {self.screenshot_path}")
+        with PendingFile(self.screenshot_path) as shot:
+            if not cv2.imwrite(str(shot.temp), self.screenshot):
+                raise DemoError(f"could not write the screenshot {self.screenshot_path}")
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -271,8 +275,11 @@ def _validate(args: argparse.Namespace) -> None:
         raise DemoError(f"--max-frames must be a positive number of frames, got {args.max_frames}")
     if args.threads is not None and not 1 <= args.threads <= 256:
         raise DemoError(f"--threads must be between 1 and 256, got {args.threads}")
-    if args.screenshot and Path(args.screenshot).suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise DemoError(f"--screenshot {args.screenshot}: use a .png or .jpg file name")
+    inputs = (args.video, args.source, args.model)  # none may be overwritten by an output
+    if args.output:
+        check_output_path(args.output, suffixes=(".mp4", ".avi", ".mkv", ".mov"), inputs=inputs, what="--output")
+    if args.screenshot:
+        check_output_path(args.screenshot, suffixes=(".png", ".jpg", ".jpeg"), inputs=inputs, what="--screenshot")
 
 
 def _wants_window(args: argparse.Namespace) -> bool:
@@ -341,6 +348,9 @@ def run(args: argparse.Namespace) -> int:
                     ended = recognizer.reset()
                     tile.last_event_text = "reset" + (f" (end {ended[-1].label})" if ended else "")
                     logger.info("reset by the user (r)%s", f": {ended[-1].label} ended" if ended else "")
+    except BaseException:
+        screen.close(commit=False)  # a crash keeps the previous --output file
+        raise
     finally:
         screen.close()
         recognizer.close()

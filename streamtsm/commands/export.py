@@ -6,6 +6,10 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..card import MAX_CLASSES, MAX_SIDE, MIN_SIDE
+from ..export import MAX_OPSET, MIN_OPSET
+from ..outputs import check_output_path
+
 log = logging.getLogger(__name__)
 
 
@@ -37,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--dynamic-batch", action="store_true",
         help="make the batch dimension symbolic: one graph for any number of cameras (needed for Triton batching)",
     )
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17; TensorRT 10 reads 9-20)")
+    p.add_argument("--opset", type=int, default=17, help=f"ONNX opset, {MIN_OPSET}-{MAX_OPSET} (default 17; TensorRT 10 reads 9-20)")
     p.add_argument("--check-steps", type=int, default=4, help="steps of the ONNX Runtime vs torch check (default 4)")
     p.add_argument("--num-classes", type=int, help="registry names only: number of classes (default 400)")
     p.add_argument("--input-size", type=int, help="registry names only: crop size in pixels (default: the model's)")
@@ -83,15 +87,30 @@ def int8_request(args: argparse.Namespace):
     return CalibrationSource.parse(args.calibrate), config
 
 
+def check_arguments(args: argparse.Namespace, int8: bool) -> Path:
+    """Refuse impossible numbers and unwritable outputs before the model is built; returns the output path."""
+    for option, value, lo, hi in (
+        ("--opset", args.opset, MIN_OPSET, MAX_OPSET),
+        ("--num-classes", args.num_classes if args.num_classes is not None else 1, 1, MAX_CLASSES),
+        ("--batch", args.batch, 1, 1024),
+        ("--check-steps", args.check_steps, 1, 1000),
+        ("--input-size", args.input_size if args.input_size is not None else MIN_SIDE, MIN_SIDE, MAX_SIDE),
+    ):
+        if not lo <= value <= hi:
+            why = " (the range torch's TorchScript exporter writes for every architecture here)" if option == "--opset" else ""
+            raise ValueError(f"{option} {value}: use a value from {lo} to {hi}{why}")
+    name = "default" if args.model == "default" else Path(args.model).name.split(".")[0]
+    out = args.output or Path("engines") / f"{name}{'.int8' if int8 else ''}.onnx"
+    source = args.model if args.model != "default" and Path(args.model).is_file() else None
+    return check_output_path(out, suffixes=(".onnx",), inputs=(source,), what="-o/--output" if args.output else "output")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..export.onnx import export_onnx
     from ..resolve import load_torch_model
 
     int8 = int8_request(args)
-    name = "default" if args.model == "default" else Path(args.model).name.split(".")[0]
-    out = args.output or Path("engines") / f"{name}{'.int8' if int8 else ''}.onnx"
-    if int8 and out.suffix != ".onnx":
-        raise ValueError(f"output {out} should end in .onnx")
+    out = check_arguments(args, int8 is not None)
     model = load_torch_model(args.model, num_classes=args.num_classes, input_size=args.input_size)
     if int8 and not model.card.is_online:
         raise ValueError(f"--int8 quantizes online (per-frame) models; {model.card.arch} is a window (clip) model")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,8 @@ from torch import nn
 
 from ..contract import GraphSignature, card_metadata, graph_signature
 from ..card import ModelCard, StateTensor
+from ..outputs import write_bytes_atomic
+from . import MAX_OPSET, MIN_OPSET
 
 DEFAULT_TOLERANCE = 1e-4
 
@@ -107,6 +108,8 @@ def export_onnx(
         raise ExportError(f"batch_size must be >= 1, got {batch_size}")
     if check_steps < 1:
         raise ExportError("check_steps must be >= 1: an export is never written unchecked")
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ExportError(f"opset must be an integer from {MIN_OPSET} to {MAX_OPSET}, got {opset!r}")
     out = Path(path)
     if out.suffix != ".onnx":
         raise ExportError(f"output {out} should end in .onnx")
@@ -140,11 +143,7 @@ def export_onnx(
         "ONNX Runtime matches torch over %d %s: max |logits diff| %.2g, max |state diff| %.2g",
         check.steps, "steps" if card.is_online else "clips", check.max_logit_diff, check.max_state_diff,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, out)
-    return out
+    return write_bytes_atomic(out, data)  # temp name unique per process: parallel exports never mix
 
 
 def _graph_module(model: nn.Module, card: ModelCard) -> nn.Module:
