@@ -4,6 +4,10 @@ A command module provides ``register(subparsers)``, which adds its parser and se
 ``func(args) -> int``. Command modules import their heavy dependencies inside ``func``, so
 parsing arguments is fast and the torch-free runtime (demo with an ONNX model) never imports
 torch.
+
+Exit codes: 0 done, 1 a user error (one line on stderr), 2 bad arguments, 130 Ctrl-C, 141 the
+reader of stdout went away (``streamtsm info --json | head -1``): as a Unix tool killed by
+SIGPIPE, the command stops quietly instead of printing a BrokenPipeError traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +15,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+
+from . import __version__
 
 # Order here is the order in --help.
 COMMANDS = ("demo", "info", "models", "download", "export", "build_engine", "bench", "train", "eval", "triton", "triton_setup", "triton_client")
@@ -28,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--version", action="version", version=f"streamtsm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"streamtsm.commands.{name}").register(sub)
@@ -35,6 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _run(argv)
+        finally:  # also after --help/--version (SystemExit): a reader that left shows up here, not at exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -47,11 +65,26 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        raise
     except Exception as exc:  # user-facing errors: one clear line, not a traceback
         if args.verbose or not _is_user_error(exc):
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def _stdout_closed() -> int:
+    """stdout's reader is gone: point stdout at /dev/null so the final flush at exit cannot fail
+    again, and exit as a process killed by SIGPIPE would (128 + 13)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (an embedding app replaced it)
+        return 128 + 13
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+    return 128 + 13
 
 
 def _is_user_error(exc: Exception) -> bool:

@@ -37,6 +37,7 @@ from torch import nn
 from ..card import CardError, ModelCard, StateTensor, card_path_for
 from ..models.online import to_online
 from ..models.registry import create_model
+from ..describe import card_fields
 from ..weights import WeightEntry, closest_names, ensure_weight, find_weight
 from . import tsm, video3d
 from .formats import CheckpointError, CheckpointFormat, Converted, StateDict, key_shapes
@@ -320,20 +321,7 @@ def inspect_checkpoint(path: str | Path | None = None) -> CheckpointInfo:
 
 
 def card_summary(info: CheckpointInfo) -> dict[str, Any]:
-    c = info.card
-    return {
-        "path": info.path,
-        "format": info.format,
-        "arch": c.arch,
-        "num_classes": c.num_classes,
-        "classes": list(c.class_names) if c.num_classes <= 30 else list(c.class_names[:10]) + ["…"],
-        "shift_mode": c.shift_mode,
-        "mode": c.temporal.mode,
-        "input_size": [c.preprocessing.crop_size, c.preprocessing.crop_size],
-        "fps": c.temporal.fps,
-        "parameters": info.num_parameters,
-        "state_tensors": len(c.state),
-    }
+    return {"path": info.path, "format": info.format, **card_fields(info.card), "parameters": info.num_parameters}
 
 
 def card_json(info: CheckpointInfo) -> str:

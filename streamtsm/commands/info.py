@@ -1,34 +1,64 @@
-"""``streamtsm info PATH``: what a checkpoint is, before you run it."""
+"""``streamtsm info PATH``: what a checkpoint, ONNX graph or TensorRT engine is, before you run it.
+
+``.onnx`` and ``.plan`` files are described without torch (see :mod:`streamtsm.describe`), so
+the command works on a device that only runs exported models.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "info",
-        help="show what a checkpoint is (format, architecture, classes, shift mode, input size, parameters)",
+        help="show what a checkpoint, .onnx or .plan file is (architecture, classes, input size, I/O, engine)",
         description=(
-            "Detect a checkpoint's format and print what it contains: format, architecture, class count and "
-            "names, shift mode (uni = runs online, bi = offline only), input size, frame rate, parameters and the "
-            "number of online state tensors. Without PATH, describes the embedded default model."
+            "Describe a model file. Checkpoints: format, architecture, class count and names, shift mode (uni = runs "
+            "online, bi = offline only), input size, frame rate, parameters and the number of online state tensors. "
+            ".onnx exports (no torch needed): the card in the file, inputs and outputs with shapes, opset, dynamic "
+            "batch, precision and calibration, file size. .plan TensorRT engines: the same from the engine's sidecar, "
+            "plus the TensorRT version, GPU, engine precision and the SHA-256 of the ONNX file it was built from "
+            "(no GPU needed). Without PATH, describes the embedded default model."
         ),
     )
-    p.add_argument("path", nargs="?", help="checkpoint (.safetensors, .pth, .pth.tar); default: embedded model")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("path", nargs="?", help="checkpoint (.safetensors, .pth, .pth.tar), .onnx or .plan; default: embedded model")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table (with the full card for .onnx/.plan)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    suffix = Path(args.path).suffix.lower() if args.path else ""
+    if suffix in (".onnx", ".plan"):
+        from ..describe import describe_onnx, describe_plan
+
+        info = describe_onnx(args.path) if suffix == ".onnx" else describe_plan(args.path)
+        if args.json:
+            print(json.dumps(info, indent=2))
+        else:
+            _print_table({k: v for k, v in info.items() if k != "card"})
+        return 0
     from ..checkpoints.loader import card_json, card_summary, inspect_checkpoint
 
-    info = inspect_checkpoint(args.path)
+    checkpoint = inspect_checkpoint(args.path)
     if args.json:
-        print(card_json(info))
+        print(card_json(checkpoint))
         return 0
-    for key, value in card_summary(info).items():
+    _print_table(card_summary(checkpoint))
+    return 0
+
+
+def _print_table(info: dict[str, Any]) -> None:
+    for key, value in info.items():
         if key == "parameters":
             value = f"{value:,} ({value / 1e6:.2f} M)"
+        elif key == "file_size_bytes":
+            key, value = "file_size", f"{value / 1e6:.2f} MB ({value:,} bytes)"
+        elif key in ("inputs", "outputs"):
+            value = "\n".join(f"{'':>16}{t['name']} {t['shape']} {t['dtype']}" for t in value).lstrip()
+        elif key == "calibration" and not value:
+            value = "none"
         print(f"{key:>14}: {value}")
-    return 0
