@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .backends.tensorrt_engine import file_sha256, read_sidecar
 from .card import ModelCard
 from .contract import check_graph_io, graph_signature, read_card_from_onnx_metadata
 
@@ -66,8 +67,6 @@ def describe_onnx(path: str | Path) -> dict[str, Any]:
 
 def describe_plan(path: str | Path) -> dict[str, Any]:
     """A TensorRT ``.plan`` from its sidecar (no TensorRT or GPU needed); EngineError without one."""
-    from .backends.tensorrt_engine import file_sha256, read_sidecar
-
     p = _existing_file(path)
     side = read_sidecar(p)
     card = side.model_card

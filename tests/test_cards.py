@@ -2,7 +2,7 @@
 
 Table-driven: (what is changed in a valid card) -> (fragment of the message). Every row goes
 through the two ways a card reaches the runtime without torch: a ``.card.json`` file
-(``ModelCard.load``) and the metadata of an ONNX file opened by ``OnnxRuntimeBackend``. The
+(``ModelCard.load``) and the metadata of an ONNX file opened by ``open_onnxruntime``. The
 ONNX file is a tiny graph built with ``onnx.helper``: the card is checked before the graph's
 I/O, so the graph only has to be valid ONNX. A guard test shows the valid base card passes
 both ways, so each refusal is about the one thing its row changes.
@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 
 from streamtsm.card import CARD_VERSION, CardError, ModelCard, Preprocessing, StateTensor, Temporal
+
+pytestmark = pytest.mark.runtime  # torch-free: CI runs these again with torch unimportable
 
 DELETE = object()
 
@@ -161,11 +163,11 @@ def tiny_onnx_with_card(path: Path, card_json: str) -> Path:
 def test_bad_card_in_onnx_metadata_is_refused_in_one_line(tmp_path: Path, card: dict, fragment: str) -> None:
     pytest.importorskip("onnxruntime")
     from streamtsm.backends.base import BackendError
-    from streamtsm.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from streamtsm.backends.onnxruntime_backend import open_onnxruntime
 
     path = tiny_onnx_with_card(tmp_path / "forged.onnx", json.dumps(card))
     with pytest.raises(BackendError) as info:
-        OnnxRuntimeBackend(path)
+        open_onnxruntime(path)
     message = str(info.value)
     assert fragment in message
     assert "the model card in its metadata is unusable" in message and "\n" not in message
@@ -176,14 +178,14 @@ def test_the_base_card_passes_both_ways(tmp_path: Path) -> None:
     past the card check to the graph I/O check (the tiny graph has no frame input)."""
     pytest.importorskip("onnxruntime")
     from streamtsm.backends.base import BackendError
-    from streamtsm.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from streamtsm.backends.onnxruntime_backend import open_onnxruntime
 
     path = tmp_path / "m.card.json"
     path.write_text(json.dumps(base_card()))
     card = ModelCard.load(path)
     assert card.preprocessing.crop_size == 80 and card.num_classes == 3 and card.state[1].shape == (1, 4, 20, 20)
     with pytest.raises(BackendError, match="does not match its model card: missing inputs"):
-        OnnxRuntimeBackend(tiny_onnx_with_card(tmp_path / "ok.onnx", json.dumps(base_card())))
+        open_onnxruntime(tiny_onnx_with_card(tmp_path / "ok.onnx", json.dumps(base_card())))
 
 
 def test_version_1_cards_still_load() -> None:

@@ -121,6 +121,7 @@ def test_info_describes_a_tensorrt_plan_from_its_sidecar_without_torch_or_gpu(ex
     assert "has no sidecar" in one_line_error(run_without("torch", "info", str(plan)))
 
 
+@pytest.mark.runtime
 def test_info_on_an_onnx_file_with_a_broken_card_names_the_field(tmp_path: Path) -> None:
     from test_cards import base_card, tiny_onnx_with_card
 
@@ -168,6 +169,7 @@ def test_the_opset_range_ends_both_export(tmp_path: Path) -> None:
 # -- --version and a closed stdout -------------------------------------------------------------------
 
 
+@pytest.mark.runtime
 def test_version_prints_the_package_version() -> None:
     from importlib.metadata import version
 

@@ -194,6 +194,7 @@ def test_train_out_below_a_file_fails_before_reading_the_data(afile: Path, tmp_p
 # -- the helper itself -----------------------------------------------------------------------------
 
 
+@pytest.mark.runtime
 def test_check_output_path_cases(tmp_path: Path, afile: Path) -> None:
     (tmp_path / "dir").mkdir()
     os.symlink(afile, tmp_path / "link")
@@ -214,6 +215,7 @@ def test_check_output_path_cases(tmp_path: Path, afile: Path) -> None:
     assert not list(tmp_path.glob(".streamtsm-probe-*"))
 
 
+@pytest.mark.runtime
 def test_pending_file_is_unique_and_commits_only_on_success(tmp_path: Path) -> None:
     target = tmp_path / "v.mp4"
     target.write_bytes(b"old")
