@@ -162,8 +162,8 @@ def _class_name(value: Any, name: str) -> str:
     )
     if not ok:
         raise _bad(
-            name, f"a non-empty single-line name of at most {MAX_CLASS_NAME} characters, without control or invisible "
-            "characters and without leading/trailing spaces", value,
+            name, f"a non-empty single-line class name of at most {MAX_CLASS_NAME} characters, without control or "
+            "invisible characters and without leading/trailing spaces", value,
         )
     return value
 

@@ -22,6 +22,12 @@ from .card import CardError, ModelCard
 #: ONNX ``metadata_props`` key holding the model card JSON.
 CARD_METADATA_KEY = "streamtsm.card"
 
+#: ONNX opsets an export may be written in. torch 2.13's TorchScript exporter writes 7-20 (above
+#: 20 it warns and is unsupported; 99 fails deep inside torch) and ONNX Runtime runs 7 and up,
+#: but below 10 the ONNX ``Slice`` op has no step, which SlowFast's strided frame sampling needs:
+#: 10-20 is the range in which every architecture of the registry exports.
+MIN_OPSET, MAX_OPSET = 10, 20
+
 
 class ContractError(RuntimeError):
     """A graph or engine does not follow the exported-graph contract of its card."""

@@ -71,7 +71,7 @@ BAD_CARDS = [
     ("preprocessing a list", changed("preprocessing", [1, 2]), "preprocessing must be a JSON object, got [1, 2]"),
     ("num_classes 0", changed("arch_kwargs.num_classes", 0), "arch_kwargs.num_classes must be an integer from 1"),
     ("no class names", {**changed("class_names", []), "arch_kwargs": {}, "background_classes": []}, "class_names must be a list of 1 to"),
-    ("newline in a class name", changed("class_names.1", "swipe\nright"), "class_names[1] must be a non-empty single-line name"),
+    ("newline in a class name", changed("class_names.1", "swipe\nright"), "class_names[1] must be a non-empty single-line class name"),
     ("duplicate class names", changed("class_names.1", "swipe_left"), "class_names must be unique: 'swipe_left' appears at index 0 and 1"),
     # the other fields
     ("card_version missing", changed("card_version", DELETE), "card_version is missing"),
@@ -108,7 +108,7 @@ BAD_CARDS = [
     ("arch_kwargs NaN", changed("arch_kwargs.width_mult", NAN), "arch_kwargs.width_mult must be finite"),
     ("arch_kwargs key", changed("arch_kwargs", {"num_classes": 3, "not a name": 1}), "arch_kwargs keys must be Python argument names"),
     ("num_classes mismatch", changed("arch_kwargs.num_classes", 4), "arch_kwargs.num_classes=4 but 3 class names"),
-    ("class name not text", changed("class_names.0", 7), "class_names[0] must be a non-empty single-line name"),
+    ("class name not text", changed("class_names.0", 7), "class_names[0] must be a non-empty single-line class name"),
     ("empty class name", changed("class_names.0", ""), "class_names[0] must be a non-empty"),
     ("padded class name", changed("class_names.0", " swipe_left"), "class_names[0] must be a non-empty"),
     ("invisible character", changed("class_names.0", "\ufeffswipe_left"), "class_names[0] must be a non-empty"),
@@ -207,7 +207,7 @@ def test_cards_made_in_code_are_checked_too() -> None:
     card = ModelCard.from_dict(base_card())
     with pytest.raises(CardError, match=r"temporal.fps must be a finite number above 0"):
         card.replace(temporal=Temporal(fps=math.nan))
-    with pytest.raises(CardError, match=r"class_names\[2\] must be a non-empty single-line name"):
+    with pytest.raises(CardError, match=r"class_names\[2\] must be a non-empty single-line class name"):
         card.replace(class_names=("a", "b", "c\r"), background_classes=())
     with pytest.raises(CardError, match="class_names must be a list of 1 to"):
         ModelCard(arch="tsm_mobilenetv2", arch_kwargs={}, class_names=())

@@ -152,7 +152,7 @@ def test_the_opset_range_ends_both_export(tmp_path: Path) -> None:
     import onnx
 
     from streamtsm.card import Preprocessing
-    from streamtsm.export import MAX_OPSET, MIN_OPSET
+    from streamtsm.contract import MAX_OPSET, MIN_OPSET
     from streamtsm.export.onnx import ExportError, export_onnx
     from streamtsm.models import create_model
 

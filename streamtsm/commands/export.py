@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from ..card import MAX_CLASSES, MAX_SIDE, MIN_SIDE
-from ..export import MAX_OPSET, MIN_OPSET
+from ..contract import MAX_OPSET, MIN_OPSET
 from ..outputs import check_output_path
 
 log = logging.getLogger(__name__)

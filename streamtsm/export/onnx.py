@@ -31,10 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..contract import GraphSignature, card_metadata, graph_signature
+from ..contract import MAX_OPSET, MIN_OPSET, GraphSignature, card_metadata, graph_signature
 from ..card import ModelCard, StateTensor
 from ..outputs import write_bytes_atomic
-from . import MAX_OPSET, MIN_OPSET
 
 DEFAULT_TOLERANCE = 1e-4
 
