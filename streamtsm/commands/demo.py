@@ -275,7 +275,7 @@ def _validate(args: argparse.Namespace) -> None:
         raise DemoError(f"--max-frames must be a positive number of frames, got {args.max_frames}")
     if args.threads is not None and not 1 <= args.threads <= 256:
         raise DemoError(f"--threads must be between 1 and 256, got {args.threads}")
-    inputs = (args.video, args.source, args.model)  # none may be overwritten by an output
+    inputs = [*(args.video or ()), *(args.source or ()), args.model]  # none may be overwritten by an output
     if args.output:
         check_output_path(args.output, suffixes=(".mp4", ".avi", ".mkv", ".mov"), inputs=inputs, what="--output")
     if args.screenshot:

@@ -87,6 +87,9 @@ def run_many(args: argparse.Namespace, specs: list[tuple[Any, str]], show_window
                                                       dropped=capture.dropped if capture is not None else 0)
                 if args.max_frames is not None and frames >= args.max_frames:
                     break
+    except BaseException:
+        screen.close(commit=False)  # a crash keeps the previous --output file
+        raise
     finally:
         screen.close()
         multi.close()

@@ -51,8 +51,6 @@ positive_int = _number(int, 1, what="the value")
 positive_float = _number(float, 0, low_open=True, what="the value")
 FPS = _number(float, 0, 1000, low_open=True, what="a frame rate (fps)")
 
-from ..outputs import check_output_path
-
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..train.families import TRAINABLE_ARCHS
@@ -210,7 +208,6 @@ def _common_fps(data, clip_fps: float | None) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    check_output_path(args.out, inputs=(args.data, args.val, args.classes, args.imagenet_init), what="--out")
     import torch
 
     from ..card import Preprocessing

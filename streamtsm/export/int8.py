@@ -58,7 +58,6 @@ frame rate by their timestamps and preprocessed with the card's :class:`FramePre
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,6 +67,7 @@ import numpy as np
 
 from ..card import ModelCard
 from ..contract import card_metadata, read_card_from_onnx_metadata
+from ..outputs import write_bytes_atomic
 from ..preprocess import FramePreprocessor
 from ..train.datasets import VIDEO_EXTENSIONS
 
@@ -477,7 +477,7 @@ def quantize_online(
     for key, value in card_metadata(int8_card).items():
         model.metadata_props.add(key=key, value=value)
     model.doc_string = f"streamtsm int8 (QDQ, {config.target}) export of {card.arch} (online, per frame)"
-    _write_atomic(out, model.SerializeToString())
+    write_bytes_atomic(out, model.SerializeToString())
     return out, result
 
 
@@ -516,14 +516,3 @@ def calibration_record(source: CalibrationSource, data: StreamedFrames, config: 
     else:
         record["files"] = sorted(set(n.removesuffix(" (rest)") for n in data.names))
     return record
-
-
-def _write_atomic(out: Path, data: bytes) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.part")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-
