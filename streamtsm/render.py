@@ -115,21 +115,25 @@ def _text(img: np.ndarray, text: str, x: int, y: int, scale: float, color: tuple
     cv2.putText(img, text, (x, y), _FONT, scale, color, thickness, cv2.LINE_AA)
 
 
-def mosaic(tiles: list[np.ndarray], titles: list[str], *, columns: int | None = None) -> np.ndarray:
-    """Tiles (BGR uint8, any sizes) in a grid, each scaled to the first tile's size and titled.
+def mosaic(tiles: list[np.ndarray | None], titles: list[str], *, columns: int | None = None) -> np.ndarray:
+    """Tiles (BGR uint8, any sizes; None: not drawn yet, left black) in a grid, each scaled to
+    the first tile's size and titled. The grid depends on the number of tiles only, so its size
+    never changes while frames come in.
 
     ``columns`` defaults to the smallest square-ish grid (2 tiles: 2x1, 3-4: 2x2, 5-6: 3x2, …).
     """
-    if not tiles:
-        raise ValueError("mosaic needs at least one tile")
+    shown = [t for t in tiles if t is not None]
+    if not shown:
+        raise ValueError("mosaic needs at least one drawn tile")
     n = len(tiles)
     cols = columns or int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    h, w = tiles[0].shape[:2]
+    h, w = shown[0].shape[:2]
     canvas = np.zeros((rows * h, cols * w, 3), dtype=np.uint8)
     for k, (tile, title) in enumerate(zip(tiles, titles)):
         r, c = divmod(k, cols)
-        cell = tile if tile.shape[:2] == (h, w) else cv2.resize(tile, (w, h), interpolation=cv2.INTER_AREA)
-        canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = cell
+        if tile is not None:
+            cell = tile if tile.shape[:2] == (h, w) else cv2.resize(tile, (w, h), interpolation=cv2.INTER_AREA)
+            canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = cell
         _text(canvas, title, c * w + 10, (r + 1) * h - 12, max(0.45, w / 1400.0), _TRUTH)
     return canvas

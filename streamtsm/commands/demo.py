@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--headless", action="store_true", help="no window: print predictions and events as JSON lines on stdout")
     p.add_argument("--output", metavar="FILE.mp4", help="save the annotated video here")
     p.add_argument("--screenshot", metavar="FILE.png", help="save one annotated frame (the last one showing an action)")
-    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (of each source)")
     p.add_argument(
         "--realtime",
         action=argparse.BooleanOptionalAction,

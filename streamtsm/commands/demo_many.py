@@ -72,7 +72,7 @@ def run_many(args: argparse.Namespace, specs: list[tuple[Any, str]], show_window
                 if screen.enabled:
                     if sid in this_round:  # a new round began: draw the last one, once
                         this_round.clear()
-                        screen.show(mosaic([canvases[i] for i in ids if i in canvases], [i for i in ids if i in canvases]),
+                        screen.show(mosaic([canvases.get(i) for i in ids], ids),
                                     any(t.active for t in tiles.values()))
                         action = screen.handle_keys()
                         if action == "quit":
@@ -85,8 +85,8 @@ def run_many(args: argparse.Namespace, specs: list[tuple[Any, str]], show_window
                     model_fps, input_fps = multi.rates(sid)
                     canvases[sid] = tiles[sid].render(frame, model_fps=model_fps, input_fps=input_fps,
                                                       dropped=capture.dropped if capture is not None else 0)
-                if args.max_frames is not None and frames >= args.max_frames:
-                    break
+                if args.max_frames is not None and stats[sid].frames >= args.max_frames and sid in multi.stream_ids:
+                    multi.remove_stream(sid)  # this source has given its N frames; the others go on
     except BaseException:
         screen.close(commit=False)  # a crash keeps the previous --output file
         raise
