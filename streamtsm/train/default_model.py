@@ -3,6 +3,7 @@
 Reproduce it (each run: about 1 min rendering, then 2-3 min per epoch on one core)::
 
     python -m streamtsm.train.default_model --out streamtsm/assets/default --cache /tmp/gestures
+    python -m streamtsm.train.default_model check      # the live-script check of the shipped model
     python -m streamtsm.train.default_model --arch tsn --out /tmp/tsn_baseline --cache /tmp/gestures
     python -m streamtsm.train.default_model report --tsm streamtsm/assets/default.results.json \\
         --tsn /tmp/tsn_baseline.results.json --md benchmarks/results/default_model.md
@@ -231,58 +232,60 @@ def cached_set(recipe: Recipe, split: str, cache: Path | None, **kw: Any) -> Cli
 # --------------------------------------------------------------------------- online check
 
 
-def script_check(model: Any, recipe: Recipe, seeds: Sequence[int] | None = None, seconds: float | None = None, *,
-                 engine: Any = None) -> dict[str, Any]:
-    """Run the online model on live scripts (30 fps, sampled to the card's fps) and score each gesture.
+def script_check(model: Any = None, recipe: Recipe = Recipe(), seeds: Sequence[int] | None = None, seconds: float | None = None,
+                 *, engine: Any = None, backend: str = "auto", **engine_options: Any) -> dict[str, Any]:
+    """Run a model through the real :class:`~streamtsm.Recognizer` on live scripts and score each gesture.
 
-    A gesture counts as recognised when the argmax of the smoothed online probabilities, taken
-    over the steps in the 0.5 s after it ends, is most often its label. ``engine``: an online
-    backend (``init_state``/``step``, e.g. an exported int8 graph) stepped instead of the torch
-    ``model`` (which may then be None).
+    ``model`` is any model spec (None: the embedded default) or the torch model being trained;
+    ``engine``, an open online engine (e.g. an exported int8 graph), runs instead of it and is
+    left open.
+    The scripts play at 30 fps on their own clock; the Recognizer samples them by timestamp to
+    the card's rate and smooths over ``recipe.smoothing_steps`` steps, as it does for a camera.
+    A gesture counts as recognised when the label most often predicted over the steps in the
+    0.5 s after it ends is its own.
     """
-    from ..postprocess import TemporalSmoother
-    from ..preprocess import FramePreprocessor
+    from ..capture import SyntheticSource
+    from ..recognizer import Recognizer
 
     seeds = recipe.script_seeds if seeds is None else seeds
     seconds = recipe.script_seconds if seconds is None else seconds
-    init, step = _online_stepper(model, recipe) if engine is None else (lambda: engine.init_state(1), engine.step)
-    pre = FramePreprocessor((model.card if engine is None else engine.card).preprocessing)
+    size, fps = (240, 320), 30.0
     per_class = {c: [0, 0] for c in CLASSES[:-1]}
     step_hits = step_total = 0
     results = []
-    for seed in seeds:
-        script = GestureScript(seed, duration_s=seconds, size=(240, 320), fps=30.0, split="test")
-        stride = int(round(30.0 / recipe.fps))
-        smoother = TemporalSmoother(recipe.smoothing_steps, mode="prob")
-        state = init()
-        times, preds = [], []
-        for index in range(0, script.num_frames, stride):
-            logits, state = step(pre(script.frame_at(index))[None], state)
-            probs = smoother.update(logits[0])
-            times.append(index / 30.0)
-            preds.append(int(np.argmax(probs)))
-        times_a, preds_a = np.asarray(times), np.asarray(preds)
-        for event in script.timeline:
-            sel = (times_a >= event.end_s) & (times_a <= event.end_s + 0.5)
-            window = preds_a[sel]
-            label = CLASSES.index(event.label)
-            counts = np.bincount(window, minlength=len(CLASSES))
-            ok = bool(len(window)) and int(np.argmax(counts)) == label
-            per_class[event.label][0] += int(ok)
-            per_class[event.label][1] += 1
-            step_hits += int((window == label).sum())
-            step_total += len(window)
-            results.append({"seed": seed, "label": event.label, "end_s": round(event.end_s, 3),
-                            "predicted": CLASSES[int(np.argmax(counts))] if len(window) else None, "correct": ok})
-        idle = np.array([script.label_at(t) == "no_motion" and all(not (e.start_s - 0.1 <= t <= e.end_s + 1.2) for e in script.timeline)
-                         for t in times_a])
-        results.append({"seed": seed, "idle_steps": int(idle.sum()),
-                        "idle_steps_predicted_no_motion": int((preds_a[idle] == NO_MOTION).sum())})
+    with Recognizer(model if engine is None else engine, backend, smoothing=recipe.smoothing_steps, smoothing_mode="prob", **engine_options) as rec:
+        if tuple(rec.class_names) != tuple(CLASSES):
+            raise ValueError(f"the script check needs a model of the synthetic gestures {CLASSES}, got classes {rec.class_names}")
+        engine = rec.engine.name
+        for seed in seeds:
+            script = GestureScript(seed, duration_s=seconds, size=size, fps=fps, split="test")
+            source = SyntheticSource(seed, duration_s=seconds, fps=fps, size=size, realtime=False, split="test")
+            predictions = [(p.timestamp, CLASSES.index(p.label)) for p in rec.run(source)]
+            times_a = np.array([t for t, _ in predictions])
+            preds_a = np.array([c for _, c in predictions], np.int64)
+            for event in script.timeline:
+                sel = (times_a >= event.end_s) & (times_a <= event.end_s + 0.5)
+                window = preds_a[sel]
+                label = CLASSES.index(event.label)
+                counts = np.bincount(window, minlength=len(CLASSES))
+                ok = bool(len(window)) and int(np.argmax(counts)) == label
+                per_class[event.label][0] += int(ok)
+                per_class[event.label][1] += 1
+                step_hits += int((window == label).sum())
+                step_total += len(window)
+                results.append({"seed": seed, "label": event.label, "end_s": round(event.end_s, 3),
+                                "predicted": CLASSES[int(np.argmax(counts))] if len(window) else None, "correct": ok})
+            idle = np.array([script.label_at(t) == "no_motion" and all(not (e.start_s - 0.1 <= t <= e.end_s + 1.2) for e in script.timeline)
+                             for t in times_a], bool)
+            results.append({"seed": seed, "steps": len(predictions), "idle_steps": int(idle.sum()),
+                            "idle_steps_predicted_no_motion": int((preds_a[idle] == NO_MOTION).sum())})
     gestures = [r for r in results if "correct" in r]
     idle_rows = [r for r in results if "idle_steps" in r]
     return {
         "scripts": list(seeds),
         "seconds_each": seconds,
+        "engine": engine,
+        "steps": sum(r["steps"] for r in idle_rows),
         "gestures": len(gestures),
         "gesture_accuracy": sum(r["correct"] for r in gestures) / max(1, len(gestures)),
         "per_class": {c: (h / n if n else None) for c, (h, n) in per_class.items()},
@@ -290,22 +293,6 @@ def script_check(model: Any, recipe: Recipe, seeds: Sequence[int] | None = None,
         "idle_no_motion_rate": sum(r["idle_steps_predicted_no_motion"] for r in idle_rows) / max(1, sum(r["idle_steps"] for r in idle_rows)),
         "events": gestures,
     }
-
-
-def _online_stepper(model: Any, recipe: Recipe) -> tuple[Any, Any]:
-    """``(init_state, step)`` of the torch model's online form: numpy frame in, numpy logits out."""
-    import torch
-
-    from ..models import to_online
-
-    online = to_online(model.eval())
-
-    def step(frame: np.ndarray, state: list[Any]) -> tuple[np.ndarray, list[Any]]:
-        with torch.no_grad():
-            logits, *state = online(torch.from_numpy(frame), *state)
-        return logits.numpy(), state
-
-    return (lambda: online.init_state(1, recipe.crop_size, recipe.crop_size)), step
 
 
 # --------------------------------------------------------------------------- training
@@ -459,9 +446,9 @@ def write_report(tsm: dict[str, Any], tsn: dict[str, Any] | None, md_path: Path)
         "## Online check on live scripts",
         "",
         f"`GestureScript` seeds {s['scripts']}, {s['seconds_each']:.0f} s each at 240x320, 30 fps sampled to "
-        f"{tsm['recipe']['fps']:g} fps, stepped through the online model (`to_online`) with a "
-        f"{tsm['recipe']['smoothing_steps']}-step probability smoother. A gesture counts as recognised when the most frequent "
-        "argmax over the steps in the 0.5 s after it ends is its label.",
+        f"{tsm['recipe']['fps']:g} fps by timestamp, run through the `Recognizer` with a "
+        f"{tsm['recipe']['smoothing_steps']}-step probability smoother. A gesture counts as recognised when the label most "
+        "often predicted over the steps in the 0.5 s after it ends is its own.",
         "",
         "| model | gestures | recognised | steps correct after end | idle steps -> no_motion |",
         "|---|---:|---:|---:|---:|",
@@ -482,6 +469,25 @@ def write_report(tsm: dict[str, Any], tsn: dict[str, Any] | None, md_path: Path)
     md_path.with_suffix(".json").write_text(json.dumps(slim, indent=1))
 
 
+def _check_command(argv: list[str]) -> int:
+    """``check``: the script check of a trained model (default: the embedded one) through the Recognizer."""
+    recipe = Recipe()
+    p = argparse.ArgumentParser(prog="python -m streamtsm.train.default_model check",
+                                description="Score a gesture model on live synthetic scripts through the real Recognizer.")
+    p.add_argument("--model", default="default", help="model spec: 'default', a checkpoint, an .onnx (default: %(default)s)")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"), help="engine (default: %(default)s)")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(recipe.script_seeds), help="script seeds (default: %(default)s)")
+    p.add_argument("--seconds", type=float, default=recipe.script_seconds, help="length of each script (default: %(default)s)")
+    a = p.parse_args(argv)
+    if a.seconds <= 0:
+        p.error(f"--seconds must be > 0, got {a.seconds}")
+    t0 = time.perf_counter()
+    result = script_check(a.model, recipe, a.seeds, a.seconds, backend=a.backend)
+    summary = {k: v for k, v in result.items() if k != "events"} | {"wall_seconds": round(time.perf_counter() - t0, 1)}
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -494,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
         write_report(json.loads(a.tsm.read_text()), json.loads(a.tsn.read_text()) if a.tsn else None, a.md)
         print(a.md.read_text())
         return 0
+    if argv[:1] == ["check"]:
+        return _check_command(argv[1:])
     p = argparse.ArgumentParser(prog="python -m streamtsm.train.default_model",
                                 description="Train the embedded default model (or its TSN baseline) with the fixed recipe.")
     p.add_argument("--out", required=True, type=Path, help="weights path without suffix, e.g. streamtsm/assets/default")
