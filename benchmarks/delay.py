@@ -1,7 +1,7 @@
 """Detection delay: how long after a gesture ends does each recognizer say what it was?
 
-    python benchmarks/delay.py                      # default TSM vs the shipped R(2+1)D baseline
-    python benchmarks/delay.py --strides 1 2 4 --seeds 2026 2027 2028 --seconds 120
+    python benchmarks/delay.py --out benchmarks/results   # deliberate full run: default TSM vs the R(2+1)D baseline
+    python benchmarks/delay.py --strides 1 2 4 --seeds 2026 2027 2028 --seconds 120   # into runs/bench/
 
 Per-frame latency is only half of the story of online TSM against a 3D CNN. What a user feels
 is the *detection delay*: from the moment the hand stops to the moment the label appears. A
@@ -21,7 +21,10 @@ emitted it): see :mod:`streamtsm.bench.detection`. The sources run faster than r
 their own clock, so the stream-time part does not depend on the machine's load; the compute
 part is measured.
 
-Writes ``delay.json``, ``delay.md`` and ``delay.png`` (delay distribution per model) to ``--out``.
+Both models are named as a user names them (the default, a checkpoint path) and opened by
+``streamtsm.resolve``: on ONNX Runtime the default runs its shipped ``default.onnx``, the
+baseline its export from the cache. Writes ``delay.json``, ``delay.md`` and ``delay.png``
+(delay distribution per model) to ``--out`` (default ``runs/bench/``).
 """
 
 from __future__ import annotations
@@ -37,9 +40,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from common import RESULTS, environment, write_results  # noqa: E402
+from streamtsm.bench.live import live_run  # noqa: E402
+from streamtsm.bench.machine import environment  # noqa: E402
+from streamtsm.bench.plots import pyplot  # noqa: E402
+from streamtsm.bench.results import DEFAULT_OUT, announce, output_dir, save_figure, write_results  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
 DEFAULT_BASELINE = HERE / "weights" / "r2plus1d_w8_gestures.safetensors"
 ACCURACY_FILES = {  # held-out accuracy of each model, written by the training recipe
     "tsm": RESULTS / "default_model_tsm.results.json",
@@ -98,17 +105,14 @@ def run_config(model: Any, backend: str, stride: int | None, seeds: Sequence[int
 def run_realtime(model: Any, backend: str, stride: int | None, seconds: float) -> dict[str, Any]:
     """End-to-end latency (frame captured -> Prediction ready) on a real-time 30 fps synthetic source."""
     from streamtsm import Recognizer
-    from streamtsm.sources import SyntheticSource
 
-    e2e: list[float] = []
     with Recognizer(model, backend=backend, **_recognizer_options(stride)) as rec:
-        t0 = time.perf_counter()
-        for p in rec.run(SyntheticSource(seed=0, duration_s=seconds, realtime=True)):
-            e2e.append(p.timings.end_to_end_ms)
-        wall = time.perf_counter() - t0
-    x = np.asarray(e2e)
-    return {"seconds": seconds, "predictions": int(x.size), "predictions_per_s": x.size / wall,
-            "p50_ms": float(np.median(x)), "p90_ms": float(np.percentile(x, 90)), "p99_ms": float(np.percentile(x, 99))}
+        run = live_run(rec, seconds)
+    if run.end_to_end is None:
+        raise SystemExit(f"no prediction in {seconds:g} s on a live source: give --e2e-seconds more time")
+    e = run.end_to_end
+    return {"seconds": seconds, "predictions": run.predictions, "predictions_per_s": run.predictions_per_s,
+            "p50_ms": e.median_ms, "p90_ms": e.p90_ms, "p99_ms": e.p99_ms}
 
 
 def _display_path(path: Path) -> str:
@@ -169,12 +173,8 @@ def markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(payload: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot(payload: dict[str, Any], path: Path) -> Path:
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for r in payload["results"]:
         d = np.sort([x for x in r["delays_s"] if x is not None])
@@ -189,14 +189,15 @@ def plot(payload: dict[str, Any], path: Path) -> None:
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("Detection delay on scripted synthetic gestures")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
+    return path
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[1] if __doc__ else None,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tsm", default=None, help="online model (default: the embedded default model)")
+    p.add_argument("--tsm", default="default", help="online model: checkpoint, .onnx or 'default' (default: %(default)s)")
     p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="window model checkpoint (default: %(default)s)")
     p.add_argument("--backend", default="onnxruntime", choices=("torch", "onnxruntime"))
     p.add_argument("--strides", type=int, nargs="+", default=[1, 4], help="window strides in sampled frames (default: 1 4)")
@@ -206,9 +207,14 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
                    help="latest accepted start event after a gesture ends, s (default: %(default)s)")
     p.add_argument("--e2e-seconds", type=float, default=30.0,
                    help="also run each recognizer this long on a real-time 30 fps source for end-to-end latency (0: skip)")
-    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"results folder (default {DEFAULT_OUT}/; the deliberate full run passes benchmarks/results)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
+    try:
+        out = output_dir(a.out, quick=False)
+    except ValueError as exc:
+        p.error(str(exc))
     if not a.baseline.is_file():
         p.error(f"--baseline {a.baseline} does not exist; train it with "
                 "`python -m streamtsm.train.default_model --arch r2plus1d --out <path>` or pass another checkpoint")
@@ -217,20 +223,21 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
 
     import torch
 
-    torch.set_num_threads(1)
-    from streamtsm import load_model
+    torch.set_num_threads(1)  # the torch engine's threads (process-global); ONNX Runtime gets threads=1 per engine
+    from streamtsm.resolve import load_torch_model
 
-    tsm = load_model(a.tsm) if a.tsm else load_model()
-    baseline = load_model(a.baseline)
-    configs: list[tuple[str, str, Any, int | None]] = [("online TSM (default model)", "tsm", tsm, None)]
+    baseline = load_torch_model(a.baseline)  # for its card and parameter count; the runs open it by path
+    configs: list[tuple[str, str, Any, int | None]] = [("online TSM (default model)", "tsm", a.tsm, None)]
     configs += [(f"{baseline.card.arch} w{baseline.card.arch_kwargs.get('width', 64)} window, stride {s}", "r2plus1d",
-                 baseline, s) for s in a.strides]
+                 str(a.baseline), s) for s in a.strides]
+    params_m = {spec: sum(t.numel() for t in net.parameters()) / 1e6
+                for spec, net in ((a.tsm, load_torch_model(a.tsm)), (str(a.baseline), baseline))}
     results = []
     t0 = time.perf_counter()
     for name, kind, model, stride in configs:
         r = run_config(model, a.backend, stride, a.seeds, a.seconds, a.window_after_end_s, not a.no_progress, name)
         r.update(name=name, kind=kind, stride=stride, held_out=held_out_accuracy(kind),
-                 params_m=sum(t.numel() for t in model.parameters()) / 1e6)
+                 params_m=params_m[model])
         if a.e2e_seconds > 0:
             r["end_to_end"] = run_realtime(model, a.backend, stride, a.e2e_seconds)
         results.append(r)
@@ -244,9 +251,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         "seconds_total": time.perf_counter() - t0,
         "results": results,
     }
-    json_path, md_path = write_results("delay", payload, markdown(payload), a.out)
-    plot(payload, a.out / "delay.png")
-    print(f"wrote {json_path}, {md_path}, {a.out / 'delay.png'}")
+    announce([*write_results("delay", payload, markdown(payload), out), plot(payload, out / "delay.png")])
     return 0
 
 

@@ -1,9 +1,9 @@
 """Latency of online TSM vs 3D-CNN sliding windows (per prediction, per frame, end to end).
 
-Thin wrapper: the engine is ``streamtsm.bench.latency`` (also run by ``streamtsm bench``).
+The same as ``streamtsm bench`` (the engine is ``streamtsm.bench.latency``):
 
-    python benchmarks/latency.py                      # full run, ~10 min on 2 CPU cores
-    python benchmarks/latency.py --quick --out /tmp/x # smoke run: tiny inputs, numbers meaningless
+    python benchmarks/latency.py --out benchmarks/results   # deliberate full run, ~15 min on 2 idle cores
+    python benchmarks/latency.py --quick                    # smoke run into runs/bench/: numbers meaningless
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from streamtsm.bench.latency import main  # noqa: E402
+from streamtsm.commands.bench import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(prog="benchmarks/latency.py"))

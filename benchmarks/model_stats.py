@@ -1,11 +1,13 @@
 """Parameter counts and GFLOPs per clip of the 3D-CNN baselines, next to the published figures.
 
-Models are built on torch's ``meta`` device, so nothing is allocated or computed: the FLOP
-counter only reads shapes and this runs in seconds on any machine. GFLOPs follow the
+Models are built by ``streamtsm.resolve`` from their registry names on torch's ``meta`` device,
+so nothing is allocated or computed: the FLOP counter only reads shapes and this runs in
+seconds on any machine. GFLOPs follow the
 convention of torchvision's and mmaction2's model tables: multiply-accumulates × 1e-9 of the
 convolutions and linear layers (BN, ReLU and pooling are not counted).
 
-    python benchmarks/model_stats.py [--out benchmarks/results/model_stats.md]
+    python benchmarks/model_stats.py                          # prints the table, writes runs/bench/model_stats.md
+    python benchmarks/model_stats.py --out benchmarks/results # deliberate run
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-# Run from a checkout without installing: make the repository root importable.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from streamtsm.models.registry import create_model  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from streamtsm.bench.results import DEFAULT_OUT, announce, output_dir, write_text  # noqa: E402
+from streamtsm.resolve import load_torch_model  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ ROWS = (
 def measure(arch: str, num_classes: int, frames: int, crop: int) -> tuple[float, float]:
     """(parameters in millions, GMACs per clip) of one model for a (1, 3, frames, crop, crop) clip."""
     with torch.device("meta"):
-        model = create_model(arch, num_classes=num_classes).eval()
+        model = load_torch_model(arch, num_classes=num_classes).eval()
         clip = torch.empty(1, 3, frames, crop, crop)
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             model(clip)
@@ -73,16 +76,20 @@ def table() -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, help="also write the table to this Markdown file")
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks/model_stats.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=None, help=f"folder for model_stats.md (default {DEFAULT_OUT}/)")
+    args = parser.parse_args(argv)
+    try:
+        out = output_dir(args.out, quick=False)
+    except ValueError as exc:
+        parser.error(str(exc))
     text = table()
     print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
+    announce([write_text(out / "model_stats.md", "# Parameters and GFLOPs of the 3D-CNN baselines\n\n" + text + "\n")])
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -7,12 +7,13 @@ fraction of the machine a path uses: a small one means the path is bound by memo
 small kernels or framework overhead, not by arithmetic. GEMM calls and model calls are timed
 interleaved in one run, so load from other users hits both alike.
 
-    python benchmarks/roofline.py                    # 2048^2 GEMM, all models, torch + ONNX Runtime
-    python benchmarks/roofline.py --quick --out /tmp/x
-    python benchmarks/roofline.py --from-latency benchmarks/results/latency.json   # GEMM now, models from that run
+    python benchmarks/roofline.py                    # 2048^2 GEMM, all models, torch + ONNX Runtime, into runs/bench/
+    python benchmarks/roofline.py --quick            # smoke run: numbers meaningless
+    python benchmarks/roofline.py --from-latency benchmarks/results/latency.json --out benchmarks/results
 
 ``--from-latency`` takes each model's FLOPs and median prediction time from a latency run and
 only measures the GEMM limit now (not interleaved: faster, but load may differ between the two).
+Models are built and opened by ``streamtsm.resolve`` (as in the latency benchmark).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import argparse
 import json
 import shlex
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
@@ -32,9 +32,9 @@ from streamtsm.bench.latency import (  # noqa: E402
     available_backends,
     prepare_variants,
 )
-from streamtsm.bench.timing import environment, markdown_table, time_interleaved, write_results  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from streamtsm.bench.machine import environment  # noqa: E402
+from streamtsm.bench.results import DEFAULT_OUT, announce, markdown_table, write_results  # noqa: E402
+from streamtsm.bench.timing import time_interleaved  # noqa: E402
 
 
 def gemm_calls(n: int, threads: int | None = None):
@@ -80,11 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gemm-size", type=int, default=2048, help="N of the N x N sgemm (default 2048)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--gemm-rounds", type=int, default=20, help="extra GEMM-only rounds for the limit (default 20)")
-    parser.add_argument("--threads", type=int, default=None, help="intra-op threads (default: all cores)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads of torch, ONNX Runtime and the GEMMs (default %(default)s, as the latency benchmark)")
     parser.add_argument("--quick", action="store_true", help="tiny inputs and 256^2 GEMM, one round (smoke test)")
     parser.add_argument("--from-latency", type=Path, default=None,
                         help="take model times and FLOPs from this latency.json instead of timing the models again")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder (default benchmarks/results)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"results folder (default {DEFAULT_OUT}/; only a deliberate full run passes benchmarks/results)")
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if args.gemm_size < 16 or args.rounds < 1:
@@ -99,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = LatencyOptions(
             models=tuple(m for m in args.models.split(",") if m), backends=tuple(b for b in args.backends.split(",") if b),
-            quick=args.quick, threads=args.threads, progress=not args.quick,
-        )
+            quick=args.quick, threads=args.threads, progress=not args.quick, out=args.out,
+        )  # refuses --quick into benchmarks/results before anything is measured
     except ValueError as exc:
         parser.error(str(exc))
     env = environment(precision="fp32", batch=1, gemm_size=n, quick=args.quick)
@@ -117,14 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         env["model_times_from"] = f"{args.from_latency} ({latency.get('environment', {}).get('date_utc')})"
         timings = time_interleaved(gemms, rounds=rounds, warmup=1, progress=False)
     else:
-        with tempfile.TemporaryDirectory(prefix="streamtsm-roofline-") as tmp:
-            variants, failures = prepare_variants(options, backends, Path(tmp))
-            skipped.update(failures)
-            calls = dict(gemms) | {v.key: v.call for v in variants}
+        variants, failures = prepare_variants(options, backends)
+        skipped.update(failures)
+        calls = dict(gemms) | {v.key: v.call for v in variants}
+        try:
             timings = time_interleaved(calls, rounds=rounds, warmup=1, progress=not args.quick)
+        finally:
             for v in variants:
                 v.engine.close()
-            measured = [(v.model, getattr(v.engine, "name", v.backend), v.online, v.macs, timings[v.key].median_ms) for v in variants]
+        measured = [(v.model, getattr(v.engine, "name", v.backend), v.online, v.macs, timings[v.key].median_ms) for v in variants]
     # The limit is the best GEMM call: give each library more calls of its own, one library at a
     # time, so neither an unlucky slice on the shared box nor the previous library's spinning
     # OpenMP workers (torch's keep the cores busy for a while after each call) set it low.
@@ -172,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         "**A fraction above 1 cannot be real**: the GEMM reference was measured low (another process held a core "
         "during its calls) or the model's time comes from a run on a less loaded machine. Re-run on an idle machine.",
     ] if any(r["fraction_of_peak"] > 1.0 for r in rows) else []) + ([""] + [f"- skipped {k}: {v}" for k, v in skipped.items()] if skipped else []))
-    write_results("roofline", payload, md, args.out)
+    paths = write_results("roofline", payload, md, options.out)
     print(md)
+    announce(paths)
     return 0
 
 

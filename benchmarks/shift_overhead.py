@@ -3,9 +3,10 @@
 Both variants are the same MobileNetV2 weights on single 224x224 frames in torch (CPU):
 ``online``  — OnlineTSM.forward(frame, *state) (slices + cat at 10 shift points, state out),
 ``no_shift`` — the plain per-frame forward (TSN, no state).
-Timed interleaved in one run; the ratio of medians is the shift's overhead.
+Timed interleaved in one run; the ratio of medians is the shift's overhead. The model is a
+registry name with random weights, built by ``streamtsm.resolve``.
 
-    python benchmarks/shift_overhead.py --rounds 300
+    python benchmarks/shift_overhead.py --rounds 300 --out benchmarks/results   # deliberate run (into runs/bench/ without --out)
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from common import environment, markdown_table, time_interleaved, write_results  # noqa: E402
+from streamtsm.bench.machine import environment  # noqa: E402
+from streamtsm.bench.results import DEFAULT_OUT, announce, markdown_table, output_dir, write_results  # noqa: E402
+from streamtsm.bench.timing import time_interleaved  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,17 +28,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=224, help="frame side in pixels (default 224)")
     parser.add_argument("--arch", default="tsm_mobilenetv2", help="TSM architecture (default tsm_mobilenetv2)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--out", type=Path, default=None, help="results directory (default benchmarks/results)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"results folder (default {DEFAULT_OUT}/; only a deliberate full run passes benchmarks/results)")
     args = parser.parse_args(argv)
+    try:
+        out = output_dir(args.out, quick=False)
+    except ValueError as exc:
+        parser.error(str(exc))
 
     import torch
 
-    from streamtsm.models import create_model, to_online
+    from streamtsm.models import to_online
+    from streamtsm.resolve import load_torch_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    model = create_model(args.arch, num_classes=27).eval()
+    model = load_torch_model(args.arch, num_classes=27, input_size=args.size).eval()
     online = to_online(model)
     state = online.init_state(1, args.size, args.size)
     frame = torch.randn(1, 3, args.size, args.size)
@@ -60,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         + f"torch {env.get('torch')} with {env.get('torch_threads')} threads, {env['date_utc']}.\n"
         + f"Command: `python benchmarks/shift_overhead.py --rounds {args.rounds} --size {args.size}`\n"
     )
-    kwargs = {"out_dir": args.out} if args.out else {}
-    write_results("shift_overhead", {"environment": env, "timings": timings, "ratio": ratio}, md, **kwargs)
+    paths = write_results("shift_overhead", {"environment": env, "timings": timings, "ratio": ratio}, md, out)
     print(md)
+    announce(paths)
     return 0
 
 

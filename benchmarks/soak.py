@@ -1,7 +1,7 @@
 """Soak test: many frames of the synthetic source through the Recognizer; does anything leak or drift?
 
-    python benchmarks/soak.py --frames 100000            # the full run (~30-60 min on 2 cores)
-    python benchmarks/soak.py --frames 3000 --crop 112   # a quick look
+    python benchmarks/soak.py --frames 100000 --crop 112 --out benchmarks/results   # the full run (~4 min on 2 idle cores)
+    python benchmarks/soak.py --frames 3000 --crop 112                              # a quick look, into runs/bench/
 
 A recognizer on a robot runs for days. Leaks show up as resident memory that keeps growing,
 threads or file handles that accumulate, or latency that creeps up (a list that grows, a
@@ -19,22 +19,21 @@ Verdicts (after a warm-up of ``--warmup`` frames, during which allocators and ON
 arenas settle): resident memory growth < ``--max-rss-growth-mb`` (20 MB), no thread or file
 handle more at the end than after warm-up, and no thread or file handle left once the run is
 over; p99 latency of the last 10,000 frames within ``--max-p99-ratio`` (1.2) of the first
-10,000 after warm-up (windows shrink for short runs). Results go to
-``benchmarks/results/soak.{json,md,png}`` (``--out``). Exit status 1 if a verdict fails.
+10,000 after warm-up (windows shrink for short runs). Results go to ``runs/bench/soak.{json,md,png}``
+(``--out``; the deliberate full run passes ``--out benchmarks/results``). Exit status 1 if a
+verdict fails.
 
-Engine: ONNX Runtime (the model is exported once to a temporary .onnx) when onnxruntime and
-the exporter are importable, else torch; the result records which.
+The model is a registry name with random weights, built by ``streamtsm.resolve`` at ``--crop``
+px. Engine: ONNX Runtime when it is installed (``--engine auto``; the model goes through the
+export cache, as a checkpoint given to the runtime does), else torch; the result records which.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import sys
-import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,7 +42,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from streamtsm.bench.machine import environment  # noqa: E402
+from streamtsm.bench.plots import pyplot  # noqa: E402
+from streamtsm.bench.results import DEFAULT_OUT, announce, output_dir, save_figure, to_json, write_text  # noqa: E402
+
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -132,35 +134,17 @@ class SoakResult:
         return all(self.verdicts.values())
 
 
-def build_recognizer(config: SoakConfig, workdir: Path):
-    """The model at ``config.crop`` px on the requested engine; returns (recognizer, engine name)."""
-    import dataclasses
-
-    from streamtsm.models import create_model
+def build_recognizer(config: SoakConfig):
+    """The model at ``config.crop`` px on the requested engine, through the resolver; returns (recognizer, engine kind)."""
+    from streamtsm.backends.onnxruntime_backend import available_providers
     from streamtsm.recognizer import Recognizer
+    from streamtsm.resolve import load_torch_model
 
-    import torch
-
-    torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=config.num_classes).eval()
-    card = model.card
-    if config.crop != card.preprocessing.crop_size:
-        pre = dataclasses.replace(card.preprocessing, crop_size=config.crop, resize_short=max(config.crop, round(config.crop * 8 / 7)))
-        model.card = dataclasses.replace(card, preprocessing=pre)
     engine = config.engine
-    if engine in ("auto", "onnxruntime"):
-        try:
-            import onnxruntime  # noqa: F401
-
-            from streamtsm.export.onnx import export_onnx
-        except ImportError as exc:
-            if engine == "onnxruntime":
-                raise SystemExit(f"--engine onnxruntime needs onnxruntime and the exporter: {exc}") from None
-            engine = "torch"
-        else:
-            path = export_onnx(model, workdir / f"{config.model}-{config.crop}.onnx")
-            return Recognizer(str(path), backend="onnxruntime", threads=config.threads), "onnxruntime"
-    return Recognizer(model, backend="torch", threads=config.threads), "torch"
+    if engine == "auto":
+        engine = "onnxruntime" if available_providers() else "torch"
+    model = load_torch_model(config.model, num_classes=config.num_classes, input_size=config.crop)
+    return Recognizer(model, backend=engine, threads=config.threads), engine
 
 
 def run_soak(config: SoakConfig, progress: bool = True) -> SoakResult:
@@ -169,53 +153,52 @@ def run_soak(config: SoakConfig, progress: bool = True) -> SoakResult:
 
     if config.frames < config.warmup + 200:
         raise SystemExit(f"--frames {config.frames} is too few for a warm-up of {config.warmup} frames")
-    with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
-        rec, engine = build_recognizer(config, Path(tmp))
-        fps = rec.card.temporal.fps
-        source = SyntheticSource(
-            seed=config.seed, duration_s=config.frames / fps + 2.0, fps=fps, size=config.frame_size, realtime=False
-        )
-        start_opencv_pool()
-        gc.collect()
-        threads_before, fds_before = os_thread_count(), open_fd_count()
-        n = config.frames
-        proc_ms = np.full(n, np.nan)
-        wall_ms = np.full(n, np.nan)
-        samples: dict[str, list[float]] = {"frame": [], "rss_mb": [], "threads": [], "fds": [], "load": []}
-        predictions = 0
-        t_start = time.perf_counter()
-        t_prev = t_start
-        count = 0
-        for count, (frame, prediction) in enumerate(rec.iter_frames(source, max_frames=n), start=1):
-            now = time.perf_counter()
-            wall_ms[count - 1] = (now - t_prev) * 1000.0
-            t_prev = now
-            if prediction is not None:
-                predictions += 1
-                t = prediction.timings
-                proc_ms[count - 1] = t.preprocess_ms + t.inference_ms + t.postprocess_ms
-            if count % config.sample_every == 0 or count == config.warmup:
-                samples["frame"].append(count)
-                samples["rss_mb"].append(rss_bytes() / 2**20)
-                samples["threads"].append(os_thread_count())
-                samples["fds"].append(open_fd_count())
-                samples["load"].append(os.getloadavg()[0])
-                if progress and count % (config.sample_every * 50) == 0:
-                    elapsed = now - t_start
-                    print(
-                        f"{count:>7}/{n} frames  {count / elapsed:5.1f} fps  rss {samples['rss_mb'][-1]:7.1f} MB  "
-                        f"threads {samples['threads'][-1]}  fds {samples['fds'][-1]}  load {samples['load'][-1]:.1f}",
-                        flush=True,
-                    )
-        seconds = time.perf_counter() - t_start
-        threads_end_of_run = samples["threads"][-1] if samples["threads"] else os_thread_count()
-        fds_end_of_run = samples["fds"][-1] if samples["fds"] else open_fd_count()
-        resets = sum(n for reason, n in rec.reset_counts.items() if reason is not ResetReason.STREAM_START)
-        rec.close()
-        del rec
-        gc.collect()
-        time.sleep(0.2)  # let the capture thread's exit finish
-        threads_after, fds_after = os_thread_count(), open_fd_count()
+    rec, engine = build_recognizer(config)
+    fps = rec.card.temporal.fps
+    source = SyntheticSource(
+        seed=config.seed, duration_s=config.frames / fps + 2.0, fps=fps, size=config.frame_size, realtime=False
+    )
+    start_opencv_pool()
+    gc.collect()
+    threads_before, fds_before = os_thread_count(), open_fd_count()
+    n = config.frames
+    proc_ms = np.full(n, np.nan)
+    wall_ms = np.full(n, np.nan)
+    samples: dict[str, list[float]] = {"frame": [], "rss_mb": [], "threads": [], "fds": [], "load": []}
+    predictions = 0
+    t_start = time.perf_counter()
+    t_prev = t_start
+    count = 0
+    for count, (frame, prediction) in enumerate(rec.iter_frames(source, max_frames=n), start=1):
+        now = time.perf_counter()
+        wall_ms[count - 1] = (now - t_prev) * 1000.0
+        t_prev = now
+        if prediction is not None:
+            predictions += 1
+            t = prediction.timings
+            proc_ms[count - 1] = t.preprocess_ms + t.inference_ms + t.postprocess_ms
+        if count % config.sample_every == 0 or count == config.warmup:
+            samples["frame"].append(count)
+            samples["rss_mb"].append(rss_bytes() / 2**20)
+            samples["threads"].append(os_thread_count())
+            samples["fds"].append(open_fd_count())
+            samples["load"].append(os.getloadavg()[0])
+            if progress and count % (config.sample_every * 50) == 0:
+                elapsed = now - t_start
+                print(
+                    f"{count:>7}/{n} frames  {count / elapsed:5.1f} fps  rss {samples['rss_mb'][-1]:7.1f} MB  "
+                    f"threads {samples['threads'][-1]}  fds {samples['fds'][-1]}  load {samples['load'][-1]:.1f}",
+                    flush=True,
+                )
+    seconds = time.perf_counter() - t_start
+    threads_end_of_run = samples["threads"][-1] if samples["threads"] else os_thread_count()
+    fds_end_of_run = samples["fds"][-1] if samples["fds"] else open_fd_count()
+    resets = sum(n for reason, n in rec.reset_counts.items() if reason is not ResetReason.STREAM_START)
+    rec.close()
+    del rec
+    gc.collect()
+    time.sleep(0.2)  # let the capture thread's exit finish
+    threads_after, fds_after = os_thread_count(), open_fd_count()
     if count != n:
         raise SystemExit(f"the source ended after {count} of {n} frames")
     return summarise(config, engine, seconds, proc_ms, wall_ms, samples, predictions, resets,
@@ -326,12 +309,8 @@ def _ok(r: SoakResult, key: str) -> str:
     return "yes" if vals and all(vals) else "NO"
 
 
-def plot(r: SoakResult, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def plot(r: SoakResult, path: Path) -> Path:
+    plt = pyplot()
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
     ax1.plot(r.samples["frame"], r.samples["rss_mb"], lw=1)
     ax1.axvline(r.warmup, color="grey", ls=":", label="end of warm-up")
@@ -352,27 +331,24 @@ def plot(r: SoakResult, path: Path) -> None:
     ax2.legend(loc="upper left")
     fig.suptitle(f"Soak: {r.frames:,} frames, {r.engine}, {r.config.model} @ {r.config.crop} px")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
+    return path
 
 
 def write(r: SoakResult, out_dir: Path, stem: str = "soak") -> list[Path]:
-    from streamtsm.bench.timing import environment
-
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """``<stem>.json``, ``.md`` and ``.png`` in ``out_dir``, each replaced atomically."""
     payload = {k: v for k, v in asdict(r).items() if k not in ("samples", "latency_ms")}
     payload["passed"] = r.passed
     payload["environment"] = environment(engine=r.engine)
     payload["samples"] = r.samples
-    json_path, md_path, png_path = out_dir / f"{stem}.json", out_dir / f"{stem}.md", out_dir / f"{stem}.png"
-    json_path.write_text(json.dumps(payload, indent=1) + "\n")
-    md_path.write_text(to_markdown(r))
-    plot(r, png_path)
-    return [json_path, md_path, png_path]
+    return [write_text(out_dir / f"{stem}.json", to_json(payload)), write_text(out_dir / f"{stem}.md", to_markdown(r)),
+            plot(r, out_dir / f"{stem}.png")]
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="benchmarks/soak.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=100_000)
     p.add_argument("--warmup", type=int, default=2_000)
     p.add_argument("--window", type=int, default=10_000, help="frames in each latency window")
@@ -383,17 +359,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1, help="intra-op threads of the engine (default 1)")
     p.add_argument("--max-rss-growth-mb", type=float, default=20.0)
     p.add_argument("--max-p99-ratio", type=float, default=1.2)
-    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--out", type=Path, default=None,
+                   help=f"results folder (default {DEFAULT_OUT}/; the deliberate full run passes benchmarks/results)")
     p.add_argument("--stem", default="soak")
     a = p.parse_args(argv)
+    try:
+        out = output_dir(a.out, quick=False)
+    except ValueError as exc:
+        p.error(str(exc))
     config = SoakConfig(
         frames=a.frames, warmup=a.warmup, window=a.window, sample_every=a.sample_every, model=a.model, crop=a.crop,
         engine=a.engine, threads=a.threads, max_rss_growth_mb=a.max_rss_growth_mb, max_p99_ratio=a.max_p99_ratio,
     )  # fmt: skip
     result = run_soak(config)
-    paths = write(result, a.out, a.stem)
+    paths = write(result, out, a.stem)
     print(to_markdown(result))
-    print("wrote " + ", ".join(str(x) for x in paths))
+    announce(paths)
     return 0 if result.passed else 1
 
 

@@ -7,9 +7,13 @@ real capture thread, the JSON schema, and real PNG files.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,15 +40,65 @@ def _assert_png(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def latency_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("latency")
-    argv = ["--quick", "--models", "tsm_mobilenetv2,r2plus1d_18", "--backends", "torch", "--strides", "4",
-            "--e2e-seconds", "1", "--no-progress", "--out", str(out)]
-    assert _script("latency").main(argv, prog="benchmarks/latency.py") == 0
-    return out, json.loads((out / "latency.json").read_text())
+    """``streamtsm bench --quick`` as a user runs it in a checkout: no --out, from the checkout's folder."""
+    from streamtsm.cli import main
+
+    checkout = tmp_path_factory.mktemp("checkout")
+    (checkout / "benchmarks" / "results").mkdir(parents=True)
+    argv = ["bench", "--quick", "--models", "tsm_mobilenetv2,r2plus1d_18", "--backends", "torch", "--strides", "4",
+            "--e2e-seconds", "1", "--no-progress"]
+    stdout = io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(checkout)
+    try:
+        with contextlib.redirect_stdout(stdout):
+            assert main(argv) == 0
+    finally:
+        os.chdir(cwd)
+    out = checkout / "runs" / "bench"
+    return out, json.loads((out / "latency.json").read_text()), stdout.getvalue(), checkout
+
+
+def test_quick_bench_writes_to_runs_bench_says_so_and_leaves_committed_results_alone(latency_run):
+    out, _, printed, checkout = latency_run
+    assert list((checkout / "benchmarks" / "results").iterdir()) == []
+    last = printed.strip().splitlines()[-1]
+    assert last.startswith("results written to runs/bench/") and "latency.json" in last and "latency_per_frame.png" in last
+    assert {p.name for p in out.iterdir()} == {"latency.json", "latency.md", "latency_per_frame.png", "end_to_end.png"}
+
+
+@pytest.mark.parametrize("script", ["latency", "roofline", "contention", "shutdown"])
+def test_quick_run_refuses_to_write_into_benchmarks_results(script, tmp_path, capsys):
+    committed = tmp_path / "benchmarks" / "results"
+    with pytest.raises(SystemExit) as exc:
+        _script(script).main(["--quick", "--out", str(committed)])
+    assert exc.value.code == 2 and not committed.exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "--quick" in err[-1] and "benchmarks/results" in err[-1] and "Traceback" not in "".join(err)
+
+
+def test_cli_bench_refuses_quick_into_benchmarks_results_with_one_line(tmp_path, capsys):
+    from streamtsm.cli import main
+
+    committed = tmp_path / "benchmarks" / "results"
+    assert main(["bench", "--quick", "--out", str(committed)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --quick") and "runs/bench" in err[0]
+    assert not committed.exists()
+
+
+def test_committed_results_folder_is_recognised_wherever_the_checkout_is(tmp_path):
+    from streamtsm.bench.results import is_committed_results, output_dir
+
+    assert is_committed_results(ROOT / "benchmarks" / "results")
+    assert is_committed_results(Path("benchmarks/results")) and is_committed_results(tmp_path / "benchmarks" / "results" / "x")
+    assert not is_committed_results(Path("runs/bench")) and not is_committed_results(tmp_path / "benchmarks")
+    assert output_dir(None, quick=True) == Path("runs/bench")
+    assert output_dir(ROOT / "benchmarks" / "results", quick=False) == ROOT / "benchmarks" / "results"  # a full run may
 
 
 def test_latency_json_fields(latency_run):
-    out, payload = latency_run
+    out, payload, _, _ = latency_run
     assert {"command", "environment", "options", "results", "ratios", "end_to_end", "memory_method"} <= set(payload)
     env = payload["environment"]
     for key in ("processor", "cpu_count", "torch", "torch_threads", "precision", "load_average_1min"):
@@ -75,13 +129,13 @@ def test_latency_json_fields(latency_run):
 
 
 def test_latency_pngs(latency_run):
-    out, _ = latency_run
+    out, *_ = latency_run
     _assert_png(out / "latency_per_frame.png")
     _assert_png(out / "end_to_end.png")
 
 
 def test_plots_script_redraws_from_json(latency_run, tmp_path):
-    out, _ = latency_run
+    out, *_ = latency_run
     assert _script("plots").main([str(out / "latency.json"), "--out", str(tmp_path)]) == 0
     _assert_png(tmp_path / "latency_per_frame.png")
     _assert_png(tmp_path / "end_to_end.png")
@@ -152,7 +206,7 @@ def test_cli_bench_refuses_unknown_model_with_one_line(capsys):
 
 
 def test_roofline_from_latency_json(latency_run, tmp_path):
-    out, latency = latency_run
+    out, latency, *_ = latency_run
     argv = ["--quick", "--from-latency", str(out / "latency.json"), "--out", str(tmp_path)]
     assert _script("roofline").main(argv) == 0
     payload = json.loads((tmp_path / "roofline.json").read_text())
@@ -193,3 +247,67 @@ def test_delay_benchmark_scores_both_recognizers_on_a_short_script(tmp_path):
         assert e["predictions"] >= 1 and 0 < e["p50_ms"] <= e["p99_ms"] * (1 + 1e-9)
     assert "| online TSM (default model) |" in (out / "delay.md").read_text()
     _assert_png(out / "delay.png")
+
+
+def test_contention_quick_runs_the_recognizer_idle_and_under_a_busy_process(tmp_path):
+    out = tmp_path / "contention"
+    assert _script("contention").main(["--quick", "--no-progress", "--out", str(out)]) == 0
+    payload = json.loads((out / "contention.json").read_text())
+    rows = {(r["engine"], r["busy_processes"]): r for r in payload["rows"]}
+    assert set(rows) == {("ort", 0), ("ort", 1), ("torch", 0), ("torch", 1)}
+    for (engine, _), r in rows.items():
+        assert r["model"] == "default" and r["card_fps"] == 10.0
+        assert r["backend"].startswith("onnxruntime" if engine == "ort" else "torch")
+        assert r["frames_captured"] > 10 and r["gap_resets"] == r["resets"].get("gap", 0)
+    for busy in (0, 1):  # ONNX Runtime at 1 ms a step predicts even on a loaded box
+        ort = rows[("ort", busy)]
+        assert ort["predictions"] >= 3 and 0 < ort["end_to_end"]["median_ms"] <= ort["end_to_end"]["p99_ms"]
+        assert ort["options"] == {}  # the runtime's defaults: resolve.ORT_DEFAULTS
+    md = (out / "contention.md").read_text()
+    assert md.startswith("# Contention") and "1 busy process" in md and "ONNX Runtime, 1 thread, no spin (default)" in md
+    _assert_png(out / "contention.png")
+
+
+def _cpu_ticks(pid: int) -> int:
+    """User + system CPU time of a process in clock ticks (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_busy_processes_burn_cpu_and_are_killed_even_when_the_block_fails():
+    from streamtsm.bench.busy import busy_processes
+
+    with pytest.raises(RuntimeError, match="inside"):
+        with busy_processes(1, max_lifetime_s=60, settle_s=0.2) as procs:
+            (proc,) = procs
+            assert proc.poll() is None
+            before = _cpu_ticks(proc.pid)
+            deadline = time.monotonic() + 30
+            while _cpu_ticks(proc.pid) == before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _cpu_ticks(proc.pid) > before, "the busy process did not run"
+            raise RuntimeError("inside the block")
+    assert proc.poll() is not None  # killed by the context manager, not left spinning
+
+
+def test_busy_processes_end_by_themselves_after_their_lifetime():
+    from streamtsm.bench.busy import busy_processes
+
+    with busy_processes(1, max_lifetime_s=0.5, settle_s=0.0) as (proc,):
+        assert proc.wait(timeout=60) == 0  # a killed benchmark cannot leave them spinning
+
+
+def test_shutdown_quick_times_the_demo_and_a_script_on_a_camera(tmp_path):
+    out = tmp_path / "shutdown"
+    assert _script("shutdown").main(["--quick", "--cases", "demo-camera,script-camera", "--out", str(out)]) == 0
+    payload = json.loads((out / "shutdown.json").read_text())
+    rows = {(r["case"], r["signal"]): r for r in payload["summary"]}
+    assert set(rows) == {("demo-camera", "SIGINT"), ("script-camera", "SIGTERM")}
+    for r in rows.values():
+        assert r["runs"] == 1 and r["failed"] == 0
+        for milestone in ("stopped", "released", "exited"):
+            assert r[milestone]["n"] == 1 and r[milestone]["median_ms"] > 0
+    detail = {(r["case"], r["signal"]): r for r in payload["runs_detail"]}
+    assert detail[("demo-camera", "SIGINT")]["returncode"] == 128 + 2  # the demo exits with 128 + signal
+    assert detail[("script-camera", "SIGTERM")]["returncode"] == 0
+    assert "| demo-camera | SIGINT |" in (out / "shutdown.md").read_text()

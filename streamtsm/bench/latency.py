@@ -1,7 +1,7 @@
 """Latency of online TSM vs 3D-CNN sliding windows: per prediction, per frame, end to end.
 
 What is measured, for every model on every backend present (torch, ONNX Runtime; TensorRT
-only with a GPU), all in one process and one run:
+with a GPU), all in one process and one run:
 
 1. **Compute per prediction**, interleaved: one online TSM step (one frame in, state carried)
    and one 3D clip call alternate round by round, so the shared machine's load hits both and
@@ -17,26 +17,33 @@ only with a GPU), all in one process and one run:
 4. Peak memory (RSS, see ``MEMORY_METHOD``), parameters, GMACs/GFLOPs per prediction
    (GFLOPs = 2 x MACs, counted by torch's FlopCounterMode on the real input shape).
 
-``--quick`` shrinks inputs (64 px frames, 4 x 32 px clips) and runs one round: it proves the
-pipeline works (the smoke test) and its numbers mean nothing.
+Models are registry names with random weights (latency does not depend on them), built and
+opened by :mod:`streamtsm.resolve` like any model a user names; ONNX Runtime runs the export
+cache's graph (:mod:`streamtsm.exports`), checked against torch when it was made.
+
+Results go to ``runs/bench/`` (``--out``); ``--quick`` shrinks inputs (64 px frames, 4 x 32 px
+clips) and runs one round: it proves the pipeline works (the smoke test), its numbers mean
+nothing, and it never writes into ``benchmarks/results/``.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
-import shlex
-import sys
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .timing import MEMORY_METHOD, Timing, call_peak_rss_mb, environment, markdown_table, rss_mb, time_interleaved, write_results
+from ..backends.onnxruntime_backend import available_providers
+from ..backends.tensorrt_backend import tensorrt_unavailable_reason
+from ..recognizer import Recognizer
+from ..resolve import load_torch_model, open_engine
+from .live import SOURCE_FPS, live_run
+from .machine import MEMORY_METHOD, call_peak_rss_mb, environment, rss_mb
+from .results import output_dir
+from .timing import Timing, time_interleaved
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +52,10 @@ WINDOW_MODELS = ("r2plus1d_18", "r3d_18", "slowfast_r50")
 DEFAULT_MODELS = ONLINE_MODELS + WINDOW_MODELS
 DEFAULT_STRIDES = (1, 4, 8, 16)
 ALL_BACKENDS = ("torch", "onnxruntime", "tensorrt")
-SOURCE_FPS = 30.0
 NUM_CLASSES = 27  # Jester-sized head: the head is a negligible part of the cost either way
-HEADLINE = ("tsm_mobilenetv2", "r2plus1d_18", 8)  # online model, window baseline, stride for the amortised ratio
 #: Models whose clip call takes more than ~1 s here: fewer timed rounds (``heavy_rounds``).
 HEAVY_MODELS = ("slowfast_r50",)
+HEADLINE = ("tsm_mobilenetv2", "r2plus1d_18", 8)  # online model, window baseline, stride for the amortised ratio
 
 
 class BenchError(ValueError):
@@ -68,9 +74,9 @@ class LatencyOptions:
     online_repeats: int = 10
     warmup: int = 2
     e2e_seconds: float = 6.0
-    threads: int | None = None
+    threads: int | None = 1
     quick: bool = False
-    out: Path = Path("benchmarks/results")
+    out: Path | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -88,22 +94,23 @@ class LatencyOptions:
             raise BenchError("--rounds, --heavy-rounds and --online-repeats must be >= 1, --warmup >= 0")
         if self.e2e_seconds < 0:
             raise BenchError(f"--e2e-seconds must be >= 0 (0 skips the end-to-end runs), got {self.e2e_seconds}")
+        if self.threads is not None and self.threads < 1:
+            raise BenchError(f"--threads must be >= 1, got {self.threads}")
+        object.__setattr__(self, "out", output_dir(self.out, quick=self.quick))  # refused before anything is measured
 
 
 # -- models and engines -------------------------------------------------------------------------
 
 
 def build_model(name: str, *, quick: bool) -> Any:
-    """A registry model with random weights; ``quick`` shrinks its card's input so everything downstream is tiny."""
-    from ..models import create_model
-
-    model = create_model(name, num_classes=NUM_CLASSES).eval()
-    if quick:
-        card = model.card
-        crop = 64 if card.is_online else 32
-        pre = dataclasses.replace(card.preprocessing, crop_size=crop, resize_short=crop + crop // 8, resize_hw=None)
-        temporal = card.temporal if card.is_online else dataclasses.replace(card.temporal, clip_len=8 if name.startswith("slowfast") else 4)
-        model.card = dataclasses.replace(card, preprocessing=pre, temporal=temporal)
+    """A registry model with random weights (via the resolver); ``quick`` shrinks its input so everything is tiny."""
+    if not quick:
+        return load_torch_model(name, num_classes=NUM_CLASSES).eval()
+    online = name in ONLINE_MODELS
+    model = load_torch_model(name, num_classes=NUM_CLASSES, input_size=64 if online else 32).eval()
+    if not online:
+        clip_len = 8 if name.startswith("slowfast") else 4  # SlowFast samples its slow pathway from the clip: 8 frames
+        model.card = model.card.replace(temporal=dataclasses.replace(model.card.temporal, clip_len=clip_len))
     return model
 
 
@@ -121,46 +128,21 @@ def example_input(card: Any) -> np.ndarray:
 
 
 def available_backends(wanted: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """(backends to run, {backend: why skipped}) — ONNX Runtime rows appear as soon as export + runtime exist."""
+    """(backends to run, {backend: why skipped}): what the resolver can open on this machine."""
     run, skipped = [], {}
     for name in wanted:
-        if name == "torch":
+        if name == "onnxruntime" and not available_providers():
+            skipped[name] = "onnxruntime is not installed (pip install onnxruntime)"
+        elif name == "tensorrt" and tensorrt_unavailable_reason() is not None:
+            skipped[name] = str(tensorrt_unavailable_reason())
+        else:
             run.append(name)
-        elif name == "onnxruntime":
-            try:
-                import onnxruntime  # noqa: F401
-
-                from ..backends.onnxruntime_backend import open_onnxruntime  # noqa: F401
-                from ..export.onnx import export_onnx  # noqa: F401
-            except ImportError as exc:
-                skipped[name] = f"not available ({exc})"
-            else:
-                run.append(name)
-        elif name == "tensorrt":
-            import torch
-
-            if not torch.cuda.is_available():
-                skipped[name] = "no NVIDIA GPU on this machine"
-            else:
-                skipped[name] = "TensorRT timing not wired into this benchmark yet"
     return run, skipped
 
 
-def open_engine(model: Any, backend: str, workdir: Path, threads: int | None) -> Any:
-    """The Backend for ``model`` on ``backend`` (ONNX Runtime: exported to ``workdir`` first)."""
-    if backend == "torch":
-        from ..backends.torch_backend import open_torch
-
-        return open_torch(model, threads=threads)
-    if backend == "onnxruntime":
-        from ..backends.onnxruntime_backend import open_onnxruntime
-        from ..export.onnx import export_onnx
-
-        # Random weights give large activations: fp32 reassociation in ONNX Runtime's kernels differs
-        # from torch by ~1e-4 on deep nets; latency does not depend on it, so the check is looser here.
-        path = export_onnx(model, workdir / f"{model.card.arch}.onnx")
-        return open_onnxruntime(path, providers=["CPUExecutionProvider"], threads=threads)
-    raise BenchError(f"backend {backend!r} cannot be opened here")
+def engine_options(backend: str, threads: int | None) -> dict[str, Any]:
+    """Backend options of a benchmark engine: the thread count where the backend takes one."""
+    return {"threads": threads} if threads and backend in ("torch", "onnxruntime") else {}
 
 
 def count_macs(model: Any, example: np.ndarray) -> float:
@@ -222,10 +204,10 @@ def make_call(engine: Any, example: np.ndarray, online: bool) -> Callable[[], ob
     return step
 
 
-def prepare_variants(options: LatencyOptions, backends: Sequence[str], workdir: Path) -> tuple[list[Variant], dict[str, str]]:
+def prepare_variants(options: LatencyOptions, backends: Sequence[str]) -> tuple[list[Variant], dict[str, str]]:
     """Build every model once and open it on every backend; failures are recorded, not fatal."""
     variants, failures = [], {}
-    for name in _progress(options.models, options.progress, "building"):
+    for name in progress(options.models, options.progress, "building"):
         model = build_model(name, quick=options.quick)
         example = example_input(model.card)
         params = sum(p.numel() for p in model.parameters())
@@ -233,7 +215,7 @@ def prepare_variants(options: LatencyOptions, backends: Sequence[str], workdir: 
         for backend in backends:
             before = rss_mb()
             try:
-                engine = open_engine(model, backend, workdir, options.threads)
+                engine = open_engine(model, backend, **engine_options(backend, options.threads))
             except Exception as exc:  # noqa: BLE001 - one failing export must not lose the other rows
                 failures[f"{name}/{backend}"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
                 log.warning("skipping %s on %s: %s", name, backend, exc)
@@ -272,66 +254,29 @@ def measure_compute(variants: list[Variant], options: LatencyOptions) -> tuple[d
 
 
 def measure_end_to_end(variant: Variant, stride: int | None, seconds: float) -> dict[str, Any]:
-    """Run the Recognizer on a real-time 30 fps synthetic source for ``seconds``; capture-to-label figures."""
-    from ..sources import CaptureThread, SyntheticSource
-    from ..recognizer import Recognizer
-
+    """The Recognizer on a real-time 30 fps synthetic source for ``seconds``: capture-to-label figures."""
     card = variant.engine.card
     kwargs: dict[str, Any] = {"fps": SOURCE_FPS}  # give every captured frame to the model: can it keep up with 30 fps?
     if not variant.online:
         kwargs.update(window=card.temporal.clip_len, stride=stride)
-    recognizer = Recognizer(variant.engine, **kwargs)
-    source = SyntheticSource(seed=0, duration_s=seconds + 1.0, fps=SOURCE_FPS, realtime=True)
-    capture = CaptureThread(source)
-    e2e, inference, frames = [], [], 0
-    t0 = time.monotonic()
-    try:
-        for _frame, prediction in recognizer.iter_frames(capture):
-            frames += 1
-            if prediction is not None:
-                e2e.append(prediction.timings.end_to_end_ms / 1e3)
-                inference.append(prediction.timings.inference_ms / 1e3)
-            if time.monotonic() - t0 >= seconds:
-                break
-    finally:
-        capture.stop()
-        recognizer.close()
-    wall = time.monotonic() - t0
-    stats = capture.stats
-    row: dict[str, Any] = {
-        "model": variant.model,
-        "backend": getattr(variant.engine, "name", variant.backend),
-        "backend_kind": variant.backend,
-        "stride": stride,
-        "wall_s": round(wall, 3),
-        "source_fps": SOURCE_FPS,
-        "frames_captured": stats.frames_read,
-        "frames_to_model": frames,
-        "frames_dropped": stats.dropped,
-        "sustained_fps": frames / wall if wall > 0 else 0.0,
-        "predictions": len(e2e),
-        "predictions_per_s": len(e2e) / wall if wall > 0 else 0.0,
-        "end_to_end": Timing.from_samples("end_to_end", e2e) if e2e else None,
-        "inference": Timing.from_samples("inference", inference) if inference else None,
-    }
-    return row
+    with Recognizer(variant.engine, **kwargs) as recognizer:  # the engine stays open: it is the variant's
+        run = live_run(recognizer, seconds)
+    return {"model": variant.model, "backend": variant.engine.name, "backend_kind": variant.backend, "stride": stride,
+            "wall_s": round(run.seconds, 3), **run.to_dict()}
 
 
-# -- results ------------------------------------------------------------------------------------
-
-
-def compute_rows(variants: list[Variant], timings: dict[str, Timing], peaks: dict[str, float | None], options: LatencyOptions) -> list[dict[str, Any]]:
+def per_frame_rows(variants: list[Variant], timings: dict[str, Timing], peaks: dict[str, float | None],
+                   options: LatencyOptions) -> list[dict[str, Any]]:
+    """One result per variant: per-prediction timing, its amortisation per stride, size and memory."""
     rows = []
     for v in variants:
         t = timings[v.key]
-        per_frame = [
-            {"stride": s, "median_ms": t.median_ms / (1 if v.online else s), "p90_ms": t.p90_ms / (1 if v.online else s),
-             "p99_ms": t.p99_ms / (1 if v.online else s)}
-            for s in options.strides
-        ]
+        div = {s: 1 if v.online else s for s in options.strides}
+        per_frame = [{"stride": s, "median_ms": t.median_ms / div[s], "p90_ms": t.p90_ms / div[s], "p99_ms": t.p99_ms / div[s]}
+                     for s in options.strides]
         rows.append({
             "model": v.model,
-            "backend": getattr(v.engine, "name", v.backend),
+            "backend": v.engine.name,
             "backend_kind": v.backend,
             "mode": "online" if v.online else "window",
             "input_shape": list(v.example.shape),
@@ -347,124 +292,30 @@ def compute_rows(variants: list[Variant], timings: dict[str, Timing], peaks: dic
     return rows
 
 
-def headline_ratios(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Per backend: r2plus1d_18 window / online TSM-MobileNetV2 step, and the same amortised at stride 8."""
-    online_name, window_name, stride = HEADLINE
-    out: dict[str, dict[str, float]] = {}
-    for kind in {r["backend_kind"] for r in rows}:
-        by_model = {r["model"]: r for r in rows if r["backend_kind"] == kind}
-        if online_name in by_model and window_name in by_model:
-            step = by_model[online_name]["per_prediction"].median_ms
-            clip = by_model[window_name]["per_prediction"].median_ms
-            out[kind] = {
-                "online_step_ms": step,
-                "window_clip_ms": clip,
-                f"window_over_online": clip / step,
-                f"window_stride{stride}_per_frame_over_online": clip / stride / step,
-            }
-    return out
-
-
-def render_markdown(payload: dict[str, Any]) -> str:
-    env, opts = payload["environment"], payload["options"]
-    lines = [
-        "# Latency: online TSM vs 3D-CNN sliding windows" + (" (QUICK MODE: tiny inputs, numbers meaningless)" if opts["quick"] else ""),
-        "",
-        f"Command: `{payload['command']}`  ",
-        f"{env['processor']}, {env['cpu_count']} cores, load average {env['load_average_1min']:.2f} at start / "
-        f"{payload['load_average_end']:.2f} at end; torch {env.get('torch')} ({env.get('torch_threads')} threads), "
-        f"onnxruntime {env.get('onnxruntime', '—')}; fp32, batch 1; {env['date_utc']}.",
-        "",
-        "## Compute per prediction (interleaved in one run)",
-        "",
-    ]
-    table = []
-    for r in payload["results"]:
-        t: Timing = r["per_prediction"]
-        table.append({
-            "model": r["model"], "mode": r["mode"], "backend": r["backend"],
-            "input": "×".join(str(d) for d in r["input_shape"]),
-            "median ms": t.median_ms, "p90 ms": t.p90_ms, "p99 ms": t.p99_ms, "n": t.n,
-            "params M": r["params_m"], "GFLOPs": r["gflops"],
-            "call peak RSS MiB": r["call_peak_rss_mb"] if r["call_peak_rss_mb"] is not None else "—",
-        })
-    lines.append(markdown_table(table, list(table[0]) if table else ["model"]))
-    lines += ["", "## Amortised compute per input frame (ms, median) vs stride", ""]
-    strides = opts["strides"]
-    pf = []
-    for r in payload["results"]:
-        row = {"model": r["model"], "backend": r["backend"]}
-        row.update({f"stride {p['stride']}": p["median_ms"] for p in r["per_frame"]})
-        pf.append(row)
-    lines.append(markdown_table(pf, ["model", "backend"] + [f"stride {s}" for s in strides]))
-    lines += ["", "Online models run every frame (the flat line); a window model's clip cost is divided by its stride.", ""]
-    if payload["ratios"]:
-        lines += ["## Headline ratios", ""]
-        for kind, r in payload["ratios"].items():
-            lines.append(
-                f"- **{kind}**: r2plus1d_18 clip {r['window_clip_ms']:.1f} ms vs online TSM-MobileNetV2 step "
-                f"{r['online_step_ms']:.2f} ms → **{r['window_over_online']:.1f}×** per prediction; at stride 8 the window "
-                f"still costs **{r['window_stride8_per_frame_over_online']:.1f}×** per input frame."
-            )
-        lines.append("")
-    if payload["end_to_end"]:
-        lines += [
-            "## End to end on a real-time 30 fps synthetic source (Recognizer + capture thread)",
-            "",
-            "Capture-to-label latency of each prediction; *sustained fps* = frames the model took per second "
-            "(30 = kept up), *dropped* = frames the live source replaced because the model was busy.",
-            "",
-        ]
-        e2e = []
-        for r in payload["end_to_end"]:
-            t = r["end_to_end"]
-            e2e.append({
-                "model": r["model"], "backend": r["backend"], "stride": r["stride"] if r["stride"] is not None else "—",
-                "e2e p50 ms": t.median_ms if t else "—", "e2e p99 ms": t.p99_ms if t else "—",
-                "predictions": r["predictions"], "sustained fps": r["sustained_fps"],
-                "dropped": f"{r['frames_dropped']}/{r['frames_captured']}",
-            })
-        lines.append(markdown_table(e2e, list(e2e[0])))
-        lines.append("")
-    if payload["skipped"]:
-        lines += ["## Skipped", ""] + [f"- {k}: {v}" for k, v in payload["skipped"].items()] + [""]
-    lines += [
-        "## Method",
-        "",
-        f"- Per-prediction timing: {opts['rounds']} interleaved rounds ({opts['heavy_rounds']} for {', '.join(HEAVY_MODELS)}, "
-        f"each > 1 s per clip here), online steps repeated {opts['online_repeats']}× per round, after {opts['warmup']} warm-up rounds.",
-        "- GFLOPs = 2 × MACs of convolutions and linear layers per prediction (torch FlopCounterMode).",
-        f"- Memory: {MEMORY_METHOD}",
-        "- Random weights (latency does not depend on them); ONNX graphs exported by `streamtsm.export.onnx` and checked "
-        "against torch before timing (max abs difference ≤ 1e-4 × max(1, output magnitude)).",
-    ]
-    return "\n".join(lines)
-
-
-def run_latency(options: LatencyOptions, command: str | None = None) -> dict[str, Any]:
-    """Run the whole benchmark and write latency.{json,md} and the plots to ``options.out``."""
+def measure_latency(options: LatencyOptions, command: str | None = None) -> dict[str, Any]:
+    """Run the whole benchmark; returns the JSON-ready payload (see :mod:`streamtsm.bench.latency_report`)."""
     import torch
 
     if options.threads:
-        torch.set_num_threads(options.threads)
-    torch.manual_seed(0)
+        torch.set_num_threads(options.threads)  # process-global: the torch engines' own option sets it too
     backends, skipped = available_backends(options.backends)
     env = environment(precision="fp32", batch=1, quick=options.quick)
-    with tempfile.TemporaryDirectory(prefix="streamtsm-bench-") as tmp:
-        variants, failures = prepare_variants(options, backends, Path(tmp))
-        skipped.update(failures)
-        if not variants:
-            raise BenchError(f"nothing to time: every model/backend failed to open ({skipped})")
+    variants, failures = prepare_variants(options, backends)
+    skipped.update(failures)
+    if not variants:
+        raise BenchError(f"nothing to time: every model/backend failed to open ({skipped})")
+    try:
         timings, peaks = measure_compute(variants, options)
-        rows = compute_rows(variants, timings, peaks, options)
+        rows = per_frame_rows(variants, timings, peaks, options)
         e2e_rows = []
         if options.e2e_seconds > 0:
             plan = [(v, None) for v in variants if v.online] + [(v, s) for v in variants if not v.online for s in options.strides]
-            for v, s in _progress(plan, options.progress, "end-to-end"):
+            for v, s in progress(plan, options.progress, "end-to-end"):
                 e2e_rows.append(measure_end_to_end(v, s, options.e2e_seconds))
+    finally:
         for v in variants:
             v.engine.close()
-    payload: dict[str, Any] = {
+    return {
         "command": command or "python benchmarks/latency.py",
         "environment": env,
         "load_average_end": environment()["load_average_1min"],
@@ -475,81 +326,28 @@ def run_latency(options: LatencyOptions, command: str | None = None) -> dict[str
         "end_to_end": e2e_rows,
         "skipped": skipped,
     }
-    markdown = render_markdown(payload)
-    write_results("latency", payload, markdown, options.out)
-    from .plots import plot_end_to_end, plot_latency_per_frame
-
-    plot_latency_per_frame(payload, options.out / "latency_per_frame.png")
-    if e2e_rows:
-        plot_end_to_end(payload, options.out / "end_to_end.png")
-    return payload
 
 
-# -- command line -------------------------------------------------------------------------------
+def headline_ratios(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per backend: r2plus1d_18 window / online TSM-MobileNetV2 step, and the same amortised at stride 8."""
+    online_name, window_name, stride = HEADLINE
+    out: dict[str, dict[str, float]] = {}
+    for kind in sorted({r["backend_kind"] for r in rows}):
+        by_model = {r["model"]: r for r in rows if r["backend_kind"] == kind}
+        if online_name in by_model and window_name in by_model:
+            step = by_model[online_name]["per_prediction"].median_ms
+            clip = by_model[window_name]["per_prediction"].median_ms
+            out[kind] = {
+                "online_step_ms": step,
+                "window_clip_ms": clip,
+                "window_over_online": clip / step,
+                f"window_stride{stride}_per_frame_over_online": clip / stride / step,
+            }
+    return out
 
 
-def _csv(kind: type) -> Callable[[str], tuple]:
-    def parse(text: str) -> tuple:
-        try:
-            return tuple(kind(x) for x in text.split(",") if x.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind.__name__}, got {text!r}") from None
-
-    return parse
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = LatencyOptions()
-    parser.add_argument("--models", type=_csv(str), default=d.models, help=f"comma-separated (default {','.join(d.models)})")
-    parser.add_argument("--backends", type=_csv(str), default=d.backends,
-                        help="comma-separated among torch,onnxruntime,tensorrt (default torch,onnxruntime; missing ones are skipped)")
-    parser.add_argument("--strides", type=_csv(int), default=d.strides, help="window strides in frames (default 1,4,8,16)")
-    parser.add_argument("--rounds", type=int, default=d.rounds, help=f"interleaved timing rounds (default {d.rounds})")
-    parser.add_argument("--heavy-rounds", type=int, default=d.heavy_rounds,
-                        help=f"rounds for {','.join(HEAVY_MODELS)} (default {d.heavy_rounds})")
-    parser.add_argument("--online-repeats", type=int, default=d.online_repeats, help="online steps per round (default 10)")
-    parser.add_argument("--warmup", type=int, default=d.warmup, help="warm-up rounds (default 2)")
-    parser.add_argument("--e2e-seconds", type=float, default=d.e2e_seconds,
-                        help="seconds of live source per end-to-end configuration (default 6; 0 skips)")
-    parser.add_argument("--threads", type=int, default=None, help="intra-op threads for torch and ONNX Runtime (default: all cores)")
-    parser.add_argument("--quick", action="store_true", help="tiny inputs, one round, 1 s end-to-end (smoke test)")
-    parser.add_argument("--out", type=Path, default=d.out, help="results folder (default benchmarks/results)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def options_from_args(args: argparse.Namespace) -> LatencyOptions:
-    quick = bool(args.quick)
-    return LatencyOptions(
-        models=tuple(args.models),
-        backends=tuple(args.backends),
-        strides=tuple(args.strides),
-        rounds=args.rounds,
-        heavy_rounds=args.heavy_rounds,
-        online_repeats=args.online_repeats,
-        warmup=args.warmup,
-        e2e_seconds=min(args.e2e_seconds, 1.5) if quick else args.e2e_seconds,
-        threads=args.threads,
-        quick=quick,
-        out=args.out,
-        progress=not args.no_progress,
-    )
-
-
-def main(argv: Sequence[str] | None = None, prog: str = "benchmarks/latency.py") -> int:
-    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    try:
-        options = options_from_args(args)
-    except BenchError as exc:
-        parser.error(str(exc))
-    payload = run_latency(options, command=" ".join(["python", prog, *map(shlex.quote, argv)]))
-    print(render_markdown(payload))
-    return 0
-
-
-def _progress(items: Sequence[Any], enabled: bool, desc: str) -> Any:
+def progress(items: Sequence[Any], enabled: bool, desc: str) -> Any:
+    """``items`` with a tqdm progress bar when enabled and tqdm is installed."""
     if not enabled:
         return items
     try:

@@ -1,6 +1,6 @@
 """PNG plots of a latency run (matplotlib, Agg backend: no display needed).
 
-Both plots read the JSON-ready payload of :func:`streamtsm.bench.latency.run_latency` (or the
+Both plots read the JSON-ready payload of :func:`streamtsm.bench.latency.measure_latency` (or the
 ``latency.json`` it wrote), so they can be redrawn without re-measuring.
 """
 
@@ -9,8 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+from .results import save_figure
+from .timing import timing_value
 
-def _pyplot() -> Any:
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files only: works without a display)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,14 +23,9 @@ def _pyplot() -> Any:
     return plt
 
 
-def _get(obj: Any, key: str) -> Any:
-    """Field of a Timing given as a dataclass (fresh run) or a dict (loaded JSON)."""
-    return obj[key] if isinstance(obj, Mapping) else getattr(obj, key)
-
-
 def plot_latency_per_frame(payload: Mapping[str, Any], path: Path) -> Path:
     """Median compute per input frame vs window stride, log scale; online models are flat lines."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     for r in payload["results"]:
         strides = [p["stride"] for p in r["per_frame"]]
@@ -48,19 +47,18 @@ def plot_latency_per_frame(payload: Mapping[str, Any], path: Path) -> Path:
     ax.grid(True, which="both", linewidth=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
 
 def plot_end_to_end(payload: Mapping[str, Any], path: Path) -> Path:
     """Bars of end-to-end (capture to label) p50 and p99 per model/backend/stride, log scale."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = [r for r in payload["end_to_end"] if r["end_to_end"] is not None]
     labels = [f"{r['model']}\n{r['backend']}" + (f" s{r['stride']}" if r["stride"] is not None else "") for r in rows]
-    p50 = [_get(r["end_to_end"], "median_ms") for r in rows]
-    p99 = [_get(r["end_to_end"], "p99_ms") for r in rows]
+    p50 = [timing_value(r["end_to_end"], "median_ms") for r in rows]
+    p99 = [timing_value(r["end_to_end"], "p99_ms") for r in rows]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(rows) + 2), 4.8), dpi=110)
     xs = range(len(rows))
     ax.bar([x - 0.2 for x in xs], p50, width=0.4, label="p50")
@@ -72,7 +70,6 @@ def plot_end_to_end(payload: Mapping[str, Any], path: Path) -> Path:
     ax.grid(True, axis="y", which="both", linewidth=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
     return path

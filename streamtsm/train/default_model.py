@@ -244,7 +244,7 @@ def script_check(model: Any = None, recipe: Recipe = Recipe(), seeds: Sequence[i
     A gesture counts as recognised when the label most often predicted over the steps in the
     0.5 s after it ends is its own.
     """
-    from ..capture import SyntheticSource
+    from ..sources import SyntheticSource
     from ..recognizer import Recognizer
 
     seeds = recipe.script_seeds if seeds is None else seeds
