@@ -44,7 +44,8 @@ from streamtsm.bench.busy import busy_processes  # noqa: E402
 from streamtsm.bench.live import live_run  # noqa: E402
 from streamtsm.bench.machine import environment, load_average  # noqa: E402
 from streamtsm.bench.plots import pyplot  # noqa: E402
-from streamtsm.bench.results import DEFAULT_OUT, announce, markdown_table, output_dir, save_figure, write_results  # noqa: E402
+from streamtsm.bench.arguments import comma_choices  # noqa: E402
+from streamtsm.bench.results import DEFAULT_OUT, announce, markdown_table, output_dir, report_header, save_figure, write_results  # noqa: E402
 from streamtsm.bench.timing import timing_value  # noqa: E402
 
 
@@ -173,15 +174,11 @@ def verdict(rows: Sequence[dict[str, Any]]) -> str | None:
 
 
 def render_markdown(payload: dict[str, Any]) -> str:
-    env, o = payload["environment"], payload["options"]
+    o = payload["options"]
     lines = [
-        "# Contention: the demo's path idle and with busy processes on every core" + (" (QUICK MODE: numbers meaningless)" if o["quick"] else ""),
-        "",
-        f"Command: `{payload['command']}`  ",
-        f"{env['processor']}, {env['cpu_count']} cores, load average {env['load_average_1min'] or 0:.2f} at start / "
-        f"{payload['load_average_end'] or 0:.2f} at end; torch {env.get('torch', '—')}, onnxruntime {env.get('onnxruntime', '—')}; "
-        f"{o['seconds']:g} s per row after {o['warmup']:g} s warm-up, loaded rows with {_load_label(o['busy'])}; {env['date_utc']}.",
-        "",
+        *report_header("Contention: the demo's path idle and with busy processes on every core", payload,
+                       f"{o['seconds']:g} s per row after {o['warmup']:g} s warm-up, loaded rows with {_load_label(o['busy'])}",
+                       quick=o["quick"]),
         markdown_table(table_rows(payload["rows"])),
         "",
     ]
@@ -238,22 +235,11 @@ def _p99(row: dict[str, Any] | None) -> float:
     return float("nan") if row is None or row["end_to_end"] is None else timing_value(row["end_to_end"], "p99_ms")
 
 
-def _keys(known: dict[str, Any], what: str) -> Callable[[str], tuple[str, ...]]:
-    def parse(text: str) -> tuple[str, ...]:
-        keys = tuple(k.strip() for k in text.split(",") if k.strip())
-        bad = [k for k in keys if k not in known]
-        if bad or not keys:
-            raise argparse.ArgumentTypeError(f"unknown {what} {bad or text!r}; choose from {','.join(known)}")
-        return keys
-
-    return parse
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="benchmarks/contention.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", type=_keys(MODELS, "model"), default=None,
+    p.add_argument("--models", type=comma_choices(MODELS, "model"), default=None,
                    help=f"comma-separated (default {','.join(MODELS)}; --quick: {','.join(QUICK['models'])})")
-    p.add_argument("--engines", type=_keys(ENGINES, "engine"), default=None,
+    p.add_argument("--engines", type=comma_choices(ENGINES, "engine"), default=None,
                    help=f"comma-separated (default {','.join(ENGINES)}; --quick: {','.join(QUICK['engines'])})")
     p.add_argument("--seconds", type=float, default=30.0, help="measured seconds per row (default %(default)s)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds run before each row is measured (default %(default)s)")

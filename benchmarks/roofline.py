@@ -33,7 +33,7 @@ from streamtsm.bench.latency import (  # noqa: E402
     prepare_variants,
 )
 from streamtsm.bench.machine import environment  # noqa: E402
-from streamtsm.bench.results import DEFAULT_OUT, announce, markdown_table, write_results  # noqa: E402
+from streamtsm.bench.results import DEFAULT_OUT, announce, markdown_table, report_header, write_results  # noqa: E402
 from streamtsm.bench.timing import time_interleaved  # noqa: E402
 
 
@@ -156,13 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         "note": "FLOPs = 2 x MACs; peak = best sgemm call; achieved = FLOPs per prediction / median prediction time",
     }
     md = "\n".join([
-        "# Roofline: achieved fraction of measured fp32 GEMM throughput" + (" (QUICK MODE: meaningless)" if args.quick else ""),
-        "",
-        f"Command: `{command}`  ",
-        f"{env['processor']}, {env['cpu_count']} cores, load average {env['load_average_1min']:.2f} → {payload['load_average_end']:.2f}; "
-        f"torch {env.get('torch')} ({env.get('torch_threads')} threads), numpy {env['numpy']}, onnxruntime {env.get('onnxruntime', '—')}; "
-        f"{env['date_utc']}.",
-        "",
+        *report_header("Roofline: achieved fraction of measured fp32 GEMM throughput", payload,
+                       f"fp32 sgemm {n}×{n}, {args.threads or 'default'} thread(s)", quick=args.quick),
         f"Machine limit (fp32 {n}×{n} sgemm, best call, FLOPs = 2·N³): "
         + ", ".join(f"{k} **{g:.1f} GFLOP/s**" for k, g in peaks.items()) + f"; peak used below: {peak:.1f} GFLOP/s.",
         "",

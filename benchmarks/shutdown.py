@@ -45,7 +45,8 @@ from mjpeg_server import MjpegServer  # noqa: E402
 from procs import LineReader  # noqa: E402
 
 from streamtsm.bench.machine import environment, load_average  # noqa: E402
-from streamtsm.bench.results import DEFAULT_OUT, announce, markdown_table, output_dir, write_results  # noqa: E402
+from streamtsm.bench.arguments import comma_choices  # noqa: E402
+from streamtsm.bench.results import DEFAULT_OUT, announce, markdown_table, output_dir, report_header, write_results  # noqa: E402
 from streamtsm.bench.timing import Timing  # noqa: E402
 
 CASES = ("demo-synthetic", "demo-camera", "script-camera")
@@ -200,18 +201,13 @@ def _cell(t: Timing | None) -> str:
 
 
 def render_markdown(payload: dict[str, Any]) -> str:
-    env, o = payload["environment"], payload["options"]
+    o = payload["options"]
     table = [{"case": r["case"], "signal": r["signal"], "runs (failed)": f"{r['runs']} ({r['failed']})",
               "stopped ms (median / p90 / max)": _cell(r["stopped"]), "released ms": _cell(r["released"]),
               "exited ms": _cell(r["exited"])} for r in payload["summary"]]
     lines = [
-        "# Shutdown: signal to stop, release and exit" + (" (QUICK MODE: one run per case)" if o["quick"] else ""),
-        "",
-        f"Command: `{payload['command']}`  ",
-        f"{env['processor']}, {env['cpu_count']} cores, load average {env['load_average_1min'] or 0:.2f} at start / "
-        f"{payload['load_average_end'] or 0:.2f} at end; model {o['model']}; signal after {o['predictions']} predictions; "
-        f"{env['date_utc']}.",
-        "",
+        *report_header("Shutdown: signal to stop, release and exit", payload,
+                       f"model {o['model']}; signal after {o['predictions']} predictions", quick=o["quick"]),
         markdown_table(table),
         "",
         "*stopped*: the demo's process ended / the script's loop ended with the source closed; *released*: the loopback "
@@ -223,21 +219,10 @@ def render_markdown(payload: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _names(known: Sequence[str], what: str):
-    def parse(text: str) -> tuple[str, ...]:
-        names = tuple(x.strip() for x in text.split(",") if x.strip())
-        bad = [x for x in names if x not in known]
-        if bad or not names:
-            raise argparse.ArgumentTypeError(f"unknown {what} {bad or text!r}; choose from {','.join(known)}")
-        return names
-
-    return parse
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="benchmarks/shutdown.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--cases", type=_names(CASES, "case"), default=CASES, help=f"comma-separated (default {','.join(CASES)})")
-    p.add_argument("--signals", type=_names(tuple(SIGNALS), "signal"), default=tuple(SIGNALS), help="comma-separated (default SIGINT,SIGTERM)")
+    p.add_argument("--cases", type=comma_choices(CASES, "case"), default=CASES, help=f"comma-separated (default {','.join(CASES)})")
+    p.add_argument("--signals", type=comma_choices(tuple(SIGNALS), "signal"), default=tuple(SIGNALS), help="comma-separated (default SIGINT,SIGTERM)")
     p.add_argument("--repeats", type=int, default=10, help="runs per case and signal (default %(default)s)")
     p.add_argument("--predictions", type=int, default=5, help="predictions to wait for before the signal (default %(default)s)")
     p.add_argument("--model", default="default", help="model spec for the processes (default: the embedded default model)")

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 from .latency import HEADLINE, HEAVY_MODELS
 from .machine import MEMORY_METHOD
 from .plots import plot_end_to_end, plot_latency_per_frame
-from .results import markdown_table, write_results
+from .results import markdown_table, report_header, write_results
 from .timing import timing_value
 
 
@@ -53,15 +53,10 @@ def end_to_end_table(e2e: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def render_markdown(payload: Mapping[str, Any]) -> str:
-    env, opts = payload["environment"], payload["options"]
+    opts = payload["options"]
     lines = [
-        "# Latency: online TSM vs 3D-CNN sliding windows" + (" (QUICK MODE: tiny inputs, numbers meaningless)" if opts["quick"] else ""),
-        "",
-        f"Command: `{payload['command']}`  ",
-        f"{env['processor']}, {env['cpu_count']} cores, load average {env['load_average_1min']:.2f} at start / "
-        f"{payload['load_average_end']:.2f} at end; torch {env.get('torch')} ({env.get('torch_threads')} threads), "
-        f"onnxruntime {env.get('onnxruntime', '—')}; fp32, batch 1, {opts['threads'] or 'default'} thread(s) per engine; {env['date_utc']}.",
-        "",
+        *report_header("Latency: online TSM vs 3D-CNN sliding windows", payload,
+                       f"fp32, batch 1, {opts['threads'] or 'default'} thread(s) per engine", quick=opts["quick"]),
         "## Compute per prediction (interleaved in one run)",
         "",
         markdown_table(compute_table(payload["results"])),

@@ -65,6 +65,25 @@ def markdown_table(rows: Sequence[Mapping[str, object]], columns: Sequence[str] 
     return "\n".join(lines)
 
 
+def report_header(title: str, payload: Mapping[str, Any], details: str, *, quick: bool = False) -> list[str]:
+    """The first lines of every benchmark report: title, command, machine, load, library versions, ``details``, date."""
+    env = payload["environment"]
+
+    def load(value: object) -> str:
+        return f"{value:.2f}" if isinstance(value, (int, float)) else "—"
+
+    torch = f"torch {env['torch']} ({env.get('torch_threads')} threads)" if env.get("torch") else "no torch"
+    return [
+        f"# {title}" + (" (QUICK MODE: a smoke test, numbers meaningless)" if quick else ""),
+        "",
+        f"Command: `{payload['command']}`  ",
+        f"{env['processor']}, {env['cpu_count']} cores, load average {load(env.get('load_average_1min'))} at start / "
+        f"{load(payload.get('load_average_end'))} at end; {torch}, onnxruntime {env.get('onnxruntime', '—')}, "
+        f"numpy {env.get('numpy')}; {details}; {env['date_utc']}.",
+        "",
+    ]
+
+
 def to_json(payload: object) -> str:
     """JSON text of a payload that may hold dataclasses (e.g. :class:`~streamtsm.bench.timing.Timing`) and paths."""
     def default(o: object) -> object:

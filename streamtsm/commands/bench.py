@@ -11,33 +11,24 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:
     from ..bench.latency import LatencyOptions
 
 
 
-def _csv(kind: type) -> Callable[[str], tuple]:
-    def parse(text: str) -> tuple:
-        try:
-            return tuple(kind(x) for x in text.split(",") if x.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind.__name__}, got {text!r}") from None
-
-    return parse
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from ..bench import latency
+    from ..bench.arguments import comma_list
     from ..bench.results import DEFAULT_OUT
 
     d = latency.LatencyOptions.__dataclass_fields__
-    parser.add_argument("--models", type=_csv(str), default=d["models"].default, metavar="A,B",
+    parser.add_argument("--models", type=comma_list(str), default=d["models"].default, metavar="A,B",
                         help=f"comma-separated (default {','.join(latency.DEFAULT_MODELS)})")
-    parser.add_argument("--backends", type=_csv(str), default=d["backends"].default, metavar="A,B",
+    parser.add_argument("--backends", type=comma_list(str), default=d["backends"].default, metavar="A,B",
                         help="comma-separated among torch,onnxruntime,tensorrt (default torch,onnxruntime; missing ones are skipped)")
-    parser.add_argument("--strides", type=_csv(int), default=d["strides"].default, metavar="1,4",
+    parser.add_argument("--strides", type=comma_list(int), default=d["strides"].default, metavar="1,4",
                         help="window strides in frames (default 1,4,8,16)")
     parser.add_argument("--rounds", type=int, default=d["rounds"].default, help="interleaved timing rounds (default %(default)s)")
     parser.add_argument("--heavy-rounds", type=int, default=d["heavy_rounds"].default,
