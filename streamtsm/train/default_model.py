@@ -478,11 +478,14 @@ def _check_command(argv: list[str]) -> int:
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime", "tensorrt"), help="engine (default: %(default)s)")
     p.add_argument("--seeds", type=int, nargs="+", default=list(recipe.script_seeds), help="script seeds (default: %(default)s)")
     p.add_argument("--seconds", type=float, default=recipe.script_seconds, help="length of each script (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="intra-op threads of a torch or ONNX Runtime engine (default %(default)s: steady on a shared machine)")
     a = p.parse_args(argv)
-    if a.seconds <= 0:
-        p.error(f"--seconds must be > 0, got {a.seconds}")
+    if a.seconds <= 0 or a.threads < 1:
+        p.error(f"--seconds must be > 0 and --threads >= 1, got {a.seconds} and {a.threads}")
+    options = {} if a.backend == "tensorrt" else {"threads": a.threads}
     t0 = time.perf_counter()
-    result = script_check(a.model, recipe, a.seeds, a.seconds, backend=a.backend)
+    result = script_check(a.model, recipe, a.seeds, a.seconds, backend=a.backend, **options)
     summary = {k: v for k, v in result.items() if k != "events"} | {"wall_seconds": round(time.perf_counter() - t0, 1)}
     print(json.dumps(summary, indent=1))
     return 0
