@@ -1,6 +1,6 @@
 """How long the demo and a ``Recognizer.run`` script take to stop after SIGINT/SIGTERM, and to let go of the camera.
 
-    python benchmarks/shutdown.py --out benchmarks/results   # deliberate full run: 3 cases x 2 signals x 10 runs, ~5 min
+    python benchmarks/shutdown.py --out benchmarks/results   # deliberate full run: 3 cases x 2 signals x 10 runs, ~3 min
     python benchmarks/shutdown.py --cases demo-camera --repeats 20                    # into runs/bench/
     python benchmarks/shutdown.py --quick                    # smoke run: one run per case
 
@@ -17,9 +17,9 @@ model (``--model``) that has produced ``--predictions`` predictions when the sig
   stopped = the script printed that the loop ended and the source is closed.
 
 Per case and signal over ``--repeats`` runs: median, p90 and max of *stopped* (signal -> loop
-ended), *released* (signal -> camera connection closed; the server notices at its next frame,
-so this includes up to one frame interval, 33 ms at 30 fps) and *exited* (signal -> process
-gone). Results: ``shutdown.json`` and ``shutdown.md`` in ``--out`` (default ``runs/bench/``).
+ended), *released* (signal -> camera connection closed; the server learns it from a failed
+write, which is usually the second frame it sends after the close, so this includes up to two
+frame intervals, 67 ms at 30 fps) and *exited* (signal -> process gone). Results: ``shutdown.json`` and ``shutdown.md`` in ``--out`` (default ``runs/bench/``).
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def render_markdown(payload: dict[str, Any]) -> str:
         markdown_table(table),
         "",
         "*stopped*: the demo's process ended / the script's loop ended with the source closed; *released*: the loopback "
-        "camera saw its stream connection close (noticed at its next frame: up to 33 ms late); *exited*: the process is gone.",
+        "camera saw its stream connection close (noticed at a failed write: up to two frame intervals, 67 ms, late); *exited*: the process is gone.",
     ]
     errors = [f"- {r.case} {r.signal}: {r.error}" for r in payload["runs_detail"] if r.error]
     if errors:
