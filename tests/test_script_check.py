@@ -7,6 +7,7 @@ here one shorter script of the same held-out kind.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")  # the check lives in streamtsm.train (the torch side), even when the model runs on ONNX Runtime
@@ -49,3 +50,17 @@ def test_the_check_uses_the_recognizers_sampling_and_smoothing(monkeypatch):
     assert len(seen) == result["steps"] == 40
     assert {w for w, _ in seen} == {Recipe().smoothing_steps}
     assert [round(t, 6) for _, t in seen[:3]] == [0.0, 0.1, 0.2]  # kept on the 10 fps grid of the stream's clock
+
+
+def test_an_open_engine_runs_instead_of_the_model_and_stays_open():
+    """``engine=`` (e.g. an int8 export) goes through the same Recognizer; the caller keeps its engine."""
+    pytest.importorskip("onnxruntime")
+    from streamtsm.resolve import open_engine
+
+    engine = open_engine("default", "onnxruntime")
+    try:
+        result = script_check(None, Recipe(), seeds=[31], seconds=3.0, engine=engine)
+        assert result["engine"] == engine.name and result["steps"] == 30
+        engine.step(np.zeros((1, 3, 80, 80), np.float32), engine.init_state(1))  # still open
+    finally:
+        engine.close()
