@@ -39,7 +39,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from common import environment, markdown_table, time_interleaved, write_results  # noqa: E402
+from streamtsm.bench.machine import environment  # noqa: E402
+from streamtsm.bench.results import markdown_table, save_figure, write_results  # noqa: E402
+from streamtsm.bench.timing import time_interleaved, timing_value  # noqa: E402
 
 #: model key -> (TSM registry name, backbone registry name, kwargs, crop size)
 MODELS = {
@@ -75,8 +77,8 @@ def _with_crop(model: Any, crop: int | None) -> Any:
 
 def build_pair(key: str, crop: int | None) -> tuple[Any, Any]:
     """The online TSM of ``key`` and its bare backbone with the same weights (no shift, no state)."""
-    from streamtsm.checkpoints import load_model
     from streamtsm.models import create_model
+    from streamtsm.resolve import load_torch_model
 
     import torch
 
@@ -84,12 +86,12 @@ def build_pair(key: str, crop: int | None) -> tuple[Any, Any]:
     crop = crop or default_crop
     torch.manual_seed(0)  # random weights, but the same ones every run
     if tsm_name == "default":
-        tsm = load_model(None)
+        tsm = load_torch_model(None)
         kw = {k: tsm.card.arch_kwargs[k] for k in ("width_mult", "dropout") if k in tsm.card.arch_kwargs}
         backbone = create_model(backbone_name, num_classes=tsm.card.num_classes, class_names=tsm.card.class_names, **kw)
         backbone.card = backbone.card.replace(preprocessing=tsm.card.preprocessing, temporal=tsm.card.temporal)
     else:
-        tsm = create_model(tsm_name, **kwargs)
+        tsm = load_torch_model(tsm_name, num_classes=kwargs["num_classes"])
         backbone = create_model(backbone_name, **kwargs)
     backbone.load_state_dict(tsm.state_dict(), strict=True)  # same weights: the shift is the only difference
     return _with_crop(tsm.eval(), crop), _with_crop(backbone.eval(), crop)
@@ -201,18 +203,18 @@ def latency_markdown(payload: dict[str, Any], rows: list[dict[str, Any]], keys: 
 
 
 def plot_latency(payload: dict[str, Any], keys: Sequence[str], path: Path) -> None:
-    from streamtsm.bench.plots import _get, _pyplot
+    from streamtsm.bench.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=110)
     names = [f"{k} {kind}" for k in keys for kind in ("TSM", "backbone")]
     x = np.arange(len(names))
     for offset, precision in ((-0.2, "fp32"), (0.2, "int8")):
-        med = [_get(payload["timings"][f"{n} {precision}"], "median_ms") for n in names]
-        p90 = [_get(payload["timings"][f"{n} {precision}"], "p90_ms") for n in names]
+        med = [timing_value(payload["timings"][f"{n} {precision}"], "median_ms") for n in names]
+        p90 = [timing_value(payload["timings"][f"{n} {precision}"], "p90_ms") for n in names]
         ax.bar(x + offset, med, 0.4, label=f"{precision} median", yerr=[np.zeros(len(med)), np.subtract(p90, med)], capsize=2)
     for i, n in enumerate(names):
-        ax.text(i, _get(payload["timings"][f"{n} fp32"], "median_ms") * 1.15, f"{payload['ratios'][n]['median']:.2f}x",
+        ax.text(i, timing_value(payload["timings"][f"{n} fp32"], "median_ms") * 1.15, f"{payload['ratios'][n]['median']:.2f}x",
                 ha="center", fontsize=8)
     ax.set_yscale("log")
     ax.set_xticks(x, names, rotation=20, fontsize=8)
@@ -222,8 +224,7 @@ def plot_latency(payload: dict[str, Any], keys: Sequence[str], path: Path) -> No
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", which="both", linewidth=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
