@@ -255,7 +255,7 @@ def run_accuracy(a: argparse.Namespace) -> int:
 
     from streamtsm.backends.onnxruntime_backend import open_onnxruntime
     from streamtsm.checkpoints import load_model
-    from streamtsm.export.int8 import CalibrationSource, Int8Config, OnlineGraph, StreamedFrames, compare_streamed, quantize_online
+    from streamtsm.export.int8 import CalibrationSource, Int8Config, OnlineGraph, StreamedFrames, quantize_online
     from streamtsm.export.onnx import export_onnx
     from streamtsm.preprocess import FramePreprocessor
     from streamtsm.train.augment import EvalTransform
