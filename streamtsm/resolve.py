@@ -2,8 +2,10 @@
 
 A *model spec* is ``None`` or ``"default"`` (the embedded default model), a path (an exported
 ``.onnx``, a TensorRT ``.plan``/``.engine``, or a checkpoint: ``.safetensors``, ``.pth``,
-``.pth.tar``, …), a model-registry name such as ``tsm_mobilenetv2`` (RANDOM weights: latency
-work only), a torch ``nn.Module`` carrying a ``.card``, or an already open engine.
+``.pth.tar``, …), a weight name such as ``tsm_mobilenetv2.jester_online`` (``streamtsm
+models``: downloaded once, with the card of its source), a model-registry name such as
+``tsm_mobilenetv2`` (RANDOM weights: latency work only), a torch ``nn.Module`` carrying a
+``.card``, or an already open engine.
 
 :func:`open_engine` turns a spec plus backend options into an :class:`OnlineEngine` or a
 :class:`ClipEngine`; :func:`load_torch_model` turns a spec into a torch model. Everything
@@ -37,7 +39,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from . import exports
+from . import exports, weights
 from .backends.base import BackendError, ClipEngine, Engine, OnlineEngine
 from .backends.onnxruntime_backend import available_providers, open_onnxruntime
 from .backends.tensorrt_backend import open_tensorrt, tensorrt_unavailable_reason
@@ -82,8 +84,8 @@ def open_engine(model: Any = None, backend: str = "auto", **options: Any) -> Any
     if model is None or model == "default":
         if DEFAULT_ONNX.is_file():
             return _open_exported(DEFAULT_ONNX, backend, options, why="the embedded default model's ONNX export")
-        return _open_exported(_exported_checkpoint(None), backend, options, why="default model exported to the cache")
-    return _open_exported(_exported_checkpoint(model), backend, options, why=f"{model} exported to the cache")
+        return _open_exported(cached_export_of(None), backend, options, why="default model exported to the cache")
+    return _open_exported(cached_export_of(model), backend, options, why=f"{model} exported to the cache")
 
 
 def load_torch_model(model: Any = None, *, num_classes: int | None = None, input_size: int | None = None) -> Any:
@@ -107,6 +109,8 @@ def load_torch_model(model: Any = None, *, num_classes: int | None = None, input
             raise ValueError("--input-size/--num-classes apply to registry names only: a checkpoint's card fixes them")
         return _with_weights_hash(checkpoints.load_model(model), Path(model))
     name = str(model)
+    if weights.find_weight(name) is not None:
+        return checkpoints.load_model(name)  # downloaded once into the cache, with the entry's card
     if models.is_model(name):
         import torch
 
@@ -115,18 +119,24 @@ def load_torch_model(model: Any = None, *, num_classes: int | None = None, input
             torch.manual_seed(0)
             net = models.create_model(name, num_classes=400 if num_classes is None else num_classes)
         return net if input_size is None else _with_input_size(net, input_size)
-    raise ModelSpecError(_not_found_message(name, models.list_models()))
+    raise ModelSpecError(_not_found_message(name, models.list_models() + [w.name for w in weights.list_weights()]))
 
 
-def _exported_checkpoint(model: Any) -> Path:
+def cached_export_of(model: Any) -> Path:
     """The cached export of a checkpoint path, registry name or the default (exported now if needed).
 
     A checkpoint file's export is found by its bytes alone, so this needs torch only the
     first time (to export).
     """
     key = None
-    if isinstance(model, (str, Path)) and Path(model).is_file():
-        key = exports.key_for_file(model, _safe_stem(Path(model)))
+    path = Path(model) if isinstance(model, (str, Path)) else None
+    if path is not None and not path.exists() and weights.find_weight(str(model)) is not None:
+        try:  # a weight name: its export is found by the cached file's bytes, without torch
+            path = weights.weight_file(str(model), download=False)
+        except weights.WeightsError:
+            path = None  # not downloaded yet: loading it (with torch) downloads it
+    if path is not None and path.is_file():
+        key = exports.key_for_file(path, _safe_stem(path))
         found = exports.lookup(key)
         if found is not None:
             log.info("using the cached export %s of %s", found, model)
@@ -134,9 +144,12 @@ def _exported_checkpoint(model: Any) -> Path:
     try:
         net = load_torch_model(model)
     except BackendError as exc:
+        hint = f" Run `streamtsm download {model} --onnx` where torch is installed." if weights.find_weight(str(model)) else ""
         raise BackendError(
-            f"{model or 'the default model'} has no cached export here, and exporting it needs torch: {exc}"
+            f"{model or 'the default model'} has no cached export here, and exporting it needs torch: {exc}.{hint}"
         ) from None
+    if key is None and path is not None and path.is_file():
+        key = exports.key_for_file(path, _safe_stem(path))  # a weight name downloaded just now
     return exports.cached_export(net, key, source=str(model or "default"))
 
 

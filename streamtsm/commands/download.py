@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retries", type=int, default=None,
                    help="further attempts after a failed one (default: $STREAMTSM_DOWNLOAD_RETRIES or 3)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (it is also off when stderr is not a terminal)")
+    p.add_argument("--onnx", action="store_true",
+                   help="also export each video model into the export cache ($STREAMTSM_HOME/exports; needs torch), so a "
+                   "device with only onnxruntime finds it by name (copy the whole $STREAMTSM_HOME)")
     p.set_defaults(func=run)
 
 
@@ -31,7 +34,13 @@ def run(args: argparse.Namespace) -> int:
     from ..weights import download, get_weight
 
     entries = [get_weight(n) for n in args.names]  # every name checked before the first byte is fetched
+    if args.onnx and (backbones := [e.name for e in entries if e.is_backbone]):
+        raise ValueError(f"--onnx exports video models; {', '.join(backbones)} are ImageNet backbones (for `train --init`)")
     for entry in entries:
         path = download(entry.name, progress=False if args.quiet else None, timeout=args.timeout, retries=args.retries)
         print(f"{entry.name}: {path} ({path.stat().st_size / 1e6:.1f} MB)")
+        if args.onnx:
+            from ..resolve import cached_export_of
+
+            print(f"{entry.name}: export {cached_export_of(entry.name)}")
     return 0

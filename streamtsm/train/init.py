@@ -6,13 +6,14 @@ A spec is
 * ``default`` -- the embedded model (an online TSM that already knows motion);
 * a checkpoint path in any format :func:`streamtsm.load_model` reads: the architecture, its
   weights and its card (input size, preprocessing, frame rate) all come from it;
-* a torchvision ImageNet MobileNetV2/ResNet state dict (a 1000-class classifier): only the 2D
-  backbone comes from it, into the architecture the arguments chose (``--arch``); preprocessing
-  and frame rate then come from the arguments too (``InitModel.from_card`` is False).
+* a weight name (``streamtsm models``: ``tsm_mobilenetv2.jester_online``, …), downloaded once;
+* a torchvision ImageNet MobileNetV2/ResNet state dict (a 1000-class classifier), as a file or by
+  name (``mobilenet_v2.imagenet``, ``resnet50.imagenet``): only the 2D backbone comes from it,
+  into the architecture the arguments chose (``--arch``); preprocessing and frame rate then come
+  from the arguments too (``InitModel.from_card`` is False).
 
-Everything but ImageNet files goes through :func:`streamtsm.resolve.load_torch_model`, so the
-weight-registry names (``arch.tag``) it learns work here too; a bare architecture name is refused
-(random weights are what training without ``--init`` starts from).
+Everything but ImageNet backbones goes through :func:`streamtsm.resolve.load_torch_model`; a bare
+architecture name is refused (random weights are what training without ``--init`` starts from).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from ..checkpoints import CheckpointError, read_state_dict
 from ..checkpoints.tsm import imagenet_backbone_state_dict
 from ..models import create_model, is_model
 from ..resolve import ModelSpecError, load_torch_model
+from ..weights import WeightsError, find_weight, weight_file
 from .families import FAMILIES, FamilyError, family_of
 from .finetune import classifier_name, with_classes
 
@@ -106,6 +108,12 @@ def load_init_model(spec: str, class_names: Sequence[str] | None = None, *, buil
     classes are the same (without, the model keeps its classes: see ``finetune.with_classes``).
     """
     path = Path(spec)
+    entry = find_weight(spec) if not path.exists() else None
+    if entry is not None and entry.is_backbone:  # an ImageNet backbone by name: its file, downloaded once
+        try:
+            path = weight_file(spec)
+        except WeightsError as exc:
+            raise InitError(f"--init {spec}: {exc}") from None
     if spec != "default" and path.is_file() and path.suffix not in (".safetensors", ".onnx", ".plan"):
         try:
             sd = read_state_dict(path)
@@ -120,10 +128,10 @@ def load_init_model(spec: str, class_names: Sequence[str] | None = None, *, buil
         raise InitError(f"--init {spec}: that is an architecture (random weights), not weights to start from; "
                         f"use --arch {spec} without --init")
     try:
-        model = load_torch_model(spec)  # 'default', checkpoint paths (and, later, weight-registry names)
+        model = load_torch_model(spec)  # 'default', a checkpoint path or a weight name
     except (CheckpointError, ModelSpecError) as exc:
         raise InitError(f"--init {spec}: {exc}") from None
-    source = "the embedded default model" if spec == "default" else path.name
+    source = "the embedded default model" if spec == "default" else (spec if entry is not None else path.name)
     model, new_head = with_classes(model, class_names, dropout=dropout) if class_names is not None else (model, False)
     model.train()
     return InitModel(model, source, from_card=True, new_head=new_head)
