@@ -15,10 +15,13 @@ import pytest
 
 from streamtsm.synthetic import (
     CLASSES,
+    EXTRA_GESTURES,
+    GESTURES,
     SHAPE_FAMILIES,
     TEXTURE_FAMILIES,
     GestureScript,
     SyntheticError,
+    gesture_seconds,
     render_clip,
     write_dataset,
 )
@@ -127,6 +130,72 @@ def test_rotations_turn_clockwise_or_counter_clockwise_on_screen(seed):
     assert -280 <= turn_ccw <= -80, turn_ccw
 
 
+def test_the_extra_gestures_are_new_and_outside_the_default_classes():
+    assert EXTRA_GESTURES == ("circle_cw", "circle_ccw", "wave", "push")
+    assert not set(EXTRA_GESTURES) & set(CLASSES) and set(GESTURES) == set(CLASSES) | set(EXTRA_GESTURES)
+    # A default script never plays them (the default model's test streams stay what they were) ...
+    default = GestureScript(2, duration_s=60.0, size=(48, 64))
+    assert {e.label for e in default.timeline} == set(CLASSES[:-1])
+    # ... a script of them plays them, each as long as its own family's range says.
+    script = GestureScript(2, duration_s=60.0, size=(48, 64), labels=EXTRA_GESTURES)
+    assert {e.label for e in script.timeline} == set(EXTRA_GESTURES)
+    for e in script.timeline:
+        lo, hi = gesture_seconds(e.label)
+        assert lo - 1e-9 <= e.end_s - e.start_s <= hi + 1e-9
+    for label in EXTRA_GESTURES:
+        lo, hi = gesture_seconds(label)
+        for seed in SEEDS:
+            assert round(lo * 30) <= len(render_clip(label, seed, size=(32, 32))) <= round(hi * 30)
+
+
+def _track(truth) -> np.ndarray:
+    return np.array([centroid(m) for m in truth.object_alpha])
+
+
+@pytest.mark.parametrize("seed", SEEDS + (3, 4))
+def test_circles_carry_the_object_round_a_loop_the_named_way_without_turning_it(seed):
+    for label, sign in (("circle_cw", +1), ("circle_ccw", -1)):
+        _, truth = render_clip(label, seed, return_truth=True)
+        track = _track(truth)
+        centre = (track.min(0) + track.max(0)) / 2
+        d = track - centre
+        turned = math.degrees(np.unwrap(np.arctan2(d[:, 1], d[:, 0]))[-1] - np.arctan2(d[0, 1], d[0, 0]))
+        assert 270 <= sign * turned <= 430, (label, seed, turned)  # 300-400 degrees, +- tremor and clipping
+        radius = np.hypot(*d.T)
+        assert radius.min() > 0.3 * radius.max()  # a loop, not a line through the centre
+        assert np.ptp(track, 0).min() > 0.2 * min(SIZE)
+        own_turn = math.degrees(marker_angles(truth)[-1] - marker_angles(truth)[0])
+        assert abs(own_turn) < 25, own_turn  # the object is carried, not rotated (that is rotate_cw)
+
+
+@pytest.mark.parametrize("seed", SEEDS + (3, 4))
+def test_a_wave_sways_side_to_side_and_comes_back(seed):
+    frames, truth = render_clip("wave", seed, return_truth=True)
+    x = _track(truth)[:, 0]
+    rest = (x[0] + x[-1]) / 2
+    assert abs(x[-1] - x[0]) < 0.03 * SIZE[1]  # ends where it started: no net swipe
+    swing = x - rest
+    big = swing[np.abs(swing) > 0.04 * SIZE[1]]
+    reversals = int(np.sum(np.diff(np.sign(big)) != 0))
+    assert reversals >= 2, reversals  # right-left-right (or left-right-left) at least
+    assert np.ptp(x) > 0.12 * SIZE[1]
+    # At most 2.5 swings per second, so a 10 fps model sees each one (>= 4 samples per swing).
+    seconds = len(frames) / 30
+    assert (reversals + 1) / 2 / seconds <= 2.5 + 1e-9
+    tilt = np.degrees(marker_angles(truth) - marker_angles(truth)[0])
+    assert np.ptp(tilt) > 15  # the object tilts with the sway, like a hand pivoting at the wrist
+
+
+@pytest.mark.parametrize("seed", SEEDS + (3, 4))
+def test_a_push_comes_towards_the_camera_and_back(seed):
+    _, truth = render_clip("push", seed, return_truth=True)
+    areas = np.array([area(m) for m in truth.object_alpha])
+    peak = int(np.argmax(areas))
+    assert 0.25 * len(areas) < peak < 0.75 * len(areas)
+    assert areas[peak] >= 1.6**2 * 0.8 * areas[0] and abs(areas[-1] / areas[0] - 1) < 0.1
+    assert np.linalg.norm(_track(truth)[peak] - _track(truth)[0]) < 0.15 * SIZE[1]  # roughly in place
+
+
 def test_no_motion_clips_hold_the_object_still():
     behaviours = set()
     for seed in range(12):
@@ -142,7 +211,8 @@ def test_no_motion_clips_hold_the_object_still():
 
 
 @pytest.mark.parametrize("forward,backward", [("swipe_left", "swipe_right"), ("swipe_up", "swipe_down"),
-                                              ("zoom_in", "zoom_out"), ("rotate_cw", "rotate_ccw")])
+                                              ("zoom_in", "zoom_out"), ("rotate_cw", "rotate_ccw"),
+                                              ("circle_cw", "circle_ccw")])
 def test_reverse_class_is_the_same_clip_played_backwards(forward, backward):
     fwd, tf = render_clip(forward, 5, return_truth=True)
     bwd, tb = render_clip(backward, 5, return_truth=True)
@@ -230,8 +300,8 @@ def test_script_frames_are_deterministic_and_random_access():
 
 
 def test_bad_arguments_raise_clear_errors():
-    with pytest.raises(SyntheticError, match="unknown label 'wave'"):
-        render_clip("wave", 0)
+    with pytest.raises(SyntheticError, match="unknown label 'moonwalk'"):
+        render_clip("moonwalk", 0)
     with pytest.raises(SyntheticError, match="out of range"):
         render_clip(9, 0)
     with pytest.raises(SyntheticError, match="split"):

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from .appearance import make_appearance
-from .motion import GESTURE_SECONDS, GESTURES, MOTION_FAMILIES, TREMOR, label_name, make_jitter, make_motion
+from .motion import GESTURES, MOTION_FAMILIES, TREMOR, label_name, make_jitter, make_motion
 from .params import (
     S_APPEARANCE,
     S_CAMERA,
@@ -111,7 +111,25 @@ IDLE_BEHAVIOURS: dict[str, IdleBehaviour] = {
 }
 
 
-def render_clip(
+@dataclass(frozen=True)
+class ClipPlan:
+    """A clip ready to render: ``renderer.frame(i)`` for ``i < num_frames`` is the clip's frame ``i``.
+
+    The renderer is random-access by time and holds the last pose after the gesture (with tremor),
+    so frames past ``num_frames`` continue the clip's idle ending: what the synthetic performer
+    shows between takes. ``gesture_frames`` = (first, end) frame indices of the gesture (end
+    exclusive; (0, 0) for ``no_motion``).
+    """
+
+    renderer: Renderer
+    num_frames: int
+    gesture_frames: tuple[int, int]
+    shape: str
+    texture: str
+    behaviour: str | None
+
+
+def plan_clip(
     label: str | int,
     seed: int,
     *,
@@ -121,17 +139,12 @@ def render_clip(
     split: str = "train",
     lead_in_s: float = 0.0,
     lead_out_s: float = 0.0,
-    return_truth: bool = False,
-) -> np.ndarray | tuple[np.ndarray, ClipTruth]:
-    """Render one gesture clip as ``(T, H, W, 3)`` uint8 BGR frames.
+    max_duration_s: float | None = None,
+) -> ClipPlan:
+    """Everything :func:`render_clip` draws, without rendering the frames (see there).
 
-    ``size`` is (height, width). ``duration_s`` is the gesture's length (default: drawn from
-    0.5-1.5 s); ``lead_in_s``/``lead_out_s`` add idle frames of the same scene before/after it
-    (the object may fade in at the start of a long lead-in or out at the end of a long
-    lead-out, as between gestures of a live script). For ``no_motion`` the whole clip is one
-    idle behaviour. The seed fixes the object and the background for every label, so
-    ``render_clip("swipe_right", s)`` is ``render_clip("swipe_left", s)`` played backwards.
-    With ``return_truth`` also returns a :class:`ClipTruth`.
+    ``max_duration_s`` caps the drawn gesture length (when ``duration_s`` is None): the
+    performer fits a gesture into a take of fixed length with it.
     """
     name = label_name(label)
     seed, split = check_seed(seed), check_split(split)
@@ -143,11 +156,11 @@ def render_clip(
     gesture_of = GESTURES[name]
     family = MOTION_FAMILIES[gesture_of.family]
     rng_m = rng(seed, split, S_MOTION, family.code)
-    drawn = float(rng_m.uniform(*GESTURE_SECONDS))  # drawn first, identical for a label pair
+    drawn = float(rng_m.uniform(*family.seconds))  # drawn first, identical for a label pair
     if duration_s is None:
-        duration_s = drawn
+        duration_s = drawn if max_duration_s is None else min(drawn, max_duration_s)
     if not isinstance(duration_s, (int, float)) or not 0 < duration_s <= 30:
-        raise SyntheticError(f"duration_s must be in (0, 30] seconds (gestures last 0.5-1.5 s), got {duration_s!r}")
+        raise SyntheticError(f"duration_s must be in (0, 30] seconds (gestures last 0.5-2 s), got {duration_s!r}")
     n_gesture = max(2, int(round(duration_s * fps)))
     n_in, n_out = int(round(lead_in_s * fps)), int(round(lead_out_s * fps))
     n_total = n_in + n_gesture + n_out
@@ -172,9 +185,11 @@ def render_clip(
         if times.ramp is not None:
             camera = replace(camera, ramp=times.ramp)
         fade_in, fade_out = times.fade_in, times.fade_out
+        gesture_frames = (0, 0)
     else:
         jitter = make_jitter(rng_idle, short)
         gesture = (n_in / fps, (n_in + n_gesture - 1) / fps)
+        gesture_frames = (n_in, n_in + n_gesture)
         # A long idle lead-in may begin with the object fading in, a long lead-out may end with it
         # fading out: the transitions a live script shows between gestures.
         if lead_in_s >= 0.6 and rng_idle.uniform() < 0.4:
@@ -192,6 +207,35 @@ def render_clip(
         episodes.append(second)
         switch.append(fade_out[1])
     renderer = Renderer(camera, episodes, switch, (h, w), fps)
+    return ClipPlan(renderer, n_total, gesture_frames, appearance.shape, appearance.texture_name, behaviour)
+
+
+def render_clip(
+    label: str | int,
+    seed: int,
+    *,
+    size: tuple[int, int] = (120, 160),
+    fps: float = 30.0,
+    duration_s: float | None = None,
+    split: str = "train",
+    lead_in_s: float = 0.0,
+    lead_out_s: float = 0.0,
+    return_truth: bool = False,
+) -> np.ndarray | tuple[np.ndarray, ClipTruth]:
+    """Render one gesture clip as ``(T, H, W, 3)`` uint8 BGR frames.
+
+    ``size`` is (height, width). ``duration_s`` is the gesture's length (default: drawn from
+    its family's range, 0.5-1.5 s for :data:`CLASSES`); ``lead_in_s``/``lead_out_s`` add idle
+    frames of the same scene before/after it (the object may fade in at the start of a long
+    lead-in or out at the end of a long lead-out, as between gestures of a live script). For
+    ``no_motion`` the whole clip is one idle behaviour. The seed fixes the object and the
+    background for every label, so ``render_clip("swipe_right", s)`` is
+    ``render_clip("swipe_left", s)`` played backwards. With ``return_truth`` also returns a
+    :class:`ClipTruth`.
+    """
+    plan = plan_clip(label, seed, size=size, fps=fps, duration_s=duration_s, split=split, lead_in_s=lead_in_s,
+                     lead_out_s=lead_out_s)
+    renderer, n_total = plan.renderer, plan.num_frames
     frames = np.stack([renderer.frame(i) for i in range(n_total)])
     if not return_truth:
         return frames
@@ -201,8 +245,8 @@ def render_clip(
         object_alpha=np.stack([p[1] for p in parts]),
         marker_alpha=np.stack([p[2] for p in parts]),
         plate=np.stack([p[3] for p in parts]),
-        shape=appearance.shape,
-        texture=appearance.texture_name,
-        behaviour=behaviour,
+        shape=plan.shape,
+        texture=plan.texture,
+        behaviour=plan.behaviour,
     )
     return frames, truth

@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from .appearance import make_appearance
-from .motion import CLASSES, GESTURE_SECONDS, GESTURES, PERFORMABLE, make_jitter, make_motion
+from .motion import CLASSES, GESTURE_SECONDS, GESTURES, PERFORMABLE, gesture_seconds, make_jitter, make_motion
 from .params import (
     S_APPEARANCE,
     S_CAMERA,
@@ -31,6 +31,18 @@ from .params import (
 )
 from .renderer import Episode, Renderer
 from .scene import make_camera
+
+
+def _fit_length(drawn: float, seconds: tuple[float, float]) -> float:
+    """A length drawn from ``GESTURE_SECONDS`` moved to the same place in a family's own range.
+
+    The draw stays the one every script has always made (so scripts of the nine default classes,
+    whose range it is, keep their timelines bit for bit); a wave is just stretched to its range.
+    """
+    if seconds == GESTURE_SECONDS:
+        return drawn
+    lo, hi = GESTURE_SECONDS
+    return seconds[0] + (drawn - lo) / (hi - lo) * (seconds[1] - seconds[0])
 
 
 @dataclass(frozen=True)
@@ -97,11 +109,12 @@ class GestureScript:
         while True:
             idle = float(rng_t.uniform(lo, hi))
             length = float(rng_t.uniform(*GESTURE_SECONDS))
-            if t + idle + length + 0.3 > self.duration_s:
-                break
             if not bag:  # shuffle-bag: every label once per round, in random order
                 bag = [str(x) for x in rng_t.permutation(labels)]
             label = bag.pop()
+            length = _fit_length(length, gesture_seconds(label))
+            if t + idle + length + 0.3 > self.duration_s:
+                break  # (nothing is drawn after this, so drawing the label first changes no timeline)
             start, end = t + idle, t + idle + length
             k = len(events)
             fade = min(0.3, 0.2 * idle)
