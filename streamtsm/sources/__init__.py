@@ -2,7 +2,9 @@
 
 numpy + OpenCV only (on the Jetson path). :func:`open_source` turns a command-line style spec
 into an open source; :class:`CaptureThread` reads it on its own thread. Modules: ``base``
-(Source, Frame, SourceError), ``camera``, ``file``, ``stream``, ``synthetic``, ``capture``.
+(Source, Frame, SourceError), ``camera``, ``file``, ``stream``, ``synthetic`` (a scripted
+scene), ``performer`` (a synthetic person who gestures on cue, for ``streamtsm record``),
+``capture``.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from .base import Frame, Source, SourceError
 from .camera import MAX_CAMERA_INDEX, CameraSource, check_camera_index
 from .capture import CaptureStats, CaptureThread
 from .file import VideoFileSource
+from .performer import PerformerSource
 from .stream import STREAM_SCHEMES, Backoff, StreamSource, redact_url
 from .synthetic import SyntheticSource
 
 __all__ = [
     "MAX_CAMERA_INDEX",
+    "PerformerSource",
     "STREAM_SCHEMES",
     "Backoff",
     "CameraSource",
@@ -45,8 +49,8 @@ def source_kind(spec: str | int | Path) -> SourceKind:
     """What :func:`open_source` makes of ``spec``, without opening anything.
 
     An integer or integer text (signed too: ``"-1"`` is a bad camera index, not a file name)
-    -> camera; ``rtsp://``, ``http(s)://`` ... -> stream; ``"synthetic"`` or ``"synthetic:SEED"``
-    -> synthetic; any other text or path -> file.
+    -> camera; ``rtsp://``, ``http(s)://`` ... -> stream; ``"synthetic"``, ``"synthetic:SEED"`` or
+    ``"synthetic:performer[:SPLIT][:SEED]"`` -> synthetic; any other text or path -> file.
     """
     if isinstance(spec, bool):
         raise SourceError(f"source spec {spec!r} is not a camera index, path, URL or 'synthetic'")
@@ -61,6 +65,25 @@ def source_kind(spec: str | int | Path) -> SourceKind:
     raise SourceError(f"source spec must be a camera index, path, URL or 'synthetic', got {type(spec).__name__}")
 
 
+def is_performer_spec(spec: str) -> bool:
+    """``synthetic:performer`` and its variants name the :class:`PerformerSource`."""
+    return spec == "synthetic:performer" or spec.startswith("synthetic:performer:")
+
+
+def parse_performer_spec(spec: str) -> tuple[str, int]:
+    """``synthetic:performer[:SPLIT][:SEED]`` -> (split, seed); split 'train' and seed 0 by default."""
+    parts = spec.split(":")[2:]
+    split, seed = "train", 0
+    if parts and parts[0] in ("train", "test"):
+        split = parts.pop(0)
+    if parts and parts[0].isdigit():
+        seed = int(parts.pop(0))
+    if parts:
+        raise SourceError(f"synthetic performer spec {spec!r} is not 'synthetic:performer[:train|test][:SEED]' "
+                          "(e.g. synthetic:performer, synthetic:performer:7, synthetic:performer:test:7)")
+    return split, seed
+
+
 def open_source(spec: str | int | Path, **kwargs: Any) -> Source:
     """Build and open a source from a command-line style spec (see :func:`source_kind`).
 
@@ -73,6 +96,9 @@ def open_source(spec: str | int | Path, **kwargs: Any) -> Source:
         source = CameraSource(index, **kwargs)
     elif kind == "stream":
         source = StreamSource(str(spec), **kwargs)
+    elif kind == "synthetic" and is_performer_spec(str(spec)):
+        split, seed = parse_performer_spec(str(spec))
+        source = PerformerSource(seed=seed, split=split, **kwargs)
     elif kind == "synthetic":
         seed_text = str(spec).partition(":")[2] or "0"
         if not seed_text.lstrip("-").isdigit():

@@ -6,6 +6,8 @@ hardware; every frame carries the script's label for that instant.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from streamtsm.synthetic import GestureScript, SyntheticError
 
 from .base import Frame, Source, SourceError
@@ -16,7 +18,9 @@ class SyntheticSource(Source):
 
     Live-like by default: frames are paced in real time and a capture thread treats it as a
     live source (latest frame wins). ``realtime=False`` produces frames as fast as they are
-    read and delivers every one (fast tests, offline evaluation).
+    read and delivers every one (fast tests, offline evaluation). ``labels``: the gestures the
+    script plays (default: the embedded model's eight; e.g. ``EXTRA_GESTURES`` for a scripted
+    stream of gestures that model never saw).
     """
 
     def __init__(
@@ -28,6 +32,7 @@ class SyntheticSource(Source):
         *,
         realtime: bool = True,
         split: str = "test",
+        labels: Sequence[str] | None = None,
     ) -> None:
         super().__init__(f"synthetic:{seed}")
         if fps <= 0 or duration_s <= 0:
@@ -36,12 +41,15 @@ class SyntheticSource(Source):
         self.realtime = realtime
         self.is_live = realtime
         self.split = split
+        self.labels = None if labels is None else tuple(labels)
         self.script: GestureScript | None = None
         self._i = 0
 
     def _open(self) -> None:
         try:
-            self.script = GestureScript(self.seed, duration_s=self.duration_s, size=self.size, fps=self.fps, split=self.split)
+            options = {} if self.labels is None else {"labels": self.labels}
+            self.script = GestureScript(self.seed, duration_s=self.duration_s, size=self.size, fps=self.fps,
+                                        split=self.split, **options)
         except SyntheticError as exc:  # a bad size/fps/split, with its own explanation
             raise SourceError(f"synthetic source {self.name}: {exc}") from exc
         self._i = 0
