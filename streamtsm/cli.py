@@ -21,7 +21,8 @@ import sys
 from . import __version__
 
 # Order here is the order in --help.
-COMMANDS = ("demo", "info", "models", "download", "export", "build_engine", "bench", "train", "eval", "triton", "triton_setup", "triton_client")
+COMMANDS = ("demo", "info", "models", "download", "export", "build_engine", "bench", "record", "train", "eval", "triton",
+            "triton_setup", "triton_client")
 
 
 def build_parser() -> argparse.ArgumentParser:

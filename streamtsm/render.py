@@ -1,4 +1,5 @@
-"""Draw the demo overlay on a frame: top-k labels with bars, the current action, FPS, latency.
+"""Draw the demo overlay on a frame (top-k labels with bars, the current action, FPS, latency) and
+the recorder's (prompt, countdown, REC mark, progress).
 
 OpenCV drawing only (no highgui), so it works with opencv-python-headless: the same
 function feeds the on-screen window, the ``--output`` video and the ``--screenshot`` PNG.
@@ -12,6 +13,7 @@ import cv2
 import numpy as np
 
 from .predictions import Prediction
+from .recording.session import Status
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 _WHITE = (255, 255, 255)
@@ -136,4 +138,57 @@ def mosaic(tiles: list[np.ndarray | None], titles: list[str], *, columns: int | 
             cell = tile if tile.shape[:2] == (h, w) else cv2.resize(tile, (w, h), interpolation=cv2.INTER_AREA)
             canvas[r * h : (r + 1) * h, c * w : (c + 1) * w] = cell
         _text(canvas, title, c * w + 10, (r + 1) * h - 12, max(0.45, w / 1400.0), _TRUTH)
+    return canvas
+
+
+_REC = (40, 40, 230)  # BGR red
+
+
+def render_record_overlay(
+    image: np.ndarray,
+    status: Status,
+    *,
+    background: str | None = None,
+    display_width: int = 640,
+) -> np.ndarray:
+    """A new BGR image: ``image`` scaled up with the recorder's prompt, countdown, REC mark and progress.
+
+    The recorded clip is the untouched frame; this is only what the person sees, in the demo's
+    style (translucent panel, shadowed text).
+    """
+    h, w = display_size(image.shape[0], image.shape[1], display_width)
+    canvas = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR) if (h, w) != image.shape[:2] else image.copy()
+    scale = max(0.45, min(1.0, w / 1000.0))
+    line = int(round(26 * scale / 0.64))
+    _shade(canvas, 4, 4, min(w - 8, int(360 * scale / 0.64)), 3 * line + 12)
+    x, y = 12, 4 + line
+    if status.phase == "warmup":
+        title, color = "getting ready...", _GREY
+    elif status.phase == "between":
+        title, color = "rest" + (f" (recording {background})" if background else ""), _GREY
+    else:
+        title, color = f"do: {status.class_name}", _ACTIVE
+    _text(canvas, title, x, y, scale * 1.1, color, 2)
+    y += line
+    if status.class_name is not None:
+        _text(canvas, f"take {status.take}/{status.takes}   {status.done} of {status.total} done", x, y, scale * 0.85,
+              _WHITE)
+    y += line
+    _text(canvas, "space: redo   q: quit", x, y, scale * 0.8, _GREY)
+    if status.phase == "countdown" and status.seconds_left is not None:
+        number = str(max(1, int(np.ceil(status.seconds_left - 1e-6))))
+        big = scale * 5
+        (tw, th), _ = cv2.getTextSize(number, _FONT, big, 6)
+        _text(canvas, number, (w - tw) // 2, (h + th) // 2, big, _WHITE, 6)
+    if status.phase in ("recording", "between"):
+        bar_h = max(6, line // 3)
+        top = h - bar_h - 6
+        cv2.rectangle(canvas, (6, top), (w - 6, top + bar_h), _BAR_BG, -1)
+        fill = 6 + int((w - 12) * min(1.0, max(0.0, status.progress)))
+        cv2.rectangle(canvas, (6, top), (fill, top + bar_h), _REC if status.phase == "recording" else _BAR, -1)
+    if status.phase == "recording":
+        radius = max(5, line // 3)
+        cx, cy = w - 4 * line, 4 + line - radius
+        cv2.circle(canvas, (cx, cy), radius, _REC, -1, cv2.LINE_AA)
+        _text(canvas, "REC", cx + radius + 6, 4 + line, scale * 1.1, _REC, 2)
     return canvas

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.runtime
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "import_graph.py"
 TORCH_SIDE = {"models", "checkpoints", "export", "train"}
 RUNTIME = {"card", "contract", "preprocess", "postprocess", "sampling", "session", "recognizer", "resolve", "capture",
-           "sources", "synthetic", "weights", "render"}
+           "sources", "synthetic", "weights", "render", "recording"}
 
 
 def _tool():

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..outputs import PendingFile, check_output_path
-from .streaming import emit, exit_now, open_source_arg, percentile, stop_on_signals
+from .streaming import WindowError, emit, exit_now, open_source_arg, open_window, percentile, stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -89,27 +87,10 @@ def _source_specs(args: argparse.Namespace) -> list[tuple[Any, str]]:
 
 def _check_window_support() -> None:
     """Fail early, with what to do, when no window can be shown."""
-    import cv2
-
-    gui = next((ln.split(":", 1)[1].strip() for ln in cv2.getBuildInformation().splitlines() if ln.strip().startswith("GUI:")), "")
-    if gui.upper() == "NONE":
-        raise DemoError(
-            "this OpenCV build has no window support (opencv-python-headless is installed): install opencv-python "
-            "for a window, or use --headless (JSON lines) / --output out.mp4 / --screenshot shot.png"
-        )
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise DemoError(
-            "no display ($DISPLAY is not set): use --headless / --output out.mp4, or run under a virtual display "
-            "(xvfb-run python demo.py ...)"
-        )
     try:
-        # GUI_NORMAL: no Qt toolbar, so the window sized to the canvas below shows it at 1:1
-        cv2.namedWindow(WINDOW_TITLE, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
-    except cv2.error as exc:
-        raise DemoError(
-            f"OpenCV could not open a window ({exc.err if hasattr(exc, 'err') else exc}): install opencv-python "
-            "for a window, or use --headless / --output"
-        ) from None
+        open_window(WINDOW_TITLE)
+    except WindowError as exc:
+        raise DemoError(str(exc)) from None
 
 
 class _VideoOutput:

@@ -1,7 +1,8 @@
 """What every command that streams a source shares: opening it, stopping on signals, JSON lines.
 
-``streamtsm demo`` and ``streamtsm triton-client`` read a camera/file/stream/synthetic source
-the same way and print the same headless JSON lines, so those pieces live here once.
+``streamtsm demo``, ``streamtsm record`` and ``streamtsm triton-client`` read a
+camera/file/stream/synthetic source the same way, open their windows the same way and print
+the same headless JSON lines, so those pieces live here once.
 """
 
 from __future__ import annotations
@@ -46,6 +47,34 @@ def open_source_arg(spec: Any, kind: str, realtime: bool | None):
                 "Without a camera run: python demo.py --source synthetic (or --video FILE)"
             ) from None
         raise
+
+
+class WindowError(RuntimeError):
+    """No window can be shown here; the message says what to use instead."""
+
+
+def open_window(title: str, instead: str = "--headless (JSON lines) / --output out.mp4 / --screenshot shot.png") -> None:
+    """Open an OpenCV window called ``title``, or raise :class:`WindowError` saying what to do (``instead``)."""
+    import cv2
+
+    gui = next((ln.split(":", 1)[1].strip() for ln in cv2.getBuildInformation().splitlines() if ln.strip().startswith("GUI:")), "")
+    if gui.upper() == "NONE":
+        raise WindowError(
+            "this OpenCV build has no window support (opencv-python-headless is installed): install opencv-python "
+            f"for a window, or use {instead}"
+        )
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise WindowError(
+            f"no display ($DISPLAY is not set): use {instead}, or run under a virtual display (xvfb-run ...)"
+        )
+    try:
+        # GUI_NORMAL: no Qt toolbar, so a window sized to the canvas shows it at 1:1
+        cv2.namedWindow(title, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)
+    except cv2.error as exc:
+        raise WindowError(
+            f"OpenCV could not open a window ({exc.err if hasattr(exc, 'err') else exc}): install opencv-python "
+            f"for a window, or use {instead}"
+        ) from None
 
 
 @contextmanager
