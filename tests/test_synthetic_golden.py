@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from streamtsm.synthetic import GestureScript, render_clip, write_dataset
+from streamtsm.synthetic import EXTRA_GESTURES, GestureScript, render_clip, write_dataset
 
 pytestmark = pytest.mark.runtime  # torch-free: part of the run with torch blocked
 
@@ -80,6 +80,20 @@ CLIPS = [
     ('no_motion', 7, 'test', {},
      "ba65c3dfcd4b4212b804dfdaa45d34f7387320556dfee5169ba0e973491f69a0",
      "7ae64f4866770c6d58c7cfc0328b860a9d6c2136dbd8a30625140ce87c372607"),
+    # The extra gestures (taken when they were added, same versions): recordings and fine-tuning
+    # experiments made with the synthetic performer stay reproducible.
+    ('circle_cw', 2, 'train', {},
+     "b5e799e3f249969efd101a25cb7ae1ab89ba3fb85d5843526b17ea3dac591323",
+     "67503c1c0a403593b74d69c07f4d967d96f90db6c63adb260b3b3d4ed576cdfa"),
+    ('circle_ccw', 2, 'test', {},
+     "f307a78d0a5a56ea19ca8c99f1c4a8b27fe532fa2b777b10d758c42643e7475e",
+     "6b4d550e95ccdfb1e8bbf6deeb44f48988f22597798f834a4ce703c1a6b20025"),
+    ('wave', 6, 'train', {'lead_in_s': 0.3},
+     "c437b5ec432203e1d59139aa615b3685e02aab6b7d563dd858220d9c97980e26",
+     "b2577606cf3322ff8f3432fe930f9d7b6df77132c86b68bd9c4904dfea47c709"),
+    ('push', 9, 'test', {},
+     "c0beb9ae7f27164bbc0ba603a8e7fc9585362ad74516e623ee933b87208e90c2",
+     "a12b49860e7e881b6c3cbe866a52db61aa44f6a5f5bdeccf0f7dbeb2a6e847d5"),
 ]
 
 # (seed, split, duration_s, size, frame indices, sha256 of those frames and poses, sha256 of the timeline)
@@ -115,6 +129,17 @@ def test_gesture_script_reproduces_its_frames_and_timeline(seed, split, duration
     timeline = repr([(e.label, e.start_s, e.end_s) for e in script.timeline])
     assert hashlib.sha256(timeline.encode()).hexdigest() == timeline_sha, f"timeline {timeline} changed"
     assert digest(frames, poses) == frames_sha, f"script {seed} {split} frames changed {VERSIONS}"
+
+
+def test_a_script_of_the_extra_gestures_reproduces_its_frames_and_timeline():
+    script = GestureScript(6, duration_s=15.0, split="test", size=(120, 160), labels=EXTRA_GESTURES)
+    indices = (0, 60, 200, 449)
+    frames = np.stack([script.frame_at(i) for i in indices])
+    poses = np.array([script.object_pose_at(i) for i in indices])
+    timeline = repr([(e.label, e.start_s, e.end_s) for e in script.timeline])
+    assert hashlib.sha256(timeline.encode()).hexdigest() == \
+        "640ff9f47b40db555bf05881f09a0e34f4331913659d183b0af9d9bc198fa6b5", f"timeline {timeline} changed"
+    assert digest(frames, poses) == "69e80e8d7aac9b6a135419046a34f41fc4ad47be44bb5165c4367c2b8d857512", VERSIONS
 
 
 def test_write_dataset_draws_the_same_clip_seeds_and_leads(tmp_path: Path):
