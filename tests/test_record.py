@@ -410,6 +410,33 @@ def test_a_source_that_fails_mid_take_keeps_the_takes_before_it(tmp_path):
     assert m["sessions"][0]["stopped"] == "source_failed"
 
 
+def test_a_clip_that_cannot_be_saved_stops_the_session_and_keeps_the_rest(tmp_path):
+    out = tmp_path / "gestures"
+
+    class BreakPushFolder(_Events):  # after the first take, push's folder becomes a file (as a full disk would fail)
+        def event(self, event):
+            super().event(event)
+            if event["type"] == "saved" and event["class"] == "wave" and (out / "push").is_dir():
+                (out / "push").rmdir()
+                (out / "push").write_text("in the way")
+
+    plan = Plan(("wave", "push"), takes=2, seconds=1.5, countdown=0, between=0.5)
+    folder = RecordingFolder.inspect(out, plan.classes, plan.background)
+    folder.open_for_writing()
+    listener = BreakPushFolder()
+    source = PerformerSource(size=(48, 64), realtime=False)
+    try:
+        with CaptureThread(source, latest_only=False) as capture:
+            result = RecordingSession(folder, plan, capture.get, listener=listener, performer=source, live=False).run()
+    finally:
+        folder.close()
+    assert result.stopped is Stopped.WRITE_FAILED and "could not save take 1 of push" in result.message
+    (out / "push").unlink()
+    m = check_folder(out)
+    assert [c["path"] for c in m["clips"]] == ["wave/0001.mp4", "no_action/0001.mp4"]
+    assert m["sessions"][0]["stopped"] == "write_failed"
+
+
 def test_countdown_and_phases_in_order_on_the_source_clock(tmp_path):
     out = tmp_path / "gestures"
     source = PerformerSource(size=(48, 64), realtime=False)

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 WINDOW_TITLE = "streamtsm record (space: redo, q: quit)"
 _REDO_WORDS = {"redo", "r", "space"}
 _QUIT_WORDS = {"q", "quit"}
-LIMITS = {"takes": (1, 10000), "seconds": (0.5, 60.0), "countdown": (0.0, 60.0), "between": (0.0, 60.0),
+LIMITS = {"takes": (1, 1000), "seconds": (0.5, 60.0), "countdown": (0.0, 60.0), "between": (0.0, 60.0),
           "fps": (1.0, 240.0), "display_width": (160, 4096)}
 
 
@@ -324,8 +324,9 @@ def run(args: argparse.Namespace) -> int:
     screen.event(summary) if args.headless else logger.info("summary: %s", json.dumps(summary))
     if result.stopped is Stopped.SIGNAL:
         exit_now(128 + received.get("signal", 2))
-    if result.stopped in (Stopped.SOURCE_ENDED, Stopped.SOURCE_FAILED):
-        print(f"error: {result.message} during the session; kept the {result.takes_saved} takes recorded before it "
+    if result.stopped in (Stopped.SOURCE_ENDED, Stopped.SOURCE_FAILED, Stopped.WRITE_FAILED):
+        during = " during the session" if result.stopped is not Stopped.WRITE_FAILED else ""
+        print(f"error: {result.message}{during}; kept the {result.takes_saved} takes recorded before it "
               f"in {folder.root}", file=sys.stderr)
         return 1
     return 0

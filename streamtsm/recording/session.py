@@ -28,7 +28,7 @@ from typing import Any, Callable, Protocol
 
 from .. import __version__
 from ..sources import Frame, SourceError
-from .clip import ClipWriter, RateMeter
+from .clip import ClipError, ClipWriter, RateMeter
 from .folder import RecordingFolder
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class Stopped(enum.Enum):
     SIGNAL = "signal"
     SOURCE_ENDED = "source_ended"
     SOURCE_FAILED = "source_failed"
+    WRITE_FAILED = "write_failed"
 
 
 @dataclass(frozen=True)
@@ -248,9 +249,14 @@ class RecordingSession:
             stopped = q.why
         except _SourceGone as gone:
             stopped, message = gone.why, str(gone)
+        except ClipError as exc:
+            stopped, message = Stopped.WRITE_FAILED, str(exc)
         result = self._result(stopped, message)
-        self.folder.update_session(self._session, ended_at=now_iso(), stopped=stopped.value, fps=result.fps,
-                                   size=list(result.size) if result.size else None, takes_saved=result.takes_saved)
+        try:
+            self.folder.update_session(self._session, ended_at=now_iso(), stopped=stopped.value, fps=result.fps,
+                                       size=list(result.size) if result.size else None, takes_saved=result.takes_saved)
+        except OSError as exc:  # the clips and annotations are safe; only the session's end time is lost
+            logger.warning("could not record the end of the session in %s: %s", self.folder.root, exc)
         return result
 
     def _result(self, stopped: Stopped, message: str | None) -> SessionResult:
@@ -276,10 +282,14 @@ class RecordingSession:
         return ClipWriter(self.folder.temp_path(), self.meter.rate(self.nominal_fps))
 
     def _commit(self, writer: ClipWriter, name: str, kind: str, take: int) -> str:
-        writer.finish()
-        entry = {"class": name, "label": self.folder.label_of(name), "kind": kind, "session": self._session,
-                 "take": take, "recorded_at": now_iso(), **writer.entry()}
-        rel = self.folder.commit(writer.path, entry)
+        try:
+            writer.finish()
+            entry = {"class": name, "label": self.folder.label_of(name), "kind": kind, "session": self._session,
+                     "take": take, "recorded_at": now_iso(), **writer.entry()}
+            rel = self.folder.commit(writer.path, entry)
+        except (ClipError, OSError) as exc:
+            writer.discard()
+            raise ClipError(f"could not save take {take} of {name} in {self.folder.root}: {exc}") from None
         self._emit("saved", kind=kind, **{k: entry[k] for k in ("class", "take", "label", "frames", "fps")}, path=rel)
         return rel
 
