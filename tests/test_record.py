@@ -187,23 +187,24 @@ def test_twenty_takes_of_five_classes_decode_as_the_manifest_says_and_load_for_t
     records, bad = read_annotation_list(out / "annotations.txt")
     assert not bad and len(records) == 160
     assert [(str(r.path.relative_to(out)), r.label) for r in records] == annotations(out)
-    data, bad = load_video_dataset(out / "annotations.txt", sampling=SampleFrames(num_clips=4))
-    assert not bad and data.class_names == (*EXTRA_GESTURES, "no_action") and len(data) == 160
-    clip, label = data.load(0)
-    assert clip.shape == (4, 48, 64, 3) and label == 0
+    for source in (out / "annotations.txt", out):  # the list, or the folder (its annotations.txt wins)
+        data, bad = load_video_dataset(source, sampling=SampleFrames(num_clips=4))
+        assert not bad and data.class_names == (*EXTRA_GESTURES, "no_action") and len(data) == 160
+        clip, label = data.load(0)
+        assert clip.shape == (4, 48, 64, 3) and label == 0
 
 
-def test_the_recorded_folder_trains(tmp_path, capsys):
+def test_the_recorded_folder_fine_tunes_the_default_model_as_the_readme_says(tmp_path, capsys):
     pytest.importorskip("torch")
-    out = tmp_path / "gestures"
-    assert record(capsys, out, "--classes", "wave,push", "--takes", "3", *FAST)[0] == 0
-    model = tmp_path / "mine.safetensors"
-    assert main(["train", str(out / "annotations.txt"), "--out", str(model), "--epochs", "1", "--batch-size", "4",
-                 "--input-size", "32", "--num-segments", "2", "--width-mult", "0.25", "--threads", "1",
-                 "--no-progress"]) == 0
     from streamtsm.checkpoints import load_model
 
-    assert load_model(model).card.class_names == ("wave", "push", "no_action")
+    out = tmp_path / "gestures"
+    assert record(capsys, out, "--classes", "wave,push", "--takes", "2", *FAST)[0] == 0
+    model = tmp_path / "my_gestures.safetensors"
+    assert main(["train", str(out), "--init", "default", "--out", str(model), "--epochs", "1", "--batch-size", "4",
+                 "--threads", "1", "--no-progress"]) == 0
+    card = load_model(model).card
+    assert card.class_names == ("wave", "push", "no_action") and card.background_classes == ("no_action",)
 
 
 def test_recording_again_appends_with_stable_labels(tmp_path, capsys):
