@@ -108,7 +108,7 @@ def _source_spec(args: argparse.Namespace) -> str | int:
 
 def _source_options(args: argparse.Namespace, spec: str | int) -> dict[str, Any]:
     """Constructor options of the source ``spec`` names, from --frame-size/--fps/--realtime."""
-    from ..sources import source_kind
+    from ..sources import is_performer_spec, source_kind
 
     kind = source_kind(spec)
     size = _frame_size(args.frame_size)
@@ -119,6 +119,9 @@ def _source_options(args: argparse.Namespace, spec: str | int) -> dict[str, Any]
         if args.fps is not None:
             options["fps"] = args.fps
     elif kind == "synthetic":
+        if not is_performer_spec(str(spec)):
+            logger.warning("%s plays its own script and ignores the prompts, so its takes are not labelled by what "
+                           "they show: use --source synthetic:performer for clips that match their class", spec)
         options["size"] = size or (240, 320)
         options["fps"] = args.fps or 30.0
         options["realtime"] = args.countdown > 0 if args.realtime is None else args.realtime
