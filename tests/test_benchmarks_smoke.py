@@ -313,3 +313,19 @@ def test_shutdown_quick_times_the_demo_and_a_script_on_a_camera(tmp_path):
     assert detail[("demo-camera", "SIGINT")]["returncode"] == 128 + 2  # the demo exits with 128 + signal
     assert detail[("script-camera", "SIGTERM")]["returncode"] == 0
     assert "| demo-camera | SIGINT |" in (out / "shutdown.md").read_text()
+
+
+def test_multistream_quick_compares_batched_and_separate_streams(tmp_path):
+    out = tmp_path / "multistream"
+    assert _script("multistream").main(["--quick", "--seconds", "1", "--out", str(out)]) == 0
+    payload = json.loads((out / "multistream.json").read_text())
+    rows = {(r["mode"], r["streams"]): r for r in payload["rows"]}
+    assert set(rows) == {("batched", 1), ("batched", 2), ("separate", 1), ("separate", 2)}
+    for (mode, n), r in rows.items():
+        assert r["model"] == "default" and r["seconds"] >= 0.9  # the warm-up is not part of the measured time
+        assert r["predictions_per_stream_s"] > 0 and r["cpu_ms_per_prediction"] > 0
+        assert (r["batches"] is None) == (mode == "separate")
+    assert rows[("batched", 2)]["batches"] > 0
+    assert "| batched |" in (out / "multistream.md").read_text()
+    _assert_png(out / "multistream.png")
+

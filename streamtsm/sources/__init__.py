@@ -4,7 +4,7 @@ numpy + OpenCV only (on the Jetson path). :func:`open_source` turns a command-li
 into an open source; :class:`CaptureThread` reads it on its own thread. Modules: ``base``
 (Source, Frame, SourceError), ``camera``, ``file``, ``stream``, ``synthetic`` (a scripted
 scene), ``performer`` (a synthetic person who gestures on cue, for ``streamtsm record``),
-``capture``.
+``replay`` (pre-rendered frames as a paced camera, for benchmarks), ``capture``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from .camera import MAX_CAMERA_INDEX, CameraSource, check_camera_index
 from .capture import CaptureStats, CaptureThread
 from .file import VideoFileSource
 from .performer import PerformerSource
+from .replay import ReplaySource
 from .stream import STREAM_SCHEMES, Backoff, StreamSource, redact_url
 from .synthetic import SyntheticSource
 
@@ -30,6 +31,7 @@ __all__ = [
     "CaptureStats",
     "CaptureThread",
     "Frame",
+    "ReplaySource",
     "Source",
     "SourceError",
     "StreamSource",

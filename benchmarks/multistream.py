@@ -1,0 +1,238 @@
+"""Many live streams in one process: a batched MultiRecognizer vs one Recognizer per stream.
+
+N = 1, 2, 4, … live streams at 30 fps each replay pre-rendered synthetic frames (so rendering
+or decoding frames is not what is measured) into, in the same run and for the same model:
+
+* ``batched``: one MultiRecognizer (one engine, one capture thread per stream, the due frames of
+  all streams stepped as one batch);
+* ``separate``: N Recognizers, each with its own ``run()`` thread and capture thread, sharing
+  one engine (so the comparison is about the pipeline, not about N copies of the weights).
+
+For each: sustained predictions/s per stream (the card's rate = kept up), frames dropped by
+the capture threads, end-to-end latency p50/p99 (capture -> Prediction), and CPU use
+(process CPU seconds per second, and per prediction). The default model runs at its card's
+10 fps; TSM-MobileNetV2 224² (random weights) is sampled at 10 fps too (its card says 30).
+
+    python benchmarks/multistream.py                       # full run, results to runs/bench/ (printed)
+    python benchmarks/multistream.py --quick               # a smoke run (seconds)
+    python benchmarks/multistream.py --out benchmarks/results   # a deliberate full run: the committed results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from streamtsm import MultiRecognizer, Recognizer  # noqa: E402
+from streamtsm.bench.machine import environment, load_average  # noqa: E402
+from streamtsm.bench.results import announce, output_dir, report_header, save_figure, write_results  # noqa: E402
+from streamtsm.resolve import open_engine  # noqa: E402
+from streamtsm.sources import ReplaySource, SyntheticSource  # noqa: E402
+
+MODELS = {"default": (None, 10.0), "tsm_mobilenetv2_224": ("tsm_mobilenetv2", 10.0)}
+
+
+@dataclass
+class Row:
+    model: str
+    mode: str
+    streams: int
+    seconds: float
+    predictions_per_stream_s: float
+    min_stream_rate: float
+    kept_up: bool
+    dropped: int
+    e2e_p50_ms: float | None
+    e2e_p99_ms: float | None
+    cpu_per_s: float
+    cpu_ms_per_prediction: float | None
+    batches: int | None = None
+
+
+def frames_for(n_streams: int, size: tuple[int, int], per_stream: int = 30) -> list[list[np.ndarray]]:
+    """A few distinct frames per stream (different synthetic seeds), rendered once."""
+    out = []
+    for seed in range(min(n_streams, 8)):  # 8 distinct streams' worth of frames, reused beyond
+        with SyntheticSource(seed=100 + seed, duration_s=per_stream / 30.0 + 1, size=size, realtime=False) as src:
+            out.append([f.image for _, f in zip(range(per_stream), src)])
+    return [out[i % len(out)] for i in range(n_streams)]
+
+
+WARMUP_S = 1.0  # not measured: engine warm-up and the capture threads' start
+
+
+def _sources(frames: list[list[np.ndarray]], seconds: float) -> dict[str, ReplaySource]:
+    """One replaying camera per stream, running through the warm-up and then ``seconds`` measured."""
+    return {f"s{i}": ReplaySource(f, fps=30.0, duration_s=WARMUP_S + seconds, name=f"s{i}")
+            for i, f in enumerate(frames)}
+
+
+def _summarise(model: str, mode: str, n: int, seconds: float, preds: dict[str, list[float]], dropped: int,
+               cpu_s: float, rate: float, batches: int | None) -> Row:
+    per_stream = [len(v) / seconds for v in preds.values()]
+    lat = [x for v in preds.values() for x in v]
+    total = sum(len(v) for v in preds.values())
+    return Row(model, mode, n, round(seconds, 2), round(float(np.mean(per_stream)), 2), round(min(per_stream), 2),
+               min(per_stream) >= 0.95 * rate, dropped,
+               round(float(np.percentile(lat, 50)), 2) if lat else None, round(float(np.percentile(lat, 99)), 2) if lat else None,
+               round(cpu_s / seconds, 3), round(1000 * cpu_s / total, 3) if total else None, batches)
+
+
+def run_batched(engine: Any, frames: list[list[np.ndarray]], seconds: float, rate: float, model: str) -> Row:
+    multi = MultiRecognizer(engine, max_streams=len(frames), fps=rate)
+    sources = _sources(frames, seconds)
+    preds: dict[str, list[float]] = {sid: [] for sid in sources}
+    seen: dict[str, int] = {sid: 0 for sid in sources}
+    last_index: dict[str, int] = {sid: -1 for sid in sources}
+    warm_until = time.monotonic() + WARMUP_S
+    t0 = cpu0 = None
+    for sid, frame, p in multi.iter_frames(sources):
+        seen[sid] += 1
+        last_index[sid] = frame.index
+        if time.monotonic() < warm_until:
+            continue
+        if t0 is None:
+            t0, cpu0 = time.monotonic(), time.process_time()
+        if p is not None:
+            preds[sid].append(p.timings.end_to_end_ms)
+    elapsed = time.monotonic() - t0 if t0 is not None else seconds
+    cpu = time.process_time() - cpu0 if cpu0 is not None else 0.0
+    dropped = sum(last_index[s] + 1 - seen[s] for s in sources)  # frames read by a capture thread but never taken
+    return _summarise(model, "batched", len(frames), elapsed, preds, dropped, cpu, rate, multi.batches)
+
+
+def run_separate(engine: Any, frames: list[list[np.ndarray]], seconds: float, rate: float, model: str) -> Row:
+    sources = _sources(frames, seconds)
+    preds: dict[str, list[float]] = {sid: [] for sid in sources}
+    dropped: dict[str, int] = {}
+    start = threading.Barrier(len(sources) + 1)
+    warm_until: list[float] = []
+
+    def consume(sid: str, source: ReplaySource) -> None:
+        rec = Recognizer(engine, fps=rate)
+        start.wait()
+        for p in rec.run(source):
+            if time.monotonic() >= warm_until[0]:
+                preds[sid].append(p.timings.end_to_end_ms)
+        stats = rec.capture_stats
+        dropped[sid] = stats.dropped if stats is not None else 0
+
+    threads = [threading.Thread(target=consume, args=(sid, src), daemon=True) for sid, src in sources.items()]
+    for t in threads:
+        t.start()
+    warm_until.append(time.monotonic() + WARMUP_S)
+    start.wait()
+    time.sleep(max(0.0, warm_until[0] - time.monotonic()))
+    t0, cpu0 = time.monotonic(), time.process_time()
+    for t in threads:
+        t.join(seconds + 60)
+    elapsed, cpu = time.monotonic() - t0, time.process_time() - cpu0
+    return _summarise(model, "separate", len(frames), elapsed, preds, sum(dropped.values()), cpu, rate, None)
+
+
+def markdown(rows: list[Row], payload: dict[str, Any], quick: bool) -> str:
+    lines = report_header(
+        "Many streams: batched MultiRecognizer vs separate Recognizers", payload,
+        "each stream a live 30 fps replay of pre-rendered 480x640 synthetic frames, sampled to 10 fps; ONNX Runtime, "
+        "1 thread, one engine shared by all streams; 1 s warm-up, then the stated seconds", quick=quick,
+    )
+    lines += [
+        "| model | mode | streams | pred/s per stream (min) | kept up | dropped | e2e p50 / p99 ms | CPU s/s | CPU ms per prediction | batches |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.model} | {r.mode} | {r.streams} | {r.predictions_per_stream_s} ({r.min_stream_rate}) | "
+            f"{'yes' if r.kept_up else 'no'} | {r.dropped} | {r.e2e_p50_ms} / {r.e2e_p99_ms} | {r.cpu_per_s} | "
+            f"{r.cpu_ms_per_prediction} | {r.batches if r.batches is not None else '-'} |"
+        )
+    lines += ["", "Largest N that kept the card's rate (every stream >= 95 % of 10 pred/s):", ""]
+    for model in sorted({r.model for r in rows}):
+        for mode in ("batched", "separate"):
+            ok = [r.streams for r in rows if r.model == model and r.mode == mode and r.kept_up]
+            lines.append(f"- {model}, {mode}: {max(ok) if ok else 'none'}")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[Row], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for model in sorted({r.model for r in rows}):
+        for mode, style in (("batched", "-o"), ("separate", "--s")):
+            rs = sorted((r for r in rows if r.model == model and r.mode == mode), key=lambda r: r.streams)
+            if not rs:
+                continue
+            label = f"{model} {mode}"
+            axes[0].plot([r.streams for r in rs], [r.e2e_p99_ms for r in rs], style, label=label)
+            axes[1].plot([r.streams for r in rs], [r.cpu_ms_per_prediction for r in rs], style, label=label)
+    for ax, title in zip(axes, ("end-to-end p99 (ms)", "CPU ms per prediction")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("live streams at 30 fps")
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_yscale("log")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--streams", default="1,2,4,8,16,32,64", help="comma-separated stream counts")
+    parser.add_argument("--models", default="default,tsm_mobilenetv2_224", help=f"comma-separated, of {', '.join(MODELS)}")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per configuration")
+    parser.add_argument("--size", default="480x640", help="frame size HxW of every stream")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 and 2 streams, 2 s, the default model")
+    parser.add_argument("--out", type=Path, help="output folder (default: runs/bench/multistream-<time>)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.streams, args.models, args.seconds = "1,2", "default", 2.0
+    try:
+        counts = [int(x) for x in args.streams.split(",")]
+        h, w = (int(x) for x in args.size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--streams takes integers like 1,2,4 and --size HxW like 480x640 (got {args.streams!r}, {args.size!r})")
+    models = args.models.split(",")
+    unknown = [m for m in models if m not in MODELS]
+    if unknown or any(not 1 <= n <= 256 for n in counts) or not 0.5 <= args.seconds <= 600:
+        parser.error(f"models must be among {sorted(MODELS)}, streams 1..256, seconds 0.5..600")
+    out = output_dir(args.out, quick=args.quick)
+    payload: dict[str, Any] = {"command": " ".join(["python", "benchmarks/multistream.py", *(argv or sys.argv[1:])]),
+                               "environment": environment()}
+    rows: list[Row] = []
+    frames = frames_for(max(counts), (h, w))
+    for model in models:
+        spec, rate = MODELS[model]
+        engine = open_engine(spec)  # ONNX Runtime, dynamic batch (the export cache makes one for a name)
+        for n in counts:
+            for runner in (run_batched, run_separate):
+                row = runner(engine, frames[:n], args.seconds, rate, model)
+                rows.append(row)
+                print(json.dumps(asdict(row)), flush=True)
+        engine.close()
+    payload["load_average_end"] = load_average()
+    payload["rows"] = [asdict(r) for r in rows]
+    paths = list(write_results("multistream", payload, markdown(rows, payload, args.quick), out))
+    paths.append(out / "multistream.png")
+    plot(rows, paths[-1])
+    announce(paths)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
