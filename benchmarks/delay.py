@@ -62,44 +62,10 @@ def _recognizer_options(stride: int | None) -> dict[str, Any]:
 def run_config(model: Any, backend: str, stride: int | None, seeds: Sequence[int], seconds: float,
                window_after_end_s: float, progress: bool, name: str) -> dict[str, Any]:
     """Run one recognizer over every script; score its events and collect per-step compute times."""
-    from streamtsm import Recognizer
-    from streamtsm.bench.detection import score_events
-    from streamtsm.sources import SyntheticSource
-    from streamtsm.synthetic import GestureScript
+    from streamtsm.bench.scripted import score_scripts
 
-    total = None
-    compute_ms: list[float] = []
-    events_total = 0
-    for seed in seeds:
-        events: list[Any] = []
-        rec = Recognizer(model, backend=backend, on_event=events.append, **_recognizer_options(stride))
-        source = SyntheticSource(seed=seed, duration_s=seconds, realtime=False)
-        timeline = GestureScript(seed, duration_s=seconds, size=source.size, fps=source.fps).timeline
-        step_s: dict[int, float] = {}
-        preds = rec.run(source)
-        if progress:
-            from tqdm import tqdm
-
-            preds = tqdm(preds, desc=f"{name} seed {seed}", unit="step", leave=False)
-        for p in preds:
-            t = p.timings
-            ms = t.preprocess_ms + t.inference_ms + t.postprocess_ms
-            step_s[p.frame_index] = ms / 1000.0
-            compute_ms.append(ms)
-        rec.close()
-        score = score_events(timeline, events, window_after_end_s=window_after_end_s, compute_s=step_s)
-        total = score if total is None else total + score
-        events_total += sum(e.kind == "start" for e in events)
-    assert total is not None
-    c = np.asarray(compute_ms)
-    return {
-        **total.summary(),
-        "start_events": events_total,
-        "delays_s": [m.delay_s for m in total.matches],
-        "labels": [m.label for m in total.matches],
-        "compute_ms": {"n": int(c.size), "median": float(np.median(c)), "p90": float(np.percentile(c, 90)),
-                       "p99": float(np.percentile(c, 99))},
-    }
+    return score_scripts(model, seeds=seeds, seconds=seconds, backend=backend, window_after_end_s=window_after_end_s,
+                         options=_recognizer_options(stride), progress=progress, name=name)
 
 
 def run_realtime(model: Any, backend: str, stride: int | None, seconds: float) -> dict[str, Any]:

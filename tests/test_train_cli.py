@@ -347,6 +347,36 @@ def test_early_stopping_stops_and_keeps_the_best_weights(gestures, tmp_path, cap
     assert load_model(out).card.class_names == tuple(GESTURES)
 
 
+def test_max_minutes_stops_before_an_epoch_that_would_end_past_the_budget(gestures, tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    # a budget far below one epoch: the first epoch runs (nothing is known before it), no second starts
+    assert main(["train", str(gestures), "--out", str(out), *TINY, "--width-mult", "0.25", "--epochs", "5",
+                 "--max-minutes", "0.00001"]) == 0
+    assert "1 epochs run (the 1e-05-minute budget)" in capsys.readouterr().out
+    assert out.exists()
+
+
+@pytest.mark.parametrize("elapsed_s, done, budget_min, stop", [
+    (0.0, 0, 1.0, False),     # nothing run yet: the first epoch always starts
+    (20.0, 1, 1.0, False),    # 20 s + a 20 s epoch = 40 s < 60 s
+    (40.0, 2, 1.0, False),    # 40 + 20 = 60 s: ends exactly at the budget
+    (45.0, 1, 1.0, True),     # 45 + 45 > 60
+    (1e6, 10, 0.0, False),    # 0 = no budget
+])
+def test_budget_rule(elapsed_s, done, budget_min, stop):
+    from streamtsm.train.loop import _over_budget
+
+    assert _over_budget(budget_min, elapsed_s, done) is stop
+
+
+def test_bad_budget_is_refused_with_one_line(gestures, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(gestures), "--out", str(tmp_path / "m"), *TINY, "--max-minutes", "-1"])
+    assert exit_info.value.code == 2 and not (tmp_path / "m").exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "--max-minutes must be at least 0" in err[-1]
+
+
 def test_patience_without_validation_is_refused(gestures, tmp_path, capsys):
     assert main(["train", str(gestures), "--out", str(tmp_path / "m"), *TINY, "--patience", "3"]) == 1
     assert "--patience needs validation clips" in capsys.readouterr().err

@@ -123,6 +123,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--epochs", metavar="N", type=positive_int, default=50, help="epochs to train (at most; see --patience)")
     o.add_argument("--patience", metavar="N", type=_number(int, 0, what="patience"), default=0,
                    help="stop after this many epochs without a better validation score (0 = never; needs validation)")
+    o.add_argument("--max-minutes", metavar="M", type=_number(float, 0, 7 * 24 * 60, what="--max-minutes"), default=0.0,
+                   help="wall-clock budget: start no epoch that would end past it, judged by the mean epoch so far "
+                        "(0 = no budget)")
     o.add_argument("--batch-size", metavar="N", type=_number(int, 1, 4096, what="the batch size"), default=8, help="clips per batch")
     o.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="sgd (seed 002's recipe) or adamw")
     o.add_argument("--lr", metavar="LR", type=_number(float, 0, 10, low_open=True, what="the learning rate"), default=0.01,
@@ -302,7 +305,8 @@ def run(args: argparse.Namespace) -> int:
           + (f"; {frozen} parameters frozen" if frozen else ""), flush=True)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                          grad_clip=args.grad_clip, lr_steps=tuple(args.lr_steps), seed=args.seed, num_workers=args.workers,
-                         optimizer=args.optimizer, patience=args.patience)
+                         optimizer=args.optimizer, patience=args.patience,
+                         max_minutes=args.max_minutes)
     augment = AugmentConfig(flip_ratio=0.5 if flip_pairs else 0.0, flip_pairs=flip_pairs)
 
     def report(e) -> None:
@@ -313,8 +317,9 @@ def run(args: argparse.Namespace) -> int:
                           overwrite=args.overwrite, progress=not args.no_progress, on_epoch=report)
     stopped = history and history[-1].epoch + 1 < args.epochs
     best = [h for h in history if h.best]
+    patience_stop = bool(args.patience and best and history[-1].epoch - best[-1].epoch >= args.patience)
     print(f"saved {out} (+ card {out.with_suffix('').name}.card.json); {len(history)} epochs run"
-          + (" (early stop)" if stopped else "")
+          + ((" (early stop)" if patience_stop else f" (the {args.max_minutes:g}-minute budget)") if stopped else "")
           + (f"; best validation epoch {best[-1].epoch + 1}" if best else ""))
     if val_set is not None:
         result = evaluate(model, CentredClips(val_set, model.card.preprocessing), num_classes=len(names),

@@ -85,6 +85,9 @@ class TrainConfig:
     bn_recalibration_clips: int = 128
     #: stop after this many epochs without a better validation score (0 = never; needs val_clips)
     patience: int = 0
+    #: wall-clock budget in minutes for this call (0 = none): no epoch starts that the mean epoch
+    #: time so far says would end past it, so a run of "at most 10 minutes" keeps to that
+    max_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -95,6 +98,8 @@ class TrainConfig:
             raise TrainError(f"lr and grad_clip must be positive, got {self.lr} and {self.grad_clip}")
         if self.patience < 0:
             raise TrainError(f"patience must be >= 0 (0 = no early stopping), got {self.patience}")
+        if not 0 <= self.max_minutes <= 7 * 24 * 60:
+            raise TrainError(f"max_minutes must be between 0 (no budget) and a week (10080), got {self.max_minutes}")
         if self.bn_recalibration_clips < 0:
             raise TrainError(f"bn_recalibration_clips must be >= 0 (0 = off), got {self.bn_recalibration_clips}")
         if self.lr_cycle_epochs < 0:
@@ -270,6 +275,13 @@ def _load_resume(path: Path, model: nn.Module, frozen: int) -> dict[str, Any]:
     return state
 
 
+def _over_budget(max_minutes: float, elapsed_s: float, epochs_done: int) -> bool:
+    """Would one more epoch, as long as the mean one so far, end past the budget? (0 = no budget)."""
+    if not max_minutes or not epochs_done:
+        return False
+    return elapsed_s + elapsed_s / epochs_done > 60.0 * max_minutes
+
+
 def train_model(
     model: nn.Module,
     train_clips: Any,
@@ -329,9 +341,13 @@ def train_model(
     best_state: dict[str, torch.Tensor] | None = None
     # see batch_logits; saved tensors are made contiguous again
     model.to(memory_format=torch.channels_last_3d if is_clip_model(model) else torch.channels_last)
+    run_t0 = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         if best is not None and config.patience and epoch - best[0] > config.patience:
             log.info("early stop: no better validation score for %d epochs (best: epoch %d)", config.patience, best[0] + 1)
+            break
+        if _over_budget(config.max_minutes, time.perf_counter() - run_t0, epoch - start_epoch):
+            log.info("time budget of %g min reached after %d epochs", config.max_minutes, epoch - start_epoch)
             break
         train_set.epoch = epoch
         order = torch.Generator().manual_seed(config.seed * 1000 + epoch)
