@@ -401,9 +401,12 @@ class MultiRecognizer:
             return True
 
     def _on_frame(self) -> None:
+        # wake the consumer only when it has something to act on: the first frame of a round
+        # (it waits for one) or the last stream's (it stops gathering); not 30 x N times a second
         with self._arrived:
             self._arrived_count += 1
-            self._arrived.notify_all()
+            if self._arrived_count == 1 or self._arrived_count >= len(self._captures or ()):
+                self._arrived.notify_all()
 
     def _take_round(self) -> dict[Hashable, Any]:
         """The oldest waiting frame of every stream; streams whose source ended or failed are removed."""

@@ -8,7 +8,7 @@ differs from its nominal value, when frames are dropped and when timestamps jitt
 The state is reset, with a typed :class:`Reset`, at stream start, when the source changes,
 when time goes backwards (two streams interleaved into one session), after a gap longer than
 the card allows, on the caller's request and after a camera reconnect: each time the cached
-past no longer describes the present. numpy only.
+past no longer describes the present. Standard library only.
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from __future__ import annotations
 import collections
 import enum
 import math
+import statistics
 from dataclasses import dataclass
-
-import numpy as np
 
 
 class SamplingError(ValueError):
@@ -70,8 +69,9 @@ class RateMeter:
     def median_interval(self, next_timestamp: float) -> float:
         """Median time between consecutive timestamps, ``next_timestamp`` included (robust to
         one late or dropped frame). Needs at least one earlier timestamp."""
-        times = np.fromiter(self._times, dtype=np.float64, count=len(self._times))
-        return float(np.median(np.diff(times, append=next_timestamp)))
+        # runs for every captured frame: plain Python on <= 30 numbers is ~10x cheaper than numpy here
+        times = [*self._times, next_timestamp]
+        return statistics.median(b - a for a, b in zip(times, times[1:]))
 
     @property
     def fps(self) -> float | None:
