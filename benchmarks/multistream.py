@@ -5,6 +5,8 @@ or decoding frames is not what is measured) into, in the same run and for the sa
 
 * ``batched``: one MultiRecognizer (one engine, one capture thread per stream, the due frames of
   all streams stepped as one batch);
+* ``batched-2t``: the same with a 2-thread engine (a server's one engine may use every core;
+  ``--batched-threads``);
 * ``separate``: N Recognizers, each with its own ``run()`` thread and capture thread, sharing
   one engine (so the comparison is about the pipeline, not about N copies of the weights).
 
@@ -26,6 +28,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +92,8 @@ def _summarise(model: str, mode: str, n: int, seconds: float, preds: dict[str, l
                round(cpu_s / seconds, 3), round(1000 * cpu_s / total, 3) if total else None, batches)
 
 
-def run_batched(engine: Any, frames: list[list[np.ndarray]], seconds: float, rate: float, model: str) -> Row:
+def run_batched(engine: Any, frames: list[list[np.ndarray]], seconds: float, rate: float, model: str,
+                mode: str = "batched") -> Row:
     multi = MultiRecognizer(engine, max_streams=len(frames), fps=rate)
     sources = _sources(frames, seconds)
     preds: dict[str, list[float]] = {sid: [] for sid in sources}
@@ -109,7 +113,7 @@ def run_batched(engine: Any, frames: list[list[np.ndarray]], seconds: float, rat
     elapsed = time.monotonic() - t0 if t0 is not None else seconds
     cpu = time.process_time() - cpu0 if cpu0 is not None else 0.0
     dropped = sum(last_index[s] + 1 - seen[s] for s in sources)  # frames read by a capture thread but never taken
-    return _summarise(model, "batched", len(frames), elapsed, preds, dropped, cpu, rate, multi.batches)
+    return _summarise(model, mode, len(frames), elapsed, preds, dropped, cpu, rate, multi.batches)
 
 
 def run_separate(engine: Any, frames: list[list[np.ndarray]], seconds: float, rate: float, model: str) -> Row:
@@ -145,7 +149,8 @@ def markdown(rows: list[Row], payload: dict[str, Any], quick: bool) -> str:
     lines = report_header(
         "Many streams: batched MultiRecognizer vs separate Recognizers", payload,
         "each stream a live 30 fps replay of pre-rendered 480x640 synthetic frames, sampled to 10 fps; ONNX Runtime, "
-        "1 thread, one engine shared by all streams; 1 s warm-up, then the stated seconds", quick=quick,
+        "one engine shared by all streams (1 intra-op thread, or as many as the mode says: batched-2t = 2); "
+        "1 s warm-up, then the stated seconds", quick=quick,
     )
     lines += [
         "| model | mode | streams | pred/s per stream (min) | kept up | dropped | e2e p50 / p99 ms | CPU s/s | CPU ms per prediction | batches |",
@@ -158,8 +163,9 @@ def markdown(rows: list[Row], payload: dict[str, Any], quick: bool) -> str:
             f"{r.cpu_ms_per_prediction} | {r.batches if r.batches is not None else '-'} |"
         )
     lines += ["", "Largest N that kept the card's rate (every stream >= 95 % of 10 pred/s):", ""]
+    modes = list(dict.fromkeys(r.mode for r in rows))
     for model in sorted({r.model for r in rows}):
-        for mode in ("batched", "separate"):
+        for mode in modes:
             ok = [r.streams for r in rows if r.model == model and r.mode == mode and r.kept_up]
             lines.append(f"- {model}, {mode}: {max(ok) if ok else 'none'}")
     return "\n".join(lines) + "\n"
@@ -173,7 +179,7 @@ def plot(rows: list[Row], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for model in sorted({r.model for r in rows}):
-        for mode, style in (("batched", "-o"), ("separate", "--s")):
+        for mode, style in (("batched", "-o"), ("batched-2t", "-^"), ("separate", "--s")):
             rs = sorted((r for r in rows if r.model == model and r.mode == mode), key=lambda r: r.streams)
             if not rs:
                 continue
@@ -197,20 +203,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="default,tsm_mobilenetv2_224", help=f"comma-separated, of {', '.join(MODELS)}")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per configuration")
     parser.add_argument("--size", default="480x640", help="frame size HxW of every stream")
+    parser.add_argument("--batched-threads", default="1,2",
+                        help="ONNX Runtime threads of the batched engine, one set of rows each (separate Recognizers: 1)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 and 2 streams, 2 s, the default model")
     parser.add_argument("--out", type=Path, help="output folder (default: runs/bench/multistream-<time>)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.streams, args.models, args.seconds = "1,2", "default", 2.0
+        args.streams, args.models, args.seconds, args.batched_threads = "1,2", "default", 2.0, "1"
     try:
         counts = [int(x) for x in args.streams.split(",")]
+        batched_threads = [int(x) for x in args.batched_threads.split(",")]
         h, w = (int(x) for x in args.size.lower().split("x"))
     except ValueError:
         parser.error(f"--streams takes integers like 1,2,4 and --size HxW like 480x640 (got {args.streams!r}, {args.size!r})")
     models = args.models.split(",")
     unknown = [m for m in models if m not in MODELS]
-    if unknown or any(not 1 <= n <= 256 for n in counts) or not 0.5 <= args.seconds <= 600:
-        parser.error(f"models must be among {sorted(MODELS)}, streams 1..256, seconds 0.5..600")
+    if (unknown or any(not 1 <= n <= 256 for n in counts) or not 0.5 <= args.seconds <= 600
+            or any(not 1 <= t <= 64 for t in batched_threads)):
+        parser.error(f"models must be among {sorted(MODELS)}, streams 1..256, seconds 0.5..600, batched threads 1..64")
     out = output_dir(args.out, quick=args.quick)
     payload: dict[str, Any] = {"command": " ".join(["python", "benchmarks/multistream.py", *(argv or sys.argv[1:])]),
                                "environment": environment()}
@@ -218,13 +228,16 @@ def main(argv: list[str] | None = None) -> int:
     frames = frames_for(max(counts), (h, w))
     for model in models:
         spec, rate = MODELS[model]
-        engine = open_engine(spec)  # ONNX Runtime, dynamic batch (the export cache makes one for a name)
+        # ONNX Runtime, dynamic batch (the export cache makes one for a name); one engine per thread count
+        engines = {t: open_engine(spec, threads=t) for t in sorted({1, *batched_threads})}
         for n in counts:
-            for runner in (run_batched, run_separate):
+            runs = [(partial(run_batched, mode="batched" if t == 1 else f"batched-{t}t"), engines[t]) for t in batched_threads]
+            for runner, engine in [*runs, (run_separate, engines[1])]:
                 row = runner(engine, frames[:n], args.seconds, rate, model)
                 rows.append(row)
                 print(json.dumps(asdict(row)), flush=True)
-        engine.close()
+        for engine in engines.values():
+            engine.close()
     payload["load_average_end"] = load_average()
     payload["rows"] = [asdict(r) for r in rows]
     paths = list(write_results("multistream", payload, markdown(rows, payload, args.quick), out))

@@ -214,6 +214,7 @@ class MultiRecognizer:
     def remove_stream(self, stream_id: Hashable) -> list[ActionEvent]:
         """Forget a stream; returns (and dispatches) the ``end`` of its active action."""
         with self._lock:
+            self._check_open()
             stream = self._get(stream_id)
             del self._streams[stream_id]
             self._free.append(stream.slot)
@@ -227,6 +228,7 @@ class MultiRecognizer:
     def reset(self, stream_id: Hashable) -> list[ActionEvent]:
         """Forget one stream's past (state, sampling, smoothing); the others are untouched."""
         with self._lock:
+            self._check_open()
             stream = self._get(stream_id)
             stream.front.reset()
             events = stream.outputs.postprocessor.reset()
