@@ -102,7 +102,7 @@ def record(folder: Path, split: str, seed: int, takes: int, classes: tuple[str, 
                "--background", BACKGROUND, "--headless")
     seconds = run(argv, logs / f"record-{split}.log", 1800, **kw)
     manifest = json.loads((folder / "manifest.json").read_text())
-    return {"seconds": round(seconds, 1), "clips": len(manifest["clips"]), "fps": manifest.get("fps"),
+    return {"seconds": round(seconds, 1), "clips": len(manifest["clips"]), "fps": manifest["sessions"][-1].get("fps"),
             "source": f"synthetic:performer:{split}:{seed}"}
 
 
