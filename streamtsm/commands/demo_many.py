@@ -14,7 +14,7 @@ import logging
 import threading
 from typing import Any, Hashable
 
-from .demo import DemoError, _Screen, _Stats, _Tile
+from .demo import DemoError, _Screen, _Stats, _Tile, recognizer_options
 from .streaming import emit, exit_now, open_source_arg, stop_on_signals
 
 logger = logging.getLogger(__name__)
@@ -41,8 +41,7 @@ def run_many(args: argparse.Namespace, specs: list[tuple[Any, str]], show_window
     try:
         for spec, kind in specs:  # every source opens before the model loads: a missing camera fails fast
             sources.append(open_source_arg(spec, kind, args.realtime))
-        options = {} if args.threads is None else {"threads": args.threads}
-        multi = MultiRecognizer(args.model, max_streams=len(sources), backend=args.backend, **options)
+        multi = MultiRecognizer(args.model, max_streams=len(sources), backend=args.backend, **recognizer_options(args))
     except BaseException:
         for source in sources:
             source.close()
