@@ -14,7 +14,8 @@ dynamic batch dimension (``streamtsm export --dynamic-batch``), otherwise one by
 
 This file runs inside the Triton server's own interpreter, so it imports only numpy,
 onnxruntime and the ``triton_python_backend_utils`` module the server provides (never
-streamtsm). It is never imported by streamtsm itself.
+streamtsm). It is never imported by streamtsm itself; imported anywhere else, only the Triton entry
+point refuses to run.
 """
 
 import json
@@ -23,7 +24,10 @@ import time
 
 import numpy as np
 import onnxruntime as ort
-import triton_python_backend_utils as pb_utils
+try:  # provided by the Triton server; absent elsewhere (the sequence logic below still imports for tests/tools)
+    import triton_python_backend_utils as pb_utils
+except ImportError:
+    pb_utils = None
 
 
 def _is_dynamic(shape):
@@ -115,6 +119,9 @@ class TritonPythonModel:
     """What Triton's python backend calls: ``initialize``, ``execute`` (a list of requests), ``finalize``."""
 
     def initialize(self, args):
+        if pb_utils is None:
+            raise RuntimeError("this model runs inside Triton's python backend (triton_python_backend_utils is missing): "
+                               "serve its repository with tritonserver, see `streamtsm triton-setup`")
         config = json.loads(args["model_config"])
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
         path = os.path.join(args["model_repository"], args["model_version"], "model.onnx")
