@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..outputs import PendingFile, check_output_path
-from .streaming import WindowError, emit, exit_now, open_source_arg, open_window, percentile, stop_on_signals
+from .streaming import WindowError, emit, exit_now, open_source_arg, open_window, percentile, rounded, stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class _Stats:
             "backend": recognizer.engine.name,
             "frames": self.frames,
             "predictions": self.predictions,
-            "effective_fps": recognizer.effective_fps,
+            "effective_fps": rounded(recognizer.effective_fps),
             "dropped": stats.dropped if stats is not None else 0,
             "resets": {reason.value: n for reason, n in recognizer.reset_counts.items()},
             "end_to_end_ms_p50": percentile(self.latencies, 50),

@@ -109,6 +109,11 @@ def percentile(values: list[float], q: float) -> float | None:
     return round(float(np.percentile(values, q)), 3) if values else None
 
 
+def rounded(value: float | None) -> float | None:
+    """A rate or time for the summary line: 3 decimals (9.999999999999998 -> 10.0), None kept."""
+    return None if value is None else round(value, 3)
+
+
 # ------------------------------------------------------------------------------------ main
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import threading
 
-from .streaming import emit, open_source_arg, percentile, stop_on_signals
+from .streaming import emit, open_source_arg, percentile, rounded, stop_on_signals
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     emit({
         "type": "summary", "source": source.name, "url": args.url, "model": args.model,
         "sequence_id": engine.sequence_id, "frames": frames, "predictions": predictions,
-        "server_restarts": engine.restarts, "effective_fps": recognizer.session.effective_fps,
+        "server_restarts": engine.restarts, "effective_fps": rounded(recognizer.session.effective_fps),
         "end_to_end_ms_p50": percentile(latencies, 50), "end_to_end_ms_p99": percentile(latencies, 99),
         "stopped_by_signal": received.get("signal"),
     })
