@@ -15,10 +15,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from ..outputs import PendingFile
 
 #: Default output folder of every benchmark, relative to the current directory (git-ignored).
 DEFAULT_OUT = Path("runs") / "bench"
@@ -95,15 +96,8 @@ def to_json(payload: object) -> str:
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path`` to write to; renamed onto ``path`` when the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}-{secrets.token_hex(4)}.part{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    with PendingFile(path) as pending:
+        yield pending.temp
 
 
 def write_text(path: Path, text: str) -> Path:

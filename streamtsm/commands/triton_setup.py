@@ -23,6 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from ..outputs import PendingFile
 from ..triton.repository import check_output_dir
 from ..triton.server import (
     LAUNCHER, SETUP_COMMAND, SETUP_FILE, LocalServer, ServerInstall, TritonServerError, default_server_dir,
@@ -126,10 +127,9 @@ def _write_text_atomically(path: Path, text: str, mode: int = 0o644) -> bool:
     """Returns whether the file changed."""
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(mode)
-    os.replace(tmp, path)
+    with PendingFile(path) as pending:
+        pending.temp.write_text(text, encoding="utf-8")
+        pending.temp.chmod(mode)
     return True
 
 

@@ -35,6 +35,7 @@ from ..backends.onnxruntime_backend import open_onnxruntime
 from ..backends.tensorrt_engine import read_sidecar
 from ..card import ModelCard
 from ..contract import card_metadata, graph_signature
+from ..outputs import PendingFile, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
@@ -241,22 +242,9 @@ def triton_config(name: str, card: ModelCard, *, dynamic_batch: bool, fixed_batc
 # -- the repository ------------------------------------------------------------------------------
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _copy_atomically(source: Path, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with PendingFile(path) as pending:
+        shutil.copyfile(source, pending.temp)
 
 
 def check_output_dir(folder: Path, what: str, flag: str) -> None:
@@ -338,6 +326,6 @@ def write_triton_repository(
     _copy_atomically(model_path, target)
     if options.backend == "python":
         _copy_atomically(PYTHON_MODEL_TEMPLATE, model_dir / str(version) / "model.py")
-    _write_atomically(model_dir / "labels.txt", ("\n".join(card.class_names) + "\n").encode("utf-8"))
-    _write_atomically(model_dir / "config.pbtxt", config.encode("ascii"))  # last: a polling server sees a whole model
+    write_bytes_atomic(model_dir / "labels.txt", ("\n".join(card.class_names) + "\n").encode("utf-8"))
+    write_bytes_atomic(model_dir / "config.pbtxt", config.encode("ascii"))  # last: a polling server sees a whole model
     return model_dir

@@ -39,12 +39,14 @@ class TritonServerError(RuntimeError):
 
 
 def default_server_dir() -> Path:
-    """``$STREAMTSM_TRITON_SERVER``, else ``$STREAMTSM_HOME/triton-server`` (default ``~/.cache/streamtsm``)."""
+    """``$STREAMTSM_TRITON_SERVER``, else ``triton-server`` under the project's one cache root
+    (:func:`streamtsm.weights.home.home_dir`: ``$STREAMTSM_HOME``, ``$STREAMTSM_CACHE``, ``$XDG_CACHE_HOME``)."""
+    from ..weights.home import home_dir
+
     explicit = os.environ.get("STREAMTSM_TRITON_SERVER")
     if explicit:
         return Path(explicit).expanduser()
-    home = os.environ.get("STREAMTSM_HOME") or "~/.cache/streamtsm"
-    return Path(home).expanduser() / "triton-server"
+    return home_dir() / "triton-server"
 
 
 @dataclass(frozen=True)
