@@ -186,7 +186,7 @@ def _not_found_message(name: str, known: list[str]) -> str:
     hint = f" Closest names: {', '.join(close)}." if close else ""
     return (
         f"{name!r} is neither an existing checkpoint file nor a known model name.{hint} Give a checkpoint path, an exported "
-        ".onnx/.plan, 'default', or one of `streamtsm.list_models()`"
+        ".onnx/.plan, 'default', a weight name (`streamtsm models`), or an architecture of `streamtsm.list_models()` (random weights)"
     )
 
 

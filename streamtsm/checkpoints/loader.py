@@ -269,8 +269,8 @@ def _load_entry(entry: WeightEntry, *, expected_arch: str | None, class_names: S
     """Load a registry entry's file (downloaded and checked once) and give the model the entry's card."""
     if entry.is_backbone:
         raise CheckpointError(
-            f"{entry.name} is an ImageNet backbone, not a video model: it initialises training (`streamtsm download "
-            f"{entry.name}`, then `streamtsm train --imagenet-init` with that file)"
+            f"{entry.name} is an ImageNet backbone, not a video model: it initialises training: "
+            f"`streamtsm train DATA --init {entry.name} --arch ARCH` (`streamtsm download {entry.name}` fetches it ahead)"
         )
     if expected_arch is not None and expected_arch != entry.arch:
         raise CheckpointError(f"{entry.name} is a {entry.arch!r} model, not {expected_arch!r}")

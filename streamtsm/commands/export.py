@@ -9,6 +9,7 @@ from pathlib import Path
 from ..card import MAX_CLASSES, MAX_SIDE, MIN_SIDE
 from ..contract import MAX_OPSET, MIN_OPSET
 from ..outputs import check_output_path
+from ..weights.registry import find_weight
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,9 @@ def check_arguments(args: argparse.Namespace, int8: bool) -> Path:
         if not lo <= value <= hi:
             why = " (the range torch's TorchScript exporter writes for every architecture here)" if option == "--opset" else ""
             raise ValueError(f"{option} {value}: use a value from {lo} to {hi}{why}")
-    name = "default" if args.model == "default" else Path(args.model).name.split(".")[0]
+    # a weight name keeps its tag (tsm_resnet50.sthv2 and .kinetics400 must not share one default file)
+    name = ("default" if args.model == "default" else args.model.replace(".", "_") if find_weight(args.model)
+            else Path(args.model).name.split(".")[0])
     out = args.output or Path("engines") / f"{name}{'.int8' if int8 else ''}.onnx"
     source = args.model if args.model != "default" and Path(args.model).is_file() else None
     return check_output_path(out, suffixes=(".onnx",), inputs=(source,), what="-o/--output" if args.output else "output")

@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     suffix = Path(args.path).suffix.lower() if args.path else ""
-    if suffix in (".onnx", ".plan"):
+    if suffix in (".onnx", ".plan", ".engine"):  # .engine: a TensorRT engine, as the resolver reads it
         from ..describe import describe_onnx, describe_plan
 
         info = describe_onnx(args.path) if suffix == ".onnx" else describe_plan(args.path)

@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "List the weight registry: every pretrained weight file usable by name wherever a checkpoint path is "
             "accepted (e.g. `python demo.py --model tsm_mobilenetv2.jester_online`). 'cached' says whether the file "
             "is already in $STREAMTSM_HOME/weights (default ~/.cache/streamtsm/weights); `streamtsm download NAME` "
-            "fetches it. ImageNet backbones only initialise training (`streamtsm train --imagenet-init FILE`)."
+            "fetches it. ImageNet backbones only initialise training (`streamtsm train DATA --init NAME --arch ARCH`)."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -317,9 +317,9 @@ def run(args: argparse.Namespace) -> int:
                           overwrite=args.overwrite, progress=not args.no_progress, on_epoch=report)
     stopped = history and history[-1].epoch + 1 < args.epochs
     best = [h for h in history if h.best]
-    patience_stop = bool(args.patience and best and history[-1].epoch - best[-1].epoch >= args.patience)
+    why = {"patience": " (early stop)", "budget": f" (the {args.max_minutes:g}-minute budget)"}
     print(f"saved {out} (+ card {out.with_suffix('').name}.card.json); {len(history)} epochs run"
-          + ((" (early stop)" if patience_stop else f" (the {args.max_minutes:g}-minute budget)") if stopped else "")
+          + (why.get(history[-1].stopped_by, " (stopped early)") if stopped else "")
           + (f"; best validation epoch {best[-1].epoch + 1}" if best else ""))
     if val_set is not None:
         result = evaluate(model, CentredClips(val_set, model.card.preprocessing), num_classes=len(names),

@@ -128,6 +128,8 @@ class EpochLog:
     clips_per_second: float
     val: dict[str, Any] | None = None
     best: bool = False  # the best validation score so far: these weights are in ``out``
+    #: on the last epoch of a run that ended before ``config.epochs``: "patience" or "budget"
+    stopped_by: str | None = None
 
 
 class AugmentedClips(Dataset):
@@ -345,9 +347,13 @@ def train_model(
     for epoch in range(start_epoch, config.epochs):
         if best is not None and config.patience and epoch - best[0] > config.patience:
             log.info("early stop: no better validation score for %d epochs (best: epoch %d)", config.patience, best[0] + 1)
+            if history:
+                history[-1].stopped_by = "patience"
             break
         if _over_budget(config.max_minutes, time.perf_counter() - run_t0, epoch - start_epoch):
             log.info("time budget of %g min reached after %d epochs", config.max_minutes, epoch - start_epoch)
+            if history:
+                history[-1].stopped_by = "budget"
             break
         train_set.epoch = epoch
         order = torch.Generator().manual_seed(config.seed * 1000 + epoch)

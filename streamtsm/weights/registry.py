@@ -44,7 +44,7 @@ class WeightEntry:
     ``sha256`` is the full digest or a hex prefix of it ("" when none is published);
     ``checkpoint_format`` the format ``load_model`` must detect in the file; ``labels`` the shipped
     label list (``streamtsm/assets/labels``), "" for ImageNet backbones, which initialise training
-    (``streamtsm train --imagenet-init``) and are not video models by themselves (``temporal`` is None).
+    (``streamtsm train --init NAME --arch ARCH``) and are not video models by themselves (``temporal`` is None).
     """
 
     name: str
@@ -97,7 +97,7 @@ class WeightEntry:
         """The ModelCard fields these weights fix (everything but arch/arch_kwargs/state)."""
         if self.temporal is None:
             raise WeightsError(
-                f"{self.name} is an ImageNet backbone for `streamtsm train --imagenet-init`, not a video model"
+                f"{self.name} is an ImageNet backbone for `streamtsm train --init NAME --arch ARCH`, not a video model"
             )
         return {
             "class_names": self.class_names,
