@@ -115,14 +115,16 @@ class TritonSequenceEngine(OnlineEngine):
             raise BackendError("this state was not made by this engine's init_state()")
         frame = check_input("frame", frame, self._frame_shape)
         try:
-            logits = self._infer(frame, start=not state.started)
-        except self._error as exc:
-            if state.started and "START" in str(exc):
+            try:
+                logits = self._infer(frame, start=not state.started)
+            except self._error as exc:
+                if not (state.started and "START" in str(exc)):
+                    raise
                 self.restarts += 1
                 log.warning("sequence %d: the server lost its state (%s); starting it again", self.sequence_id, _first_line(exc))
-                logits = self._infer(frame, start=True)
-            else:
-                raise BackendError(f"{self.url} model {self.model!r}: {_first_line(exc)}") from None
+                logits = self._infer(frame, start=True)  # a failure here gets the same one-line error
+        except self._error as exc:
+            raise BackendError(f"{self.url} model {self.model!r}: {_first_line(exc)}") from None
         self._last_frame, self._open = frame, True
         return logits, SequenceHandle(self.sequence_id, started=True)
 

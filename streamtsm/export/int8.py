@@ -68,6 +68,7 @@ import numpy as np
 from ..card import ModelCard
 from ..contract import card_metadata, read_card_from_onnx_metadata
 from ..outputs import write_bytes_atomic
+from ..postprocess import softmax
 from ..preprocess import FramePreprocessor
 from ..train.datasets import VIDEO_EXTENSIONS
 
@@ -344,12 +345,6 @@ class Int8Check:
                 f"{self.agreement_second_half:.3f}), max |prob diff| {self.max_prob_diff:.3f}, mean {self.mean_prob_diff:.4f}")
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64) - logits.max(-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(-1, keepdims=True)
-
-
 def streamed_agreement(reference: OnlineGraph, other: OnlineGraph, data: StreamedFrames,
                        progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Per step: whether both graphs' top-1 agree, and the max |probability difference| (own state each)."""
@@ -365,7 +360,7 @@ def streamed_agreement(reference: OnlineGraph, other: OnlineGraph, data: Streame
             a, b = reference.zero_state(), other.zero_state()
         la, a = reference.step(frame, a)
         lb, b = other.step(frame, b)
-        pa, pb = softmax(la), softmax(lb)
+        pa, pb = softmax(la.astype(np.float64)), softmax(lb.astype(np.float64))
         agree.append(bool(np.all(pa.argmax(-1) == pb.argmax(-1))))
         d = np.abs(pa - pb)
         diff.append(float(d.max()) if np.all(np.isfinite(d)) else float("inf"))
