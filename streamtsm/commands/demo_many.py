@@ -15,7 +15,7 @@ import threading
 from typing import Any, Hashable
 
 from .demo import DemoError, _Screen, _Stats, _Tile, recognizer_options
-from .streaming import emit, exit_now, open_source_arg, stop_on_signals
+from .streaming import emit, exit_now, open_source_arg, percentile, stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,9 @@ def run_many(args: argparse.Namespace, specs: list[tuple[Any, str]], show_window
         "predictions": sum(s.predictions for s in stats.values()),
         "batches": multi.batches,
         "batched_frames": multi.batched_frames,
-        "streams": {sid: {"source": sid, "frames": s.frames, "predictions": s.predictions} for sid, s in stats.items()},
+        "streams": {sid: {"source": sid, "frames": s.frames, "predictions": s.predictions,
+                          "end_to_end_ms_p50": percentile(s.latencies, 50), "end_to_end_ms_p99": percentile(s.latencies, 99)}
+                    for sid, s in stats.items()},
         "output": str(screen.output.path) if screen.output is not None else None,
         "output_frames": screen.output.frames if screen.output is not None else 0,
         "stopped_by_signal": received.get("signal"),

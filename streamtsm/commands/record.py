@@ -187,6 +187,7 @@ class _JsonLines:
     def __init__(self, commands: "queue.Queue[Any]") -> None:
         self.commands = commands
         self._bar = sys.stderr.isatty()
+        self._shown: tuple[str, str, int] | None = None
         self._closed = False
 
     def event(self, event: dict[str, Any]) -> None:
@@ -206,8 +207,11 @@ class _JsonLines:
     def frame(self, frame: Any, status: Any) -> None:
         if self._bar and status.phase in ("recording", "between"):
             done = int(30 * status.progress)
-            sys.stderr.write(f"\r{status.phase:<9} {status.class_name} [{'#' * done}{'.' * (30 - done)}]")
-            sys.stderr.flush()
+            shown = (status.phase, status.class_name, done)
+            if shown != self._shown:  # redraw when the bar changes, not on every frame
+                self._shown = shown
+                sys.stderr.write(f"\r{status.phase:<9} {status.class_name} [{'#' * done}{'.' * (30 - done)}]")
+                sys.stderr.flush()
 
 
 class _Window:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..outputs import write_text_atomic
 from .names import ClassNameError, check_class_name, check_unique
 
 try:
@@ -42,24 +43,6 @@ _CLIP_NAME = re.compile(r"(\d+)\.mp4")
 
 class FolderError(ValueError):
     """The recording folder cannot be used as asked; the message says why and what to do."""
-
-
-def write_text_atomically(path: Path, text: str, durable: bool = False) -> None:
-    """Replace ``path`` with ``text`` in one step (a per-process temporary file, then os.replace).
-
-    ``durable``: flush it to the disk before the rename, so that a power cut cannot leave the
-    new name pointing at lost data (the annotation list and clips; the manifest can be rebuilt).
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @dataclass
@@ -226,7 +209,7 @@ class RecordingFolder:
             raise FolderError(f"{self.root} changed while the session was starting; run the command again")
         for name in self.state.classes:
             (self.root / name).mkdir(exist_ok=True)
-        write_text_atomically(self.root / CLASSES_FILE, "".join(f"{c}\n" for c in self.state.classes))
+        write_text_atomic(self.root / CLASSES_FILE, "".join(f"{c}\n" for c in self.state.classes))
         self._write_annotations()
         self._write_manifest()
 
@@ -297,8 +280,7 @@ class RecordingFolder:
         self._write_manifest()
 
     def _write_annotations(self) -> None:
-        write_text_atomically(self.root / ANNOTATIONS, "".join(f"{ln}\n" for ln in self.state.annotation_lines),
-                              durable=True)
+        write_text_atomic(self.root / ANNOTATIONS, "".join(f"{ln}\n" for ln in self.state.annotation_lines))
 
     def _write_manifest(self) -> None:
-        write_text_atomically(self.root / MANIFEST, json.dumps(self.state.manifest(), indent=1) + "\n")
+        write_text_atomic(self.root / MANIFEST, json.dumps(self.state.manifest(), indent=1) + "\n")
