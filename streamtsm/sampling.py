@@ -74,6 +74,16 @@ class RateMeter:
         return statistics.median(b - a for a, b in zip(times, times[1:]))
 
     @property
+    def count(self) -> int:
+        """Timestamps held (at most ``span``)."""
+        return len(self._times)
+
+    @property
+    def span_s(self) -> float:
+        """Seconds between the oldest and the newest timestamp held (0 before two)."""
+        return self._times[-1] - self._times[0] if len(self._times) > 1 else 0.0
+
+    @property
     def fps(self) -> float | None:
         if len(self._times) < 2:
             return None

@@ -8,7 +8,7 @@ atomic commits, appending), ``clip`` (one MP4 at the measured rate), ``session``
 countdown, take, rest clip, redo and quit).
 """
 
-from .clip import ClipError, ClipWriter, RateMeter
+from .clip import ClipError, ClipWriter, measured_fps
 from .folder import ANNOTATIONS, CLASSES_FILE, MANIFEST, FolderError, RecordingFolder
 from .names import ClassNameError, check_class_name, parse_class_list
 from .session import Command, Plan, RecordingSession, SessionResult, Status, Stopped
@@ -23,7 +23,7 @@ __all__ = [
     "Command",
     "FolderError",
     "Plan",
-    "RateMeter",
+    "measured_fps",
     "RecordingFolder",
     "RecordingSession",
     "SessionResult",

@@ -1,14 +1,13 @@
 """Writing one clip: frames exactly as captured, at the rate the source really delivers them.
 
 A camera's announced frame rate is often wrong (many webcams halve it in low light), so the
-rate written into each file is measured: :class:`RateMeter` follows the source's own clock
+rate written into each file is measured: a :class:`~streamtsm.sampling.RateMeter` follows the source's own clock
 (``Frame.media_time_s``) over the last couple of seconds. For files and the synthetic sources
 that clock is the exact media time, so their rate is exact however fast they are read.
 """
 
 from __future__ import annotations
 
-import collections
 import math
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..sampling import RateMeter
 from ..sources import Frame
 
 
@@ -23,33 +23,10 @@ class ClipError(RuntimeError):
     """A clip could not be written; the message says what to check."""
 
 
-class RateMeter:
-    """Frames per second of the source's clock over the last ``window`` frames."""
-
-    def __init__(self, window: int = 90) -> None:
-        self._times: collections.deque[float] = collections.deque(maxlen=window)
-
-    def add(self, media_time_s: float) -> None:
-        self._times.append(media_time_s)
-
-    def reset(self) -> None:
-        self._times.clear()
-
-    @property
-    def frames(self) -> int:
-        return len(self._times)
-
-    @property
-    def span_s(self) -> float:
-        return self._times[-1] - self._times[0] if len(self._times) > 1 else 0.0
-
-    def rate(self, fallback: float = 30.0) -> float:
-        """The measured rate, rounded to 1/1000 fps (``fallback`` before two frames with distinct times)."""
-        span = self.span_s
-        if span <= 0:
-            return fallback
-        fps = (len(self._times) - 1) / span
-        return round(fps, 3) if math.isfinite(fps) and 0.1 <= fps <= 1000 else fallback
+def measured_fps(meter: RateMeter, fallback: float = 30.0) -> float:
+    """The meter's rate rounded to 1/1000 fps; ``fallback`` before two distinct times or when implausible."""
+    fps = meter.fps
+    return round(fps, 3) if fps is not None and math.isfinite(fps) and 0.1 <= fps <= 1000 else fallback
 
 
 class ClipWriter:

@@ -28,7 +28,8 @@ from typing import Any, Callable, Protocol
 
 from .. import __version__
 from ..sources import Frame, SourceError
-from .clip import ClipError, ClipWriter, RateMeter
+from ..sampling import RateMeter
+from .clip import ClipError, ClipWriter, measured_fps
 from .folder import RecordingFolder
 
 logger = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ class RecordingSession:
         self.source_name, self.live = source_name, live
         self.nominal_fps = nominal_fps if nominal_fps and 0.1 <= nominal_fps <= 1000 else 30.0
         self.settings = settings or {}
-        self.meter = RateMeter()
+        self.meter = RateMeter(span=90)
         self._carry: Frame | None = None
         self._segment: int | None = None
         self._queue: collections.deque[tuple[str, int]] = collections.deque(
@@ -181,7 +182,7 @@ class RecordingSession:
             if frame is None:
                 raise _SourceGone(Stopped.SOURCE_ENDED, f"the source {self.source_name} ended")
             if frame.segment != self._segment:
-                self.meter.reset()  # a reconnect: the clock restarts
+                self.meter.clear()  # a reconnect: the clock restarts
                 self._segment = frame.segment
             self.meter.add(frame.media_time_s)
             if self._size is None:
@@ -266,20 +267,20 @@ class RecordingSession:
             if clip.get("session") == self._session:
                 saved[clip["class"]] += 1
                 takes += clip.get("kind") == "take"
-        return SessionResult(stopped, saved, takes, message, self.meter.rate(self.nominal_fps), self._size)
+        return SessionResult(stopped, saved, takes, message, measured_fps(self.meter, self.nominal_fps), self._size)
 
     def _warm_up(self) -> None:
         """Measure the source's rate before the first take (a live camera: half a second)."""
-        while self.meter.frames < 2 or (self.live and (self.meter.span_s < 0.5 or self.meter.frames < 5)):
+        while self.meter.count < 2 or (self.live and (self.meter.span_s < 0.5 or self.meter.count < 5)):
             try:
                 self.listener.frame(self._next(), self._status("warmup"))
             except _Redo:
                 continue
-        self._emit("ready", source=self.source_name, fps=self.meter.rate(self.nominal_fps),
+        self._emit("ready", source=self.source_name, fps=measured_fps(self.meter, self.nominal_fps),
                    size=list(self._size) if self._size else None)
 
     def _writer(self) -> ClipWriter:
-        return ClipWriter(self.folder.temp_path(), self.meter.rate(self.nominal_fps))
+        return ClipWriter(self.folder.temp_path(), measured_fps(self.meter, self.nominal_fps))
 
     def _commit(self, writer: ClipWriter, name: str, kind: str, take: int) -> str:
         try:
