@@ -73,10 +73,14 @@ def _finish(h: "hashlib._Hash", arch: str, opset: int) -> ExportKey:
     return ExportKey(arch, h.hexdigest())
 
 
-def key_for_file(path: str | Path, arch: str, *, opset: int = OPSET) -> ExportKey:
-    """The key of a checkpoint file (its bytes and, for safetensors, its card file). torch-free."""
+def key_for_file(path: str | Path, arch: str, *, opset: int = OPSET, sha256: str | None = None) -> ExportKey:
+    """The key of a checkpoint file (its bytes and, for safetensors, its card file). torch-free.
+
+    ``sha256``: the file's digest when the caller has just computed it (a checked weight file), so a
+    100 MB file is not hashed twice at every start.
+    """
     path = Path(path)
-    h = hashlib.sha256(b"file|" + file_sha256(path).encode())
+    h = hashlib.sha256(b"file|" + (sha256 or file_sha256(path)).encode())
     card = card_path_for(path)
     if path.suffix == ".safetensors" and card.is_file():
         h.update(b"|card|" + file_sha256(card).encode())

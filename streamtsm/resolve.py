@@ -128,15 +128,16 @@ def cached_export_of(model: Any) -> Path:
     A checkpoint file's export is found by its bytes alone, so this needs torch only the
     first time (to export).
     """
-    key = None
+    key, digest = None, None
     path = Path(model) if isinstance(model, (str, Path)) else None
     if path is not None and not path.exists() and weights.find_weight(str(model)) is not None:
         try:  # a weight name: its export is found by the cached file's bytes, without torch
-            path = weights.weight_file(str(model), download=False)
+            cached = weights.ensure_weight(weights.get_weight(str(model)), download=False)
+            path, digest = cached.path, cached.sha256  # checked just now: hashed once
         except weights.WeightsError:
             path = None  # not downloaded yet: loading it (with torch) downloads it
     if path is not None and path.is_file():
-        key = exports.key_for_file(path, _safe_stem(path))
+        key = exports.key_for_file(path, _safe_stem(path), sha256=digest)
         found = exports.lookup(key)
         if found is not None:
             log.info("using the cached export %s of %s", found, model)
