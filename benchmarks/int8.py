@@ -1,6 +1,6 @@
 """INT8 vs fp32 on the ONNX Runtime CPU path: per-step latency next to the bare backbones, and accuracy.
 
-    python benchmarks/int8.py latency                       # results to a fresh temp folder (printed)
+    python benchmarks/int8.py latency                       # results to runs/bench/ (printed)
     python benchmarks/int8.py latency --out benchmarks/results   # a deliberate full run
     nice python benchmarks/int8.py accuracy --cache /tmp/gestures --out benchmarks/results
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import tempfile
 import time
@@ -40,7 +39,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from streamtsm.bench.machine import environment  # noqa: E402
-from streamtsm.bench.results import markdown_table, save_figure, write_results  # noqa: E402
+from streamtsm.bench.machine import load_average  # noqa: E402
+from streamtsm.bench.results import markdown_table, output_dir, save_figure, write_results  # noqa: E402
 from streamtsm.bench.timing import time_interleaved, timing_value  # noqa: E402
 
 #: model key -> (TSM registry name, backbone registry name, kwargs, crop size)
@@ -63,9 +63,8 @@ def _command(argv: Sequence[str]) -> str:
 
 
 def _out_dir(out: Path | None) -> Path:
-    if out is not None:
-        return out
-    return Path(tempfile.mkdtemp(prefix="streamtsm-int8-bench-"))
+    """``--out``, else ``runs/bench/`` like every benchmark (``benchmarks/results`` only when named)."""
+    return output_dir(out, quick=False)
 
 
 def _with_crop(model: Any, crop: int | None) -> Any:
@@ -123,7 +122,7 @@ def run_latency(a: argparse.Namespace) -> int:
     unknown = [k for k in keys if k not in MODELS]
     if unknown:
         raise SystemExit(f"--models: unknown {unknown}; choose from {', '.join(MODELS)}")
-    load_before = os.getloadavg()[0]
+    load_before = load_average()
     steppers: dict[str, Stepper] = {}
     repeats: dict[str, int] = {}
     checks: dict[str, Any] = {}
@@ -147,7 +146,7 @@ def run_latency(a: argparse.Namespace) -> int:
                     repeats[f"{name} {precision}"] = REPEATS[key]
                 print(f"{name}: {check.summary()}", flush=True)
         timings = time_interleaved(steppers, rounds=a.rounds, warmup=a.warmup, repeats=repeats, progress=not a.no_progress)
-    load_after = os.getloadavg()[0]
+    load_after = load_average()
     rows, ratios = [], {}
     for key in keys:
         for kind in ("TSM", "backbone"):
@@ -401,7 +400,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     acc.add_argument("--stream-seed", type=int, default=4242, help="seed of the long stream (split test; default 4242)")
     acc.add_argument("--window", type=int, default=1000, help="first/last steps compared (default 1000)")
     for q in (lat, acc):
-        q.add_argument("--out", type=Path, help="results folder (default: a new temp folder, printed; benchmarks/results "
+        q.add_argument("--out", type=Path, help="results folder (default: runs/bench/, printed; benchmarks/results "
                        "only for a deliberate full run)")
         q.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
