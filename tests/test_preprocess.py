@@ -15,7 +15,11 @@ from streamtsm.preprocess import FrameError, FramePreprocessor, as_bgr_uint8, pr
 
 
 def reference(frame_bgr: np.ndarray, p: Preprocessing, interpolation: int) -> np.ndarray:
-    """The obvious way: resize, crop, BGR->RGB if asked, float, (x - mean) / std, HWC->CHW."""
+    """The obvious way: resize, crop, BGR->RGB if asked, float, (x - mean) / std, HWC->CHW.
+
+    Bilinear: resize the whole frame, then centre-crop (mmaction2). Area: cut out the part of
+    the frame the centre crop covers (crop / scale pixels, centred), resize it to the crop.
+    """
     h, w = frame_bgr.shape[:2]
     if p.resize_hw is not None:
         nh, nw = p.resize_hw
@@ -23,10 +27,16 @@ def reference(frame_bgr: np.ndarray, p: Preprocessing, interpolation: int) -> np
         nh, nw = p.resize_short, round(w * p.resize_short / h)
     else:
         nh, nw = round(h * p.resize_short / w), p.resize_short
-    img = cv2.resize(frame_bgr, (nw, nh), interpolation=interpolation)
     c = p.crop_size
-    top, left = (nh - c) // 2, (nw - c) // 2
-    img = img[top : top + c, left : left + c]
+    if interpolation == cv2.INTER_AREA:
+        sy, sx = (h / nh, w / nw) if p.resize_hw is not None else (min(h, w) / p.resize_short,) * 2
+        wh, ww = round(c * sy), round(c * sx)
+        top, left = (h - wh) // 2, (w - ww) // 2
+        img = cv2.resize(frame_bgr[top : top + wh, left : left + ww], (c, c), interpolation=cv2.INTER_AREA)
+    else:
+        img = cv2.resize(frame_bgr, (nw, nh), interpolation=interpolation)
+        top, left = (nh - c) // 2, (nw - c) // 2
+        img = img[top : top + c, left : left + c]
     if p.channel_order == "RGB":
         img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
     x = (img.astype(np.float64) - np.array(p.mean)) / np.array(p.std)
@@ -66,6 +76,23 @@ def test_channel_order_and_normalisation_are_not_swapped() -> None:
     out = FramePreprocessor(p)(frame)
     np.testing.assert_allclose(out[2], (255 - IMAGENET_MEAN[2]) / IMAGENET_STD[2], atol=1e-5)
     np.testing.assert_allclose(out[0], (0 - IMAGENET_MEAN[0]) / IMAGENET_STD[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("hw, crop, short", [((480, 640), 80, 80), ((720, 1280), 80, 80), ((2160, 3840), 240, 240)])
+def test_area_path_is_the_block_mean_of_the_centre_window(hw: tuple[int, int], crop: int, short: int) -> None:
+    # Independent of OpenCV: an integer-factor shrink must average each factor x factor block
+    # of the centred square window (OpenCV rounds the mean: allow one grey level).
+    frame = np.random.default_rng(hw[0]).integers(0, 256, (*hw, 3), dtype=np.uint8)
+    pre = FramePreprocessor(Preprocessing(crop_size=crop, resize_short=short, mean=(0, 0, 0), std=(1, 1, 1),
+                                          channel_order="BGR"))
+    side = min(hw)
+    k = side // crop
+    top, left = (hw[0] - side) // 2, (hw[1] - side) // 2
+    window = frame[top : top + side, left : left + side].astype(np.float64)
+    expected = window.reshape(crop, k, crop, k, 3).mean(axis=(1, 3))
+    assert pre.area_window(*hw) == (top, left, side, side)
+    got = pre.geometry(frame).astype(np.float64)
+    assert np.abs(got - expected).max() <= 1.0
 
 
 def test_antialias_off_uses_linear() -> None:
