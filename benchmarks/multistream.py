@@ -97,22 +97,17 @@ def run_batched(engine: Any, frames: list[list[np.ndarray]], seconds: float, rat
     multi = MultiRecognizer(engine, max_streams=len(frames), fps=rate)
     sources = _sources(frames, seconds)
     preds: dict[str, list[float]] = {sid: [] for sid in sources}
-    seen: dict[str, int] = {sid: 0 for sid in sources}
-    last_index: dict[str, int] = {sid: -1 for sid in sources}
     warm_until = time.monotonic() + WARMUP_S
     t0 = cpu0 = None
-    for sid, frame, p in multi.iter_frames(sources):
-        seen[sid] += 1
-        last_index[sid] = frame.index
+    for sid, p in multi.run(sources):  # what a server runs: skipped frames stay on the capture threads
         if time.monotonic() < warm_until:
             continue
         if t0 is None:
             t0, cpu0 = time.monotonic(), time.process_time()
-        if p is not None:
-            preds[sid].append(p.timings.end_to_end_ms)
+        preds[sid].append(p.timings.end_to_end_ms)
     elapsed = time.monotonic() - t0 if t0 is not None else seconds
     cpu = time.process_time() - cpu0 if cpu0 is not None else 0.0
-    dropped = sum(last_index[s] + 1 - seen[s] for s in sources)  # frames read by a capture thread but never taken
+    dropped = sum(multi.capture_stats(sid).dropped for sid in sources)  # replaced by a newer frame unread
     return _summarise(model, mode, len(frames), elapsed, preds, dropped, cpu, rate, multi.batches)
 
 

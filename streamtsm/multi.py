@@ -94,12 +94,14 @@ class _PerStreamState:
 class _Stream:
     """One stream: its slot (state row), its sampler front and its postprocessing."""
 
-    __slots__ = ("stream_id", "slot", "front", "outputs", "frames_pushed", "segment")
+    __slots__ = ("stream_id", "slot", "front", "outputs", "frames_pushed", "segment", "skipping_prefetcher")
 
     def __init__(self, stream_id: Hashable, slot: int, front: StreamSlot, outputs: StreamOutputs) -> None:
         self.stream_id, self.slot, self.front, self.outputs = stream_id, slot, front, outputs
         self.frames_pushed = 0
         self.segment: int | None = None  # the source's reconnect count at the last frame (run() only)
+        # run() with model_frames_only: the capture thread's prefetcher, which alone sees every frame
+        self.skipping_prefetcher: FramePrefetcher | None = None
 
 
 class MultiRecognizer:
@@ -143,7 +145,9 @@ class MultiRecognizer:
         self.max_streams = max_streams
         self.on_event, self.on_source_end = on_event, on_source_end
         self._captures: dict[Hashable, CaptureThread] | None = None  # while run() runs
+        self._ended_captures: dict[Hashable, Any] = {}  # the last CaptureStats of streams whose capture ended
         self._source_options: dict[str, Any] = {}
+        self._model_frames_only = False  # of the running iter_frames()
         self._arrived = threading.Condition()
         self._arrived_count = 0
         self._fps = fps
@@ -183,7 +187,9 @@ class MultiRecognizer:
             return
         try:
             src = source if isinstance(source, Source) else open_source(source, **self._source_options)
-            capture = CaptureThread(src, prepare=FramePrefetcher(self.card, self._fps), on_frame=self._on_frame)
+            prefetcher = FramePrefetcher(self.card, self._fps)
+            capture = CaptureThread(src, prepare=prefetcher, on_frame=self._on_frame,
+                                    skip_unprepared=self._model_frames_only)
             capture.start()
         except BaseException:
             self.remove_stream(stream_id)
@@ -193,6 +199,8 @@ class MultiRecognizer:
                 capture.stop()
                 return
             self._captures[stream_id] = capture
+            if capture.skip_unprepared and stream_id in self._streams:
+                self._streams[stream_id].skipping_prefetcher = prefetcher
 
     def _add(self, stream_id: Hashable) -> _Stream:
         if stream_id in self._streams:
@@ -222,6 +230,7 @@ class MultiRecognizer:
             capture = self._captures.pop(stream_id, None) if self._captures is not None else None
         if capture is not None:
             capture.stop()
+            self._keep_stats(stream_id, capture)
         self._dispatch(stream_id, events)
         return events
 
@@ -243,14 +252,19 @@ class MultiRecognizer:
         return self._get(stream_id).outputs.postprocessor.current
 
     def rates(self, stream_id: Hashable) -> tuple[float | None, float | None]:
-        """(frames/s given to the model, frames/s pushed in) of one stream, over its last ~30 frames."""
-        front = self._get(stream_id).front
-        return front.effective_fps, front.input_fps
+        """(frames/s given to the model, frames/s pushed in) of one stream, over its last ~30 frames.
+
+        Under :meth:`run` the second is the rate its source delivers (every captured frame).
+        """
+        stream = self._get(stream_id)
+        captured = stream.skipping_prefetcher
+        return stream.front.effective_fps, (captured.input_fps if captured is not None else stream.front.input_fps)
 
     def capture_stats(self, stream_id: Hashable) -> Any:
-        """The capture thread counters of a stream while run() reads its source, else None."""
+        """The capture thread counters of a stream while run() reads its source, or the last ones
+        once its source ended or it was removed; None for a stream that never ran a source."""
         capture = (self._captures or {}).get(stream_id)
-        return capture.stats if capture is not None else None
+        return capture.stats if capture is not None else self._ended_captures.get(stream_id)
 
     def state_rows(self, stream_id: Hashable) -> list[np.ndarray]:
         """A copy of a stream's state (tests and debugging)."""
@@ -342,14 +356,15 @@ class MultiRecognizer:
     # -- running sources --------------------------------------------------------------------
     def run(self, sources: Mapping[Hashable, Any], *, stop_event: threading.Event | None = None,
             gather_s: float = 0.005, poll_s: float = 0.1, **source_options: Any) -> Iterator[tuple[Hashable, Prediction]]:
-        """Like :meth:`iter_frames`, yielding only ``(stream_id, Prediction)``."""
+        """Like :meth:`iter_frames`, yielding only ``(stream_id, Prediction)``; frames sampling skips
+        never leave their capture threads (``model_frames_only``)."""
         for stream_id, _, prediction in self.iter_frames(sources, stop_event=stop_event, gather_s=gather_s, poll_s=poll_s,
-                                                          **source_options):
+                                                          model_frames_only=True, **source_options):
             if prediction is not None:
                 yield stream_id, prediction
 
     def iter_frames(self, sources: Mapping[Hashable, Any], *, stop_event: threading.Event | None = None,
-                    gather_s: float = 0.005, poll_s: float = 0.1,
+                    gather_s: float = 0.005, poll_s: float = 0.1, model_frames_only: bool = False,
                     **source_options: Any) -> Iterator[tuple[Hashable, Any, Prediction | None]]:
         """Read every source on its own capture thread; yield ``(stream_id, frame, Prediction or None)`` per frame.
 
@@ -360,7 +375,9 @@ class MultiRecognizer:
         ``add_stream(id, source)`` and ``remove_stream(id)`` work while running. A stream whose
         source ends or fails is reported (a log line; ``on_source_end(stream_id, error or
         None)``) and removed; the other streams go on. The loop ends when no stream is left or
-        ``stop_event`` is set.
+        ``stop_event`` is set. ``model_frames_only``: yield only the frames sampling keeps; the
+        capture threads drop the others before they reach the batching loop (``capture_stats``
+        counts them as ``skipped``).
         """
         if not 0 <= gather_s <= 1:
             raise MultiRecognizerError(f"gather_s must be between 0 and 1 second, got {gather_s!r}")
@@ -369,6 +386,7 @@ class MultiRecognizer:
             if self._captures is not None:
                 raise MultiRecognizerError("this MultiRecognizer is already running its sources; add_stream(id, source) adds more")
             self._captures, self._source_options = {}, source_options
+            self._model_frames_only = model_frames_only
         try:
             for stream_id, source in sources.items():
                 self.add_stream(stream_id, source)
@@ -386,8 +404,16 @@ class MultiRecognizer:
         finally:
             with self._lock:
                 captures, self._captures = self._captures or {}, None
-            for capture in captures.values():
+            for stream_id, capture in captures.items():
                 capture.stop()
+                self._keep_stats(stream_id, capture)
+
+    def _keep_stats(self, stream_id: Hashable, capture: CaptureThread) -> None:
+        """Remember a finished capture's counters (the newest 1024 streams: ids may never repeat)."""
+        self._ended_captures.pop(stream_id, None)
+        self._ended_captures[stream_id] = capture.stats
+        while len(self._ended_captures) > 1024:
+            del self._ended_captures[next(iter(self._ended_captures))]
 
     def _wait_for_frames(self, poll_s: float, gather_s: float) -> bool:
         """Wait until a frame arrived (at most ``poll_s``), then up to ``gather_s`` for the other streams."""

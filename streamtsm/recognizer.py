@@ -226,6 +226,7 @@ class Recognizer:
         max_frames: int | None = None,
         stop_event: threading.Event | None = None,
         poll_s: float = 0.1,
+        model_frames_only: bool = False,
         **source_options: Any,
     ) -> Iterator[tuple[Frame, Prediction | None]]:
         """Read ``source`` on a capture thread and yield ``(frame, prediction or None)`` for every frame.
@@ -237,6 +238,9 @@ class Recognizer:
         Timestamps are the source's clock (``media_time_s``: file position, script time, or
         capture clock), end-to-end latency is measured from each frame's capture time.
         ``stop_event`` is polled every ``poll_s`` seconds: setting it ends the loop promptly.
+        ``model_frames_only``: yield only the frames sampling keeps for the model; the capture
+        thread drops the others before they reach this loop (what :meth:`run` does). Counted
+        in ``capture_stats.skipped``; ``input_fps`` still measures every captured frame.
         """
         if max_frames is not None and max_frames < 0:
             raise RecognizerError(f"max_frames must be >= 0 or None, got {max_frames}")
@@ -250,12 +254,14 @@ class Recognizer:
             self._running = True
         owned = not isinstance(source, CaptureThread)
         capture: CaptureThread | None = None
+        prefetcher: FramePrefetcher | None = None
         try:
             if isinstance(source, CaptureThread):
                 capture = source
             else:
                 src = source if isinstance(source, Source) else open_source(source, **source_options)
-                capture = CaptureThread(src, prepare=FramePrefetcher(self.card, self.session.target_fps))
+                prefetcher = FramePrefetcher(self.card, self.session.target_fps)
+                capture = CaptureThread(src, prepare=prefetcher, skip_unprepared=model_frames_only)
             capture.start()
             self._capture = capture
             with self._lock:
@@ -287,6 +293,8 @@ class Recognizer:
                     capture_wait_ms=waited_ms,
                     prepared=frame.prepared,
                 )
+                if model_frames_only and prefetcher is not None:
+                    self._rates = (self._rates[0], prefetcher.input_fps)  # the session saw only kept frames
                 yield frame, prediction
         finally:
             if capture is not None:
@@ -305,8 +313,13 @@ class Recognizer:
         stop_event: threading.Event | None = None,
         **source_options: Any,
     ) -> Iterator[Prediction]:
-        """Like :meth:`iter_frames`, yielding only the predictions (skipped frames are not yielded)."""
-        for _, prediction in self.iter_frames(source, max_frames=max_frames, stop_event=stop_event, **source_options):
+        """Like :meth:`iter_frames`, yielding only the predictions.
+
+        Frames sampling skips never leave the capture thread (``model_frames_only``), so
+        ``max_frames`` counts the frames the model takes.
+        """
+        for _, prediction in self.iter_frames(source, max_frames=max_frames, stop_event=stop_event,
+                                              model_frames_only=True, **source_options):
             if prediction is not None:
                 yield prediction
 

@@ -85,10 +85,11 @@ class RateMeter:
 
     @property
     def fps(self) -> float | None:
-        if len(self._times) < 2:
+        times = tuple(self._times)  # a snapshot: another thread may be adding (capture-side meters)
+        if len(times) < 2:
             return None
-        elapsed = self._times[-1] - self._times[0]
-        return (len(self._times) - 1) / elapsed if elapsed > 0 else None
+        elapsed = times[-1] - times[0]
+        return (len(times) - 1) / elapsed if elapsed > 0 else None
 
 
 @dataclass(frozen=True)

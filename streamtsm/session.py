@@ -354,14 +354,22 @@ class FramePrefetcher:
     """Prepares, on a capture thread, the frames a session will keep: resize and crop off the critical path.
 
     It runs a sampler of its own over every captured frame (the same rule as the session's), so
-    frames the model will skip cost nothing here. Its guesses need not be perfect: a kept frame
-    that arrives unprepared is prepared by the session itself, an extra prepared one is ignored.
+    frames the model will skip cost nothing here, and returns None for them (a capture thread
+    with ``skip_unprepared=True`` then does not hand them over at all). Its guesses need not
+    be perfect: a kept frame that arrives unprepared is prepared by the session itself, an
+    extra prepared one is ignored, and frames it passes on are a subset on the same grid, which
+    the session's sampler keeps.
     """
 
     def __init__(self, card: ModelCard, fps: float | None = None) -> None:
         rate = card.temporal.fps if fps is None else fps
         self.sampler = FrameSampler(rate, card.temporal.max_gap_s)
         self.preprocessor = FramePreprocessor(card.preprocessing)
+
+    @property
+    def input_fps(self) -> float | None:
+        """Rate of the frames captured (all of them, kept or not), over the last ~30."""
+        return self.sampler.input_rate.fps
 
     def __call__(self, frame: Any) -> np.ndarray | None:
         decision = self.sampler.decide(frame.media_time_s, frame.source)

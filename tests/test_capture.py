@@ -216,6 +216,32 @@ def test_slow_consumer_on_live_source_gets_latest_frames_and_drops_are_counted()
     assert float(np.median(lags)) <= 1.0  # what we get is the newest frame, not a stale one
 
 
+def test_skip_unprepared_hands_over_only_the_frames_prepare_keeps() -> None:
+    # prepare() keeps every third frame, fails on frame 9 (a failure is handed over unprepared,
+    # for the consumer to report) and returns None for the rest (skipped, counted, never handed over)
+    def prepare(frame: Frame) -> np.ndarray | None:
+        if frame.index == 9:
+            raise ValueError("cannot prepare frame 9")
+        return frame.image[:4, :4] if frame.index % 3 == 0 else None
+
+    source = SyntheticSource(seed=2, duration_s=2.0, fps=15, size=(48, 64), realtime=False)
+    with CaptureThread(source, prepare=prepare, skip_unprepared=True) as capture:
+        frames = list(capture)
+        stats = capture.stats
+    assert [f.index for f in frames] == [0, 3, 6, 9, 12, 15, 18, 21, 24, 27]
+    assert [f.prepared is None for f in frames] == [False] * 3 + [True] + [False] * 6
+    assert (stats.frames_read, stats.delivered, stats.skipped, stats.dropped) == (30, 10, 20, 0)
+    with pytest.raises(ValueError, match="needs prepare"):
+        CaptureThread(source, skip_unprepared=True)
+
+
+def test_without_skipping_unprepared_frames_are_handed_over_too() -> None:
+    source = SyntheticSource(seed=2, duration_s=1.0, fps=15, size=(48, 64), realtime=False)
+    with CaptureThread(source, prepare=lambda f: None) as capture:
+        frames = list(capture)
+    assert len(frames) == 15 and all(f.prepared is None for f in frames) and capture.stats.skipped == 0
+
+
 def test_synthetic_source_delivers_script_frames_and_labels() -> None:
     from streamtsm.synthetic import GestureScript
 

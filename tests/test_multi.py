@@ -177,6 +177,30 @@ def test_run_batches_several_files_and_each_stream_equals_its_own_recognizer(tmp
     assert multi.batches < multi.batched_frames  # rounds really held several streams
 
 
+def test_run_skips_on_the_capture_threads_and_equals_every_frame_through_the_batch(tmp_path):
+    # run() drops the frames sampling skips on each capture thread; iter_frames() (default)
+    # hands every frame to the batching loop: the same predictions either way
+    engine = FakeOnlineEngine(fake_card(fps=10.0))
+    files = {f"cam{i}": _write_clip(tmp_path / f"c{i}.avi", n, seed=i, fps=30) for i, n in enumerate((60, 45))}
+    every = MultiRecognizer(engine, max_streams=2)
+    expected: dict[str, list] = {sid: [] for sid in files}
+    for sid, _, prediction in every.iter_frames({sid: str(path) for sid, path in files.items()}):
+        if prediction is not None:
+            expected[sid].append(prediction)
+    skipping = MultiRecognizer(engine, max_streams=2)
+    got: dict[str, list] = {sid: [] for sid in files}
+    rates = {}
+    for sid, prediction in skipping.run({sid: str(path) for sid, path in files.items()}):
+        got[sid].append(prediction)
+        if len(got[sid]) == 12:
+            rates[sid] = skipping.rates(sid)
+    for sid in files:
+        assert len(got[sid]) == len(expected[sid]) == (60 if sid == "cam0" else 45) // 3
+        for a, b in zip(got[sid], expected[sid]):
+            _same(a, b)
+        assert rates[sid][0] == pytest.approx(10.0) and rates[sid][1] == pytest.approx(30.0)  # model rate, capture rate
+
+
 def test_a_failing_source_is_reported_and_removed_while_the_others_go_on(tmp_path):
     from streamtsm.sources import Source, SourceError
 
@@ -206,6 +230,46 @@ def test_a_failing_source_is_reported_and_removed_while_the_others_go_on(tmp_pat
     assert seen["ok"] == len(list(Recognizer(engine).run(str(tmp_path / "ok.avi"))))
     assert 0 < seen["bad"] <= 5
     assert ended[0][0] == "bad" and "unplugged" in ended[0][1] and ended[1] == ("ok", "None")
+
+
+def test_a_lone_source_that_fails_after_its_last_frame_ends_the_run():
+    # the failure comes with no frame after it: the capture thread's end must still wake the
+    # batching loop (a watchdog stops the run if it does not, and the test then fails)
+    import threading
+    import time as _time
+
+    from streamtsm.sources import Source, SourceError
+
+    class GoesQuietThenDies(Source):
+        def __init__(self):
+            super().__init__("quiet")
+            self.n = 0
+
+        def _open(self):
+            pass
+
+        def _read(self):
+            self.n += 1
+            if self.n > 3:
+                _time.sleep(0.3)
+                raise SourceError("unplugged")
+            return self._make_frame(_img(self.n), media_time_s=self.n / 15.0)
+
+        def _close(self):
+            pass
+
+    ended = []
+    multi = MultiRecognizer(FakeOnlineEngine(fake_card(fps=15.0)), max_streams=1,
+                            on_source_end=lambda sid, err: ended.append((sid, str(err))))
+    watchdog = threading.Event()
+    timer = threading.Timer(20.0, watchdog.set)
+    timer.start()
+    try:
+        seen = [sid for sid, _ in multi.run({"cam": GoesQuietThenDies()}, stop_event=watchdog)]
+    finally:
+        timer.cancel()
+    assert not watchdog.is_set() and seen == ["cam"] * 3
+    assert len(ended) == 1 and ended[0][0] == "cam" and "unplugged" in ended[0][1]
 
 
 def test_streams_can_be_added_and_removed_while_running(tmp_path):

@@ -164,12 +164,30 @@ def test_bad_frames_are_rejected_or_converted_without_corrupting_state(model, ba
 def test_run_over_a_file_speed_synthetic_source(model):
     rec = Recognizer(model)
     source = SyntheticSource(seed=1, duration_s=3.0, realtime=False)
-    preds = list(rec.run(source, max_frames=60))
+    preds = list(rec.run(source, max_frames=20))  # run() counts the frames the model takes
     assert [p.frame_index for p in preds] == list(range(0, 60, 3))
     assert [p.timestamp for p in preds] == pytest.approx([i / 10.0 for i in range(20)])
     assert all(p.timings.end_to_end_ms >= p.timings.inference_ms for p in preds)
     stats = rec.capture_stats
-    assert stats.delivered == 60 and stats.dropped == 0 and not stats.running
+    # the 38 frames between the kept ones were skipped on the capture thread, never handed over
+    assert stats.delivered == 20 and stats.dropped == 0 and stats.skipped >= 38 and not stats.running
+    assert stats.frames_read == stats.delivered + stats.dropped + stats.buffered + stats.skipped
+
+
+def test_run_skips_frames_on_the_capture_thread_and_predicts_exactly_like_every_frame_pushed(model):
+    # iter_frames() hands every frame to the session (which samples); run() lets the capture
+    # thread drop the frames sampling would skip: same predictions, same timestamps, same resets
+    every, skipping = Recognizer(model), Recognizer(model)
+    seen = [(f.index, p) for f, p in every.iter_frames(SyntheticSource(seed=4, duration_s=4.0, fps=30, realtime=False))]
+    expected = [p for _, p in seen if p is not None]
+    got = list(skipping.run(SyntheticSource(seed=4, duration_s=4.0, fps=30, realtime=False)))
+    assert len(seen) == 120 and len(got) == len(expected) == 40
+    for a, b in zip(got, expected):
+        assert (a.frame_index, a.timestamp, a.reset and a.reset.reason) == (b.frame_index, b.timestamp, b.reset and b.reset.reason)
+        np.testing.assert_allclose(a.probabilities, b.probabilities, rtol=0, atol=1e-6)
+    assert skipping.capture_stats.skipped == 80 and every.capture_stats.skipped == 0
+    assert skipping.input_fps == pytest.approx(30.0) and every.input_fps == pytest.approx(30.0)  # all captured frames
+    assert skipping.effective_fps == pytest.approx(10.0)
 
 
 def test_run_stops_within_a_second_on_stop_event(model):

@@ -29,7 +29,9 @@ logger = logging.getLogger(__name__)
 class CaptureStats:
     """A snapshot of a :class:`CaptureThread`'s counters.
 
-    Always ``frames_read == delivered + dropped + buffered`` (frames read while stopping excepted).
+    Always ``frames_read == delivered + dropped + buffered + skipped`` (frames read while
+    stopping excepted). ``skipped``: frames the model would not take, never handed over
+    (``skip_unprepared=True`` only); ``dropped``: frames replaced by a newer one unread.
     """
 
     source: str
@@ -40,6 +42,7 @@ class CaptureStats:
     reconnects: int
     last_error: str | None
     running: bool
+    skipped: int = 0
 
 
 _STOP_JOIN_S = 0.75
@@ -61,17 +64,26 @@ class CaptureThread:
 
     ``prepare(frame)``: work done here, on the capture thread, for each frame before it is
     handed over (the Recognizer resizes the frames its model will take, off the critical path);
-    its result becomes ``frame.prepared`` (None, or an exception, leaves the frame unprepared).
-    ``on_frame()``: called after each frame is buffered (a consumer of several threads waits on it).
+    its result becomes ``frame.prepared`` (an exception leaves the frame unprepared, for the
+    consumer to prepare and report). None means the model will skip the frame: it is handed
+    over unprepared, or, with ``skip_unprepared=True``, not at all (counted in
+    ``stats.skipped``) -- a consumer that only wants predictions then never touches the
+    two of three camera frames a 10 fps model skips, and a live buffer never replaces a frame
+    the model wants with one it does not.
+    ``on_frame()``: called after each frame is buffered, and once when the source ends or fails
+    (a consumer of several threads waits on it, and must learn of an end without a last frame).
     """
 
     def __init__(self, source: Source, *, latest_only: bool | None = None, queue_size: int = 8,
                  prepare: Callable[[Frame], np.ndarray | None] | None = None,
-                 on_frame: Callable[[], None] | None = None) -> None:
+                 on_frame: Callable[[], None] | None = None, skip_unprepared: bool = False) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
+        if skip_unprepared and prepare is None:
+            raise ValueError("skip_unprepared=True needs prepare= (it says which frames the consumer will skip)")
         self.source = source
         self._prepare, self._on_frame = prepare, on_frame
+        self.skip_unprepared = skip_unprepared
         self.latest_only = source.is_live if latest_only is None else latest_only
         self._capacity = 1 if self.latest_only else queue_size
         self._buffer: collections.deque[Frame] = collections.deque()
@@ -83,6 +95,7 @@ class CaptureThread:
         self._frames_read = 0
         self._delivered = 0
         self._dropped = 0
+        self._skipped = 0
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> "CaptureThread":
@@ -127,6 +140,8 @@ class CaptureThread:
                     break
                 if self._prepare is not None:
                     frame = self._prepared(frame)
+                    if frame is None:  # the consumer would skip it (skip_unprepared)
+                        continue
                 self._push(frame)
                 if self._on_frame is not None:
                     self._on_frame()
@@ -139,18 +154,31 @@ class CaptureThread:
             with self._cond:
                 self._finished = True
                 self._cond.notify_all()
+            if self._on_frame is not None:  # the end (or the failure) is news for the consumer too
+                try:
+                    self._on_frame()
+                except Exception:  # noqa: BLE001
+                    logger.exception("on_frame callback failed at the end of %s", self.source.name)
             try:
                 self.source.close()
             except Exception:  # noqa: BLE001 - closing must not mask the real outcome
                 logger.exception("closing %s failed", self.source.name)
 
-    def _prepared(self, frame: Frame) -> Frame:
+    def _prepared(self, frame: Frame) -> Frame | None:
+        """The frame with its prepared patch; None when it is to be skipped here."""
         try:
             patch = self._prepare(frame)  # type: ignore[misc]
         except Exception as exc:  # noqa: BLE001 - the consumer prepares (and reports) the frame itself
             logger.debug("capture-side preparation of frame %d failed: %r", frame.index, exc)
             return frame
-        return frame if patch is None else dataclasses.replace(frame, prepared=patch)
+        if patch is not None:
+            return dataclasses.replace(frame, prepared=patch)
+        if self.skip_unprepared:
+            with self._cond:
+                self._frames_read += 1
+                self._skipped += 1
+            return None
+        return frame
 
     def _push(self, frame: Frame) -> None:
         with self._cond:
@@ -208,4 +236,5 @@ class CaptureThread:
                 reconnects=self.source.reconnects,
                 last_error=self.source.last_error,
                 running=self._thread is not None and self._thread.is_alive(),
+                skipped=self._skipped,
             )
