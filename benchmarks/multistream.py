@@ -17,7 +17,7 @@ the capture threads, end-to-end latency p50/p99 (capture -> Prediction), and CPU
 
     python benchmarks/multistream.py                       # full run, results to runs/bench/ (printed)
     python benchmarks/multistream.py --quick               # a smoke run (seconds)
-    python benchmarks/multistream.py --out benchmarks/results   # a deliberate full run: the committed results
+    python benchmarks/multistream.py --repeat 3 --out benchmarks/results   # a deliberate full run: the committed results
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from streamtsm.resolve import open_engine  # noqa: E402
 from streamtsm.sources import ReplaySource, SyntheticSource  # noqa: E402
 
 MODELS = {"default": (None, 10.0), "tsm_mobilenetv2_224": ("tsm_mobilenetv2", 10.0)}
+RATE_OF = {name: rate for name, (_, rate) in MODELS.items()}
 
 
 @dataclass
@@ -61,6 +62,28 @@ class Row:
     cpu_per_s: float
     cpu_ms_per_prediction: float | None
     batches: int | None = None
+    repeats: int = 1
+    cpu_ms_range: tuple[float, float] | None = None  # min, max over the repeats
+
+
+def median_row(runs: list[Row]) -> Row:
+    """One row from repeated runs of a configuration: the median of each figure (a 10 s run on a shared
+    2-core VM varies by +-20 %), the CPU range kept; kept up if the median run kept up."""
+    if len(runs) == 1:
+        return runs[0]
+
+    def med(values: list[Any]) -> Any:
+        values = [v for v in values if v is not None]
+        return round(float(np.median(values)), 2) if values else None
+
+    first = runs[0]
+    cpu = [r.cpu_ms_per_prediction for r in runs if r.cpu_ms_per_prediction is not None]
+    min_rate = med([r.min_stream_rate for r in runs])
+    return Row(first.model, first.mode, first.streams, med([r.seconds for r in runs]),
+               med([r.predictions_per_stream_s for r in runs]), min_rate, min_rate >= 0.95 * RATE_OF[first.model],
+               int(np.median([r.dropped for r in runs])), med([r.e2e_p50_ms for r in runs]), med([r.e2e_p99_ms for r in runs]),
+               med([r.cpu_per_s for r in runs]), med(cpu), None if first.batches is None else int(np.median([r.batches for r in runs])),
+               len(runs), (min(cpu), max(cpu)) if cpu else None)
 
 
 def frames_for(n_streams: int, size: tuple[int, int], per_stream: int = 30) -> list[list[np.ndarray]]:
@@ -145,17 +168,20 @@ def markdown(rows: list[Row], payload: dict[str, Any], quick: bool) -> str:
         "Many streams: batched MultiRecognizer vs separate Recognizers", payload,
         "each stream a live 30 fps replay of pre-rendered 480x640 synthetic frames, sampled to 10 fps; ONNX Runtime, "
         "one engine shared by all streams (1 intra-op thread, or as many as the mode says: batched-2t = 2); "
-        "1 s warm-up, then the stated seconds", quick=quick,
+        "1 s warm-up, then the stated seconds; each row the median of its repeats (run interleaved: "
+        "batched, batched-2t, separate, batched, ...), CPU range over them in brackets", quick=quick,
     )
     lines += [
-        "| model | mode | streams | pred/s per stream (min) | kept up | dropped | e2e p50 / p99 ms | CPU s/s | CPU ms per prediction | batches |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | mode | streams | repeats | pred/s per stream (min) | kept up | dropped | e2e p50 / p99 ms | CPU s/s | "
+        "CPU ms per prediction [range] | batches |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        spread = f" [{r.cpu_ms_range[0]:.2f}–{r.cpu_ms_range[1]:.2f}]" if r.cpu_ms_range else ""
         lines.append(
-            f"| {r.model} | {r.mode} | {r.streams} | {r.predictions_per_stream_s} ({r.min_stream_rate}) | "
+            f"| {r.model} | {r.mode} | {r.streams} | {r.repeats} | {r.predictions_per_stream_s} ({r.min_stream_rate}) | "
             f"{'yes' if r.kept_up else 'no'} | {r.dropped} | {r.e2e_p50_ms} / {r.e2e_p99_ms} | {r.cpu_per_s} | "
-            f"{r.cpu_ms_per_prediction} | {r.batches if r.batches is not None else '-'} |"
+            f"{r.cpu_ms_per_prediction}{spread} | {r.batches if r.batches is not None else '-'} |"
         )
     lines += ["", "Largest N that kept the card's rate (every stream >= 95 % of 10 pred/s):", ""]
     modes = list(dict.fromkeys(r.mode for r in rows))
@@ -200,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="480x640", help="frame size HxW of every stream")
     parser.add_argument("--batched-threads", default="1,2",
                         help="ONNX Runtime threads of the batched engine, one set of rows each (separate Recognizers: 1)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="runs of every configuration, interleaved across modes; rows report their medians")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 and 2 streams, 2 s, the default model")
     parser.add_argument("--out", type=Path, help="output folder (default: runs/bench/multistream-<time>)")
     args = parser.parse_args(argv)
@@ -214,12 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     models = args.models.split(",")
     unknown = [m for m in models if m not in MODELS]
     if (unknown or any(not 1 <= n <= 256 for n in counts) or not 0.5 <= args.seconds <= 600
-            or any(not 1 <= t <= 64 for t in batched_threads)):
-        parser.error(f"models must be among {sorted(MODELS)}, streams 1..256, seconds 0.5..600, batched threads 1..64")
+            or any(not 1 <= t <= 64 for t in batched_threads) or not 1 <= args.repeat <= 20):
+        parser.error(f"models must be among {sorted(MODELS)}, streams 1..256, seconds 0.5..600, batched threads 1..64, "
+                     "repeat 1..20")
     out = output_dir(args.out, quick=args.quick)
     payload: dict[str, Any] = {"command": " ".join(["python", "benchmarks/multistream.py", *(argv or sys.argv[1:])]),
                                "environment": environment()}
     rows: list[Row] = []
+    every_run: list[list[list[Row]]] = []
     frames = frames_for(max(counts), (h, w))
     for model in models:
         spec, rate = MODELS[model]
@@ -227,14 +257,20 @@ def main(argv: list[str] | None = None) -> int:
         engines = {t: open_engine(spec, threads=t) for t in sorted({1, *batched_threads})}
         for n in counts:
             runs = [(partial(run_batched, mode="batched" if t == 1 else f"batched-{t}t"), engines[t]) for t in batched_threads]
-            for runner, engine in [*runs, (run_separate, engines[1])]:
-                row = runner(engine, frames[:n], args.seconds, rate, model)
-                rows.append(row)
-                print(json.dumps(asdict(row)), flush=True)
+            modes = [*runs, (run_separate, engines[1])]
+            repeats: list[list[Row]] = [[] for _ in modes]
+            every_run.append(repeats)
+            for _ in range(args.repeat):
+                for i, (runner, engine) in enumerate(modes):
+                    row = runner(engine, frames[:n], args.seconds, rate, model)
+                    repeats[i].append(row)
+                    print(json.dumps(asdict(row)), flush=True)
+            rows += [median_row(r) for r in repeats]
         for engine in engines.values():
             engine.close()
     payload["load_average_end"] = load_average()
     payload["rows"] = [asdict(r) for r in rows]
+    payload["runs"] = [asdict(r) for config in every_run for mode in config for r in mode]
     paths = list(write_results("multistream", payload, markdown(rows, payload, args.quick), out))
     paths.append(out / "multistream.png")
     plot(rows, paths[-1])

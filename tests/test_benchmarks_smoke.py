@@ -329,3 +329,15 @@ def test_multistream_quick_compares_batched_and_separate_streams(tmp_path):
     assert "| batched |" in (out / "multistream.md").read_text()
     _assert_png(out / "multistream.png")
 
+
+def test_multistream_rows_are_medians_of_their_repeats():
+    bench = _script("multistream")
+
+    def run(cpu: float, p99: float, min_rate: float):
+        return bench.Row("default", "batched", 4, 10.0, 10.0, min_rate, min_rate >= 9.5, 0, 5.0, p99, 0.1, cpu, 100)
+
+    row = bench.median_row([run(2.0, 30.0, 10.0), run(9.0, 90.0, 9.0), run(3.0, 40.0, 9.9)])
+    assert (row.repeats, row.cpu_ms_per_prediction, row.cpu_ms_range, row.e2e_p99_ms) == (3, 3.0, (2.0, 9.0), 40.0)
+    assert row.min_stream_rate == 9.9 and row.kept_up  # one slow run out of three does not decide
+    assert bench.median_row([run(2.0, 30.0, 9.0)]).repeats == 1
+
