@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -11,7 +14,7 @@ from streamtsm.backends.base import BackendError
 from streamtsm.multi import MultiRecognizerError
 from streamtsm.preprocess import FrameError
 from streamtsm.sampling import ResetReason
-from streamtsm.sources import SyntheticSource
+from streamtsm.sources import Source, SourceError, SyntheticSource
 
 pytestmark = pytest.mark.runtime
 
@@ -201,31 +204,33 @@ def test_run_skips_on_the_capture_threads_and_equals_every_frame_through_the_bat
         assert rates[sid][0] == pytest.approx(10.0) and rates[sid][1] == pytest.approx(30.0)  # model rate, capture rate
 
 
+class _DiesAfter(Source):
+    """Delivers ``frames`` frames, then (after ``quiet_s`` without a frame) fails as if unplugged."""
+
+    def __init__(self, name: str, frames: int, quiet_s: float = 0.0):
+        super().__init__(name)
+        self.frames, self.quiet_s, self.n = frames, quiet_s, 0
+
+    def _open(self):
+        pass
+
+    def _read(self):
+        self.n += 1
+        if self.n > self.frames:
+            time.sleep(self.quiet_s)
+            raise SourceError("unplugged")
+        return self._make_frame(_img(self.n), media_time_s=self.n / 15.0)
+
+    def _close(self):
+        pass
+
+
 def test_a_failing_source_is_reported_and_removed_while_the_others_go_on(tmp_path):
-    from streamtsm.sources import Source, SourceError
-
-    class Dies(Source):
-        def __init__(self):
-            super().__init__("dies")
-            self.n = 0
-
-        def _open(self):
-            pass
-
-        def _read(self):
-            self.n += 1
-            if self.n > 5:
-                raise SourceError("unplugged")
-            return self._make_frame(_img(self.n), media_time_s=self.n / 15.0)
-
-        def _close(self):
-            pass
-
     engine = FakeOnlineEngine(fake_card(fps=15.0))
     ended = []
     multi = MultiRecognizer(engine, max_streams=2, on_source_end=lambda sid, err: ended.append((sid, str(err))))
     seen = {"ok": 0, "bad": 0}
-    for sid, _ in multi.run({"ok": str(_write_clip(tmp_path / "ok.avi", 40, seed=3)), "bad": Dies()}):
+    for sid, _ in multi.run({"ok": str(_write_clip(tmp_path / "ok.avi", 40, seed=3)), "bad": _DiesAfter("dies", 5)}):
         seen[sid] += 1
     assert seen["ok"] == len(list(Recognizer(engine).run(str(tmp_path / "ok.avi"))))
     assert 0 < seen["bad"] <= 5
@@ -235,29 +240,6 @@ def test_a_failing_source_is_reported_and_removed_while_the_others_go_on(tmp_pat
 def test_a_lone_source_that_fails_after_its_last_frame_ends_the_run():
     # the failure comes with no frame after it: the capture thread's end must still wake the
     # batching loop (a watchdog stops the run if it does not, and the test then fails)
-    import threading
-    import time as _time
-
-    from streamtsm.sources import Source, SourceError
-
-    class GoesQuietThenDies(Source):
-        def __init__(self):
-            super().__init__("quiet")
-            self.n = 0
-
-        def _open(self):
-            pass
-
-        def _read(self):
-            self.n += 1
-            if self.n > 3:
-                _time.sleep(0.3)
-                raise SourceError("unplugged")
-            return self._make_frame(_img(self.n), media_time_s=self.n / 15.0)
-
-        def _close(self):
-            pass
-
     ended = []
     multi = MultiRecognizer(FakeOnlineEngine(fake_card(fps=15.0)), max_streams=1,
                             on_source_end=lambda sid, err: ended.append((sid, str(err))))
@@ -265,7 +247,7 @@ def test_a_lone_source_that_fails_after_its_last_frame_ends_the_run():
     timer = threading.Timer(20.0, watchdog.set)
     timer.start()
     try:
-        seen = [sid for sid, _ in multi.run({"cam": GoesQuietThenDies()}, stop_event=watchdog)]
+        seen = [sid for sid, _ in multi.run({"cam": _DiesAfter("quiet", 3, quiet_s=0.3)}, stop_event=watchdog)]
     finally:
         timer.cancel()
     assert not watchdog.is_set() and seen == ["cam"] * 3
