@@ -94,14 +94,12 @@ class _PerStreamState:
 class _Stream:
     """One stream: its slot (state row), its sampler front and its postprocessing."""
 
-    __slots__ = ("stream_id", "slot", "front", "outputs", "frames_pushed", "segment", "skipping_prefetcher")
+    __slots__ = ("stream_id", "slot", "front", "outputs", "frames_pushed", "segment")
 
     def __init__(self, stream_id: Hashable, slot: int, front: StreamSlot, outputs: StreamOutputs) -> None:
         self.stream_id, self.slot, self.front, self.outputs = stream_id, slot, front, outputs
         self.frames_pushed = 0
         self.segment: int | None = None  # the source's reconnect count at the last frame (run() only)
-        # run() with model_frames_only: the capture thread's prefetcher, which alone sees every frame
-        self.skipping_prefetcher: FramePrefetcher | None = None
 
 
 class MultiRecognizer:
@@ -187,8 +185,7 @@ class MultiRecognizer:
             return
         try:
             src = source if isinstance(source, Source) else open_source(source, **self._source_options)
-            prefetcher = FramePrefetcher(self.card, self._fps)
-            capture = CaptureThread(src, prepare=prefetcher, on_frame=self._on_frame,
+            capture = CaptureThread(src, prepare=FramePrefetcher(self.card, self._fps), on_frame=self._on_frame,
                                     skip_unprepared=self._model_frames_only)
             capture.start()
         except BaseException:
@@ -199,8 +196,6 @@ class MultiRecognizer:
                 capture.stop()
                 return
             self._captures[stream_id] = capture
-            if capture.skip_unprepared and stream_id in self._streams:
-                self._streams[stream_id].skipping_prefetcher = prefetcher
 
     def _add(self, stream_id: Hashable) -> _Stream:
         if stream_id in self._streams:
@@ -256,9 +251,11 @@ class MultiRecognizer:
 
         Under :meth:`run` the second is the rate its source delivers (every captured frame).
         """
-        stream = self._get(stream_id)
-        captured = stream.skipping_prefetcher
-        return stream.front.effective_fps, (captured.input_fps if captured is not None else stream.front.input_fps)
+        front = self._get(stream_id).front
+        capture = (self._captures or {}).get(stream_id)
+        if capture is not None and capture.skip_unprepared and isinstance(capture.prepare, FramePrefetcher):
+            return front.effective_fps, capture.prepare.input_fps  # the stream itself sees only the kept frames
+        return front.effective_fps, front.input_fps
 
     def capture_stats(self, stream_id: Hashable) -> Any:
         """The capture thread counters of a stream while run() reads its source, or the last ones

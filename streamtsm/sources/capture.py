@@ -82,7 +82,7 @@ class CaptureThread:
         if skip_unprepared and prepare is None:
             raise ValueError("skip_unprepared=True needs prepare= (it says which frames the consumer will skip)")
         self.source = source
-        self._prepare, self._on_frame = prepare, on_frame
+        self.prepare, self._on_frame = prepare, on_frame  # prepare: read by consumers (a prefetcher's rates)
         self.skip_unprepared = skip_unprepared
         self.latest_only = source.is_live if latest_only is None else latest_only
         self._capacity = 1 if self.latest_only else queue_size
@@ -138,7 +138,7 @@ class CaptureThread:
                 frame = self.source.read()
                 if frame is None:
                     break
-                if self._prepare is not None:
+                if self.prepare is not None:
                     frame = self._prepared(frame)
                     if frame is None:  # the consumer would skip it (skip_unprepared)
                         continue
@@ -167,7 +167,7 @@ class CaptureThread:
     def _prepared(self, frame: Frame) -> Frame | None:
         """The frame with its prepared patch; None when it is to be skipped here."""
         try:
-            patch = self._prepare(frame)  # type: ignore[misc]
+            patch = self.prepare(frame)  # type: ignore[misc]
         except Exception as exc:  # noqa: BLE001 - the consumer prepares (and reports) the frame itself
             logger.debug("capture-side preparation of frame %d failed: %r", frame.index, exc)
             return frame
