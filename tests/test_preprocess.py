@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from streamtsm.card import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, Preprocessing
-from streamtsm.preprocess import FrameError, FramePreprocessor, as_bgr_uint8, preprocess_clip
+from streamtsm.preprocess import FrameError, FramePreprocessor, area_halvings, as_bgr_uint8, preprocess_clip
 
 
 def reference(frame_bgr: np.ndarray, p: Preprocessing, interpolation: int) -> np.ndarray:
@@ -93,6 +93,37 @@ def test_area_path_is_the_block_mean_of_the_centre_window(hw: tuple[int, int], c
     assert pre.area_window(*hw) == (top, left, side, side)
     got = pre.geometry(frame).astype(np.float64)
     assert np.abs(got - expected).max() <= 1.0
+
+
+@pytest.mark.parametrize("src, dst, halvings", [
+    ((480, 480), (80, 80), 1),  # 6 = 2 x 3: halve, then an exact 3x block mean
+    ((640, 640), (80, 80), 2),  # 8: twice, then the 2x path itself
+    ((320, 320), (80, 80), 1),
+    ((720, 720), (80, 80), 0),  # an odd whole factor is one exact block mean already
+    ((3840, 3840), (64, 64), 2),  # 60 = 4 x 15
+    ((946, 946), (224, 224), 1),  # not whole: halve while the rest still shrinks >= 2x
+    ((945, 945), (224, 224), 0),  # odd size: a halving would not be an exact 2x2 mean
+    ((300, 300), (224, 224), 0),  # shrinks < 4x: nothing to gain
+    ((960, 400), (120, 120), 0),  # one axis shrinks < 4x
+])
+def test_area_halvings(src: tuple[int, int], dst: tuple[int, int], halvings: int) -> None:
+    assert area_halvings(src, dst) == halvings
+
+
+def test_halved_area_path_stays_close_to_one_area_resize() -> None:
+    # 4K to 224 px (a 1890 px window, 8.4x): halved once, then resized 4.2x; smooth content with
+    # noise moves by a few grey levels at most, well under a level on average.
+    hw = (2160, 3840)
+    yy, xx = np.mgrid[0 : hw[0], 0 : hw[1]]
+    base = np.stack([xx * 255 / hw[1], yy * 255 / hw[0], (xx + yy) % 256], axis=-1)
+    frame = np.clip(base + np.random.default_rng(4).normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+    p = Preprocessing(crop_size=224, resize_short=256)
+    pre = FramePreprocessor(p)
+    top, left, h, w = pre.area_window(*hw)
+    assert area_halvings((h, w), (224, 224)) == 1
+    one_step = cv2.resize(frame[top : top + h, left : left + w], (224, 224), interpolation=cv2.INTER_AREA)
+    diff = np.abs(pre.geometry(frame).astype(int) - one_step.astype(int))
+    assert diff.max() <= 6 and diff.mean() < 1.0
 
 
 def test_antialias_off_uses_linear() -> None:
