@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # card is torch-free too, but only needed for the type here
     from streamtsm.card import ModelCard
 
 SMOOTHING_MODES = ("prob", "logit")
+_FULL_SORT_UP_TO = 2048  # classes; above, top-k partitions first
 
 
 def softmax(logits: Any, axis: int = -1) -> np.ndarray:
@@ -41,8 +42,20 @@ def softmax(logits: Any, axis: int = -1) -> np.ndarray:
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
+def _softmax_vector(x: np.ndarray) -> np.ndarray:
+    """:func:`softmax` of one float64 ``(C,)`` vector, in place of a copy (the per-step hot path:
+    on a 2-core VM each numpy call with ``axis``/``keepdims`` costs microseconds)."""
+    e = np.exp(x - x.max())
+    e /= e.sum()
+    return e
+
+
 def _as_class_vector(values: Any, num_classes: int | None, what: str) -> np.ndarray:
     """Accept ``(C,)`` or a single-row ``(1, C)`` (what a backend returns for batch 1)."""
+    if type(values) is np.ndarray and values.ndim == 1 and values.dtype == np.float64:  # already one
+        if num_classes is not None and values.shape[0] != num_classes:
+            raise ValueError(f"{what} has {values.shape[0]} classes, expected {num_classes}")
+        return values
     v = np.asarray(values, dtype=np.float64)
     if v.ndim == 2 and v.shape[0] == 1:
         v = v[0]
@@ -86,11 +99,13 @@ class TemporalSmoother:
         x = _as_class_vector(logits, None if self._buffer is None else self._buffer.shape[1], "logits")
         if self._buffer is None:
             self._buffer = np.zeros((self.window, x.shape[0]), dtype=np.float64)
-        row = softmax(x) if self.mode == "prob" else x
+        row = _softmax_vector(x) if self.mode == "prob" else x
         self._buffer[self._count % self.window] = row
         self._count += 1
-        mean = self._buffer[: min(self._count, self.window)].mean(axis=0)
-        return mean if self.mode == "prob" else softmax(mean)
+        held = min(self._count, self.window)
+        mean = np.add.reduce(self._buffer[:held], axis=0)
+        mean /= held
+        return mean if self.mode == "prob" else _softmax_vector(mean)
 
 
 @dataclass(frozen=True)
@@ -300,14 +315,18 @@ class PostProcessor:
         logits_vec = _as_class_vector(logits, len(self.class_names), "logits")
         probs = self.smoother.update(logits_vec)
         k = self._k
-        top = np.argpartition(-probs, k - 1)[:k] if k < probs.shape[0] else np.arange(probs.shape[0])
-        top = top[np.argsort(-probs[top], kind="stable")]
+        if probs.shape[0] <= _FULL_SORT_UP_TO:  # one stable sort: ties go to the lower class index
+            top = np.argsort(-probs, kind="stable")[:k]
+        else:
+            top = np.argpartition(-probs, k - 1)[:k]
+            top = top[np.lexsort((top, -probs[top]))]
+        indices = top.tolist()
         events = self.detector.update(probs, timestamp, frame_index)
         return StepOutput(
             probs=probs.astype(np.float32),
-            top_indices=tuple(int(i) for i in top),
-            top_labels=tuple(self.class_names[i] for i in top),
-            top_scores=tuple(float(probs[i]) for i in top),
+            top_indices=tuple(indices),
+            top_labels=tuple([self.class_names[i] for i in indices]),
+            top_scores=tuple(probs[top].tolist()),
             events=tuple(events),
             current=self.detector.current,
         )

@@ -181,3 +181,32 @@ def test_postprocessor_topk_smoothing_and_events() -> None:
     assert [e.kind for e in post.reset()] == ["end"]
     with pytest.raises(ValueError, match="expected 4"):
         post.step(np.zeros(5), 0.3, 3)
+
+
+@pytest.mark.parametrize("num_classes", [5, 3000])  # one stable sort / partition first (> 2048 classes)
+def test_top_k_orders_by_score_and_breaks_ties_by_class_index(num_classes: int) -> None:
+    names = tuple(f"c{i}" for i in range(num_classes))
+    logits = np.zeros(num_classes)
+    logits[[4, 2, 3]] = [5.0, 5.0, 3.0]  # c2 and c4 tie for first
+    post = PostProcessor(names, config=PostprocessConfig(smoothing_window=1, top_k=3))
+    out = post.step(logits.astype(np.float32), 0.0, 0)
+    assert out.top_indices == (2, 4, 3) and out.top_labels == ("c2", "c4", "c3")
+    expected = softmax(logits)
+    np.testing.assert_allclose(out.top_scores, expected[[2, 4, 3]], rtol=1e-12)
+    np.testing.assert_allclose(out.probs, expected, rtol=1e-6)
+    assert all(type(i) is int for i in out.top_indices) and all(type(s) is float for s in out.top_scores)
+
+
+def test_smoother_does_not_modify_its_input_and_matches_numpy_mean() -> None:
+    rng = np.random.default_rng(5)
+    for mode in ("prob", "logit"):
+        sm = TemporalSmoother(3, mode)
+        seen = []
+        for _ in range(5):
+            x = rng.normal(size=6)  # float64 (C,): taken without a copy
+            before = x.copy()
+            got = sm.update(x)
+            np.testing.assert_array_equal(x, before)
+            seen.append(softmax(x) if mode == "prob" else x)
+            mean = np.mean(seen[-3:], axis=0)
+            np.testing.assert_allclose(got, mean if mode == "prob" else softmax(mean), rtol=1e-12)
