@@ -15,6 +15,8 @@ from streamtsm.postprocess import (
     softmax,
 )
 
+pytestmark = pytest.mark.runtime  # torch-free: also run with torch blocked
+
 NAMES = ("nothing", "wave", "clap", "swipe")
 
 

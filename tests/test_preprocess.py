@@ -13,6 +13,8 @@ from hypothesis.extra import numpy as hnp
 from streamtsm.card import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, Preprocessing
 from streamtsm.preprocess import FrameError, FramePreprocessor, area_halvings, as_bgr_uint8, preprocess_clip
 
+pytestmark = pytest.mark.runtime  # torch-free: also run with torch blocked
+
 
 def reference(frame_bgr: np.ndarray, p: Preprocessing, interpolation: int) -> np.ndarray:
     """The obvious way: resize, crop, BGR->RGB if asked, float, (x - mean) / std, HWC->CHW.
