@@ -43,8 +43,8 @@ def softmax(logits: Any, axis: int = -1) -> np.ndarray:
 
 
 def _softmax_vector(x: np.ndarray) -> np.ndarray:
-    """:func:`softmax` of one float64 ``(C,)`` vector, in place of a copy (the per-step hot path:
-    on a 2-core VM each numpy call with ``axis``/``keepdims`` costs microseconds)."""
+    """:func:`softmax` of one float64 ``(C,)`` vector in the fewest numpy calls (the per-step hot
+    path: on a 2-core VM each call with ``axis``/``keepdims`` costs a few microseconds)."""
     e = np.exp(x - x.max())
     e /= e.sum()
     return e
