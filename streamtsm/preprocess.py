@@ -230,7 +230,10 @@ class FramePreprocessor:
         """``(top, left, h, w)``: the part of a ``height x width`` frame the centre crop covers.
 
         Its size is the crop divided by the resize step's scale on each axis (one scale for a
-        short-side resize, so the window is square), rounded to whole pixels, centred.
+        short-side resize, so the window is square), rounded to whole pixels, centred. A window
+        that shrinks 4x or more by a factor that is not whole is rounded down to even sizes (945
+        -> 944 px for 1080p to 224): then it can be halved exactly first (:func:`area_halvings`;
+        1080p to 224 px 6.1 -> 2.5 ms), at the cost of a shift of half a frame pixel.
         """
         p, crop = self.preprocessing, self.preprocessing.crop_size
         if p.resize_hw is not None:
@@ -239,6 +242,8 @@ class FramePreprocessor:
             assert p.resize_short is not None
             scale_y = scale_x = min(height, width) / p.resize_short
         h, w = min(height, round(crop * scale_y)), min(width, round(crop * scale_x))
+        if h >= 4 * crop and w >= 4 * crop and (h % crop or w % crop):
+            h, w = h - h % 2, w - w % 2
         return (height - h) // 2, (width - w) // 2, h, w
 
     def _plan(self, height: int, width: int) -> "_Geometry":

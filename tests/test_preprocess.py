@@ -20,7 +20,9 @@ def reference(frame_bgr: np.ndarray, p: Preprocessing, interpolation: int) -> np
     """The obvious way: resize, crop, BGR->RGB if asked, float, (x - mean) / std, HWC->CHW.
 
     Bilinear: resize the whole frame, then centre-crop (mmaction2). Area: cut out the part of
-    the frame the centre crop covers (crop / scale pixels, centred), resize it to the crop.
+    the frame the centre crop covers (crop / scale pixels, centred; even sizes when it shrinks 4x
+    or more by a factor that is not whole), halve it while the rest still shrinks 2x or more
+    (even sizes, even whole factors only), resize it to the crop.
     """
     h, w = frame_bgr.shape[:2]
     if p.resize_hw is not None:
@@ -33,8 +35,16 @@ def reference(frame_bgr: np.ndarray, p: Preprocessing, interpolation: int) -> np
     if interpolation == cv2.INTER_AREA:
         sy, sx = (h / nh, w / nw) if p.resize_hw is not None else (min(h, w) / p.resize_short,) * 2
         wh, ww = round(c * sy), round(c * sx)
+        if wh >= 4 * c and ww >= 4 * c and (wh % c or ww % c):
+            wh, ww = wh // 2 * 2, ww // 2 * 2
         top, left = (h - wh) // 2, (w - ww) // 2
-        img = cv2.resize(frame_bgr[top : top + wh, left : left + ww], (c, c), interpolation=cv2.INTER_AREA)
+        img = frame_bgr[top : top + wh, left : left + ww]
+        while img.shape[0] % 2 == 0 and img.shape[1] % 2 == 0 and min(img.shape[0], img.shape[1]) >= 4 * c:
+            k = img.shape[0] // c if img.shape[0] % c == 0 and img.shape[1] % c == 0 else 0
+            if k and (k % 2 or (img.shape[1] // c) % 2):
+                break
+            img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        img = cv2.resize(img, (c, c), interpolation=cv2.INTER_AREA)
     else:
         img = cv2.resize(frame_bgr, (nw, nh), interpolation=interpolation)
         top, left = (nh - c) // 2, (nw - c) // 2
@@ -104,12 +114,25 @@ def test_area_path_is_the_block_mean_of_the_centre_window(hw: tuple[int, int], c
     ((720, 720), (80, 80), 0),  # an odd whole factor is one exact block mean already
     ((3840, 3840), (64, 64), 2),  # 60 = 4 x 15
     ((946, 946), (224, 224), 1),  # not whole: halve while the rest still shrinks >= 2x
-    ((945, 945), (224, 224), 0),  # odd size: a halving would not be an exact 2x2 mean
+    ((945, 945), (224, 224), 0),  # odd size: a halving would not be an exact 2x2 mean (area_window avoids it)
     ((300, 300), (224, 224), 0),  # shrinks < 4x: nothing to gain
     ((960, 400), (120, 120), 0),  # one axis shrinks < 4x
 ])
 def test_area_halvings(src: tuple[int, int], dst: tuple[int, int], halvings: int) -> None:
     assert area_halvings(src, dst) == halvings
+
+
+@pytest.mark.parametrize("hw, crop, short, window", [
+    ((1080, 1920), 224, 256, (68, 488, 944, 944)),  # 945 px would be odd: rounded down to halve
+    ((720, 1280), 80, 80, (0, 280, 720, 720)),  # a whole factor (9) keeps its exact size
+    ((480, 640), 224, 256, None),  # shrinks < 2x: the bilinear path, no window
+])
+def test_area_window_sizes(hw: tuple[int, int], crop: int, short: int, window: tuple[int, int, int, int] | None) -> None:
+    pre = FramePreprocessor(Preprocessing(crop_size=crop, resize_short=short))
+    if window is None:
+        assert pre.interpolation(hw, pre.resized_hw(*hw)) == cv2.INTER_LINEAR
+    else:
+        assert pre.area_window(*hw) == window
 
 
 def test_halved_area_path_stays_close_to_one_area_resize() -> None:
