@@ -139,9 +139,11 @@ def test_halved_area_path_stays_close_to_one_area_resize() -> None:
     # 4K to 224 px (a 1890 px window, 8.4x): halved once, then resized 4.2x; smooth content with
     # noise moves by a few grey levels at most, well under a level on average.
     hw = (2160, 3840)
-    yy, xx = np.mgrid[0 : hw[0], 0 : hw[1]]
-    base = np.stack([xx * 255 / hw[1], yy * 255 / hw[0], (xx + yy) % 256], axis=-1)
-    frame = np.clip(base + np.random.default_rng(4).normal(0, 20, base.shape), 0, 255).astype(np.uint8)
+    gx = np.linspace(0, 215, hw[1], dtype=np.float32)[None, :]
+    gy = np.linspace(0, 215, hw[0], dtype=np.float32)[:, None]
+    frame = np.empty((*hw, 3), np.uint8)  # gradients (cast on assignment) plus uint8 noise: cheap to make
+    frame[..., 0], frame[..., 1], frame[..., 2] = gx, gy, (gx + gy) / 2
+    frame += np.random.default_rng(4).integers(0, 40, frame.shape, dtype=np.uint8)
     p = Preprocessing(crop_size=224, resize_short=256)
     pre = FramePreprocessor(p)
     top, left, h, w = pre.area_window(*hw)
