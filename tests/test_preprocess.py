@@ -62,6 +62,8 @@ CASES = [
     (Preprocessing(crop_size=112, resize_short=None, resize_hw=(128, 171), mean=KINETICS_MEAN, std=KINETICS_STD), (240, 320), cv2.INTER_LINEAR),
     (Preprocessing(crop_size=160, resize_short=160, channel_order="BGR", mean=IMAGENET_MEAN[::-1], std=IMAGENET_STD[::-1]), (120, 160), cv2.INTER_LINEAR),  # upscale
     (Preprocessing(crop_size=224, resize_short=256), (1080, 1920), cv2.INTER_AREA),  # shrinks > 2x
+    (Preprocessing(crop_size=112, resize_short=None, resize_hw=(128, 171), mean=KINETICS_MEAN, std=KINETICS_STD), (1080, 1920), cv2.INTER_AREA),  # a non-square window, halved once
+    (Preprocessing(crop_size=80, resize_short=80), (480, 640), cv2.INTER_AREA),  # the default model: 2x, then 3x
 ]
 
 
