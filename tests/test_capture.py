@@ -167,7 +167,7 @@ def test_file_reader_blocks_when_consumer_does_not_read(video: Path) -> None:
         time.sleep(0.3)
         stats = capture.stats
         assert stats.buffered == 3 and stats.dropped == 0
-        assert stats.frames_read <= 4  # three queued + the one the reader holds while blocked
+        assert stats.frames_read == 3  # the frame the blocked reader holds is not counted until handed on
         assert decode_index(capture.get(timeout=1).image) == 0
     finally:
         assert capture.stop(timeout=STOP_DEADLINE_S) is True
@@ -240,6 +240,32 @@ def test_without_skipping_unprepared_frames_are_handed_over_too() -> None:
     with CaptureThread(source, prepare=lambda f: None) as capture:
         frames = list(capture)
     assert len(frames) == 15 and all(f.prepared is None for f in frames) and capture.stats.skipped == 0
+
+
+def test_a_frame_read_while_stopping_is_not_counted_so_the_counters_balance() -> None:
+    # A queue-fed reader is preparing frame 2 when stop() comes: that frame is never handed over,
+    # so it must not count as read (frames_read == delivered + dropped + buffered + skipped).
+    stopping = threading.Event()
+
+    class Queued(FastLiveSource):
+        is_live = False
+
+        def interrupt(self) -> None:  # stop() interrupts the source: the test's signal
+            stopping.set()
+            super().interrupt()
+
+    def prepare(frame: Frame) -> np.ndarray:
+        if frame.index == 2:
+            stopping.wait(STOP_DEADLINE_S)  # returns once stop() has begun
+        return frame.image[:4, :4]
+
+    capture = CaptureThread(Queued(count=10), prepare=prepare, queue_size=8).start()
+    deadline = time.monotonic() + 10
+    while capture.stats.buffered < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert capture.stop(timeout=STOP_DEADLINE_S) is True
+    stats = capture.stats
+    assert (stats.frames_read, stats.buffered, stats.delivered, stats.dropped, stats.skipped) == (2, 2, 0, 0, 0)
 
 
 def test_synthetic_source_delivers_script_frames_and_labels() -> None:

@@ -29,8 +29,9 @@ logger = logging.getLogger(__name__)
 class CaptureStats:
     """A snapshot of a :class:`CaptureThread`'s counters.
 
-    Always ``frames_read == delivered + dropped + buffered + skipped`` (frames read while
-    stopping excepted). ``skipped``: frames the model would not take, never handed over
+    Always ``frames_read == delivered + dropped + buffered + skipped``: a frame counts as read
+    once it is handed on (a frame a queue-fed reader holds while blocked, or drops because it was
+    stopped, is not counted). ``skipped``: frames the model would not take, never handed over
     (``skip_unprepared=True`` only); ``dropped``: frames replaced by a newer one unread.
     """
 
@@ -182,7 +183,6 @@ class CaptureThread:
 
     def _push(self, frame: Frame) -> None:
         with self._cond:
-            self._frames_read += 1
             if self.latest_only:
                 if len(self._buffer) >= self._capacity:
                     self._buffer.popleft()
@@ -191,7 +191,8 @@ class CaptureThread:
                 while len(self._buffer) >= self._capacity and not self._stop_event.is_set():
                     self._cond.wait()
                 if self._stop_event.is_set():
-                    return
+                    return  # stopping: not handed over, so not counted (the counters stay balanced)
+            self._frames_read += 1
             self._buffer.append(frame)
             self._cond.notify_all()
 
