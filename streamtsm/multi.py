@@ -33,7 +33,7 @@ from .predictions import Prediction, PostprocessOptions, StreamOutputs
 from .resolve import open_engine
 from .sampling import Reset, ResetReason
 from .session import FramePrefetcher, PendingFrame, StreamSlot
-from .sources import CaptureThread, Source, SourceError, open_source
+from .sources import CaptureStats, CaptureThread, Source, SourceError, open_source
 
 logger = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class MultiRecognizer:
         self.max_streams = max_streams
         self.on_event, self.on_source_end = on_event, on_source_end
         self._captures: dict[Hashable, CaptureThread] | None = None  # while run() runs
-        self._ended_captures: dict[Hashable, Any] = {}  # the last CaptureStats of streams whose capture ended
+        self._ended_captures: dict[Hashable, CaptureStats] = {}  # the last counters of captures that ended
         self._source_options: dict[str, Any] = {}
         self._model_frames_only = False  # of the running iter_frames()
         self._arrived = threading.Condition()
@@ -257,7 +257,7 @@ class MultiRecognizer:
             return front.effective_fps, capture.prepare.input_fps  # the stream itself sees only the kept frames
         return front.effective_fps, front.input_fps
 
-    def capture_stats(self, stream_id: Hashable) -> Any:
+    def capture_stats(self, stream_id: Hashable) -> CaptureStats | None:
         """The capture thread counters of a stream while run() reads its source, or the last ones
         once its source ended or it was removed; None for a stream that never ran a source."""
         capture = (self._captures or {}).get(stream_id)

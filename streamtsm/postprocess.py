@@ -52,9 +52,8 @@ def _softmax_vector(x: np.ndarray) -> np.ndarray:
 
 def _as_class_vector(values: Any, num_classes: int | None, what: str) -> np.ndarray:
     """Accept ``(C,)`` or a single-row ``(1, C)`` (what a backend returns for batch 1)."""
-    if type(values) is np.ndarray and values.ndim == 1 and values.dtype == np.float64:  # already one
-        if num_classes is not None and values.shape[0] != num_classes:
-            raise ValueError(f"{what} has {values.shape[0]} classes, expected {num_classes}")
+    if (type(values) is np.ndarray and values.ndim == 1 and values.dtype == np.float64
+            and (num_classes is None or values.shape[0] == num_classes)):  # already one: no copy
         return values
     v = np.asarray(values, dtype=np.float64)
     if v.ndim == 2 and v.shape[0] == 1:
