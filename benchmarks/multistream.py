@@ -7,13 +7,17 @@ or decoding frames is not what is measured) into, in the same run and for the sa
   all streams stepped as one batch);
 * ``batched-2t``: the same with a 2-thread engine (a server's one engine may use every core;
   ``--batched-threads``);
+* ``batched-2l``: the 1-thread engine with ``lanes=2`` (each round's batch stepped as two
+  calls at once, one core each; ``--batched-lanes``);
 * ``separate``: N Recognizers, each with its own ``run()`` thread and capture thread, sharing
   one engine (so the comparison is about the pipeline, not about N copies of the weights).
 
 For each: sustained predictions/s per stream (the card's rate = kept up), frames dropped by
 the capture threads, end-to-end latency p50/p99 (capture -> Prediction), and CPU use
 (process CPU seconds per second, and per prediction). The default model runs at its card's
-10 fps; TSM-MobileNetV2 224² (random weights) is sampled at 10 fps too (its card says 30).
+10 fps; TSM-MobileNetV2 224² (random weights) is sampled at 10 fps too (its card says 30), in
+fp32 and as the int8 graph ``streamtsm export --int8`` writes (quantized at the start of the
+run, calibrated on synthetic frames; with random weights only its speed means anything).
 
     python benchmarks/multistream.py                       # full run, results to runs/bench/ (printed)
     python benchmarks/multistream.py --quick               # a smoke run (seconds)
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -43,8 +48,10 @@ from streamtsm.bench.results import announce, output_dir, report_header, save_fi
 from streamtsm.resolve import open_engine  # noqa: E402
 from streamtsm.sources import ReplaySource, SyntheticSource  # noqa: E402
 
-MODELS = {"default": (None, 10.0), "tsm_mobilenetv2_224": ("tsm_mobilenetv2", 10.0)}
-RATE_OF = {name: rate for name, (_, rate) in MODELS.items()}
+# name -> (model spec, sampling rate, int8): the int8 rows run the quantized export of the spec
+MODELS = {"default": (None, 10.0, False), "tsm_mobilenetv2_224": ("tsm_mobilenetv2", 10.0, False),
+          "tsm_mobilenetv2_224_int8": ("tsm_mobilenetv2", 10.0, True)}
+RATE_OF = {name: rate for name, (_, rate, _) in MODELS.items()}
 
 
 @dataclass
@@ -64,6 +71,19 @@ class Row:
     batches: int | None = None
     repeats: int = 1
     cpu_ms_range: tuple[float, float] | None = None  # min, max over the repeats
+    lane_batches: int | None = None  # rounds stepped as several engine calls at once (lanes > 1)
+
+
+def int8_export(spec: str, folder: Path) -> Path:
+    """The int8 QDQ graph of a registry model's cached export (random weights: no agreement floor)."""
+    from streamtsm.export.int8 import CalibrationSource, Int8Config, quantize_online
+    from streamtsm.resolve import cached_export_of
+
+    out = folder / f"{spec}.int8.onnx"
+    path, check = quantize_online(cached_export_of(spec), out, CalibrationSource.parse("synthetic"),
+                                  Int8Config(min_agreement=0.0))
+    print(f"{spec} int8: {check.summary()}", flush=True)
+    return path
 
 
 def median_row(runs: list[Row]) -> Row:
@@ -83,7 +103,8 @@ def median_row(runs: list[Row]) -> Row:
                med([r.predictions_per_stream_s for r in runs]), min_rate, min_rate >= 0.95 * RATE_OF[first.model],
                int(np.median([r.dropped for r in runs])), med([r.e2e_p50_ms for r in runs]), med([r.e2e_p99_ms for r in runs]),
                med([r.cpu_per_s for r in runs]), med(cpu), None if first.batches is None else int(np.median([r.batches for r in runs])),
-               len(runs), (min(cpu), max(cpu)) if cpu else None)
+               len(runs), (min(cpu), max(cpu)) if cpu else None,
+               None if first.lane_batches is None else int(np.median([r.lane_batches for r in runs])))
 
 
 def frames_for(n_streams: int, size: tuple[int, int], per_stream: int = 30) -> list[list[np.ndarray]]:
@@ -116,8 +137,8 @@ def _summarise(model: str, mode: str, n: int, seconds: float, preds: dict[str, l
 
 
 def run_batched(engine: Any, frames: list[list[np.ndarray]], seconds: float, rate: float, model: str,
-                mode: str = "batched") -> Row:
-    multi = MultiRecognizer(engine, max_streams=len(frames), fps=rate)
+                mode: str = "batched", lanes: int = 1) -> Row:
+    multi = MultiRecognizer(engine, max_streams=len(frames), fps=rate, lanes=lanes)
     sources = _sources(frames, seconds)
     preds: dict[str, list[float]] = {sid: [] for sid in sources}
     warm_until = time.monotonic() + WARMUP_S
@@ -131,7 +152,10 @@ def run_batched(engine: Any, frames: list[list[np.ndarray]], seconds: float, rat
     elapsed = time.monotonic() - t0 if t0 is not None else seconds
     cpu = time.process_time() - cpu0 if cpu0 is not None else 0.0
     dropped = sum(multi.capture_stats(sid).dropped for sid in sources)  # replaced by a newer frame unread
-    return _summarise(model, mode, len(frames), elapsed, preds, dropped, cpu, rate, multi.batches)
+    multi.close()
+    row = _summarise(model, mode, len(frames), elapsed, preds, dropped, cpu, rate, multi.batches)
+    row.lane_batches = multi.lane_batches if lanes > 1 else None
+    return row
 
 
 def run_separate(engine: Any, frames: list[list[np.ndarray]], seconds: float, rate: float, model: str) -> Row:
@@ -167,9 +191,10 @@ def markdown(rows: list[Row], payload: dict[str, Any], quick: bool) -> str:
     lines = report_header(
         "Many streams: batched MultiRecognizer vs separate Recognizers", payload,
         "each stream a live 30 fps replay of pre-rendered 480x640 synthetic frames, sampled to 10 fps; ONNX Runtime, "
-        "one engine shared by all streams (1 intra-op thread, or as many as the mode says: batched-2t = 2); "
-        "1 s warm-up, then the stated seconds; each row the median of its repeats (run interleaved: "
-        "batched, batched-2t, separate, batched, ...), CPU range over them in brackets", quick=quick,
+        "one engine shared by all streams (1 intra-op thread, or as many as the mode says: batched-2t = 2; "
+        "batched-2l = 1 thread, lanes=2); 1 s warm-up, then the stated seconds; each row the median of its repeats "
+        "(run interleaved: batched, batched-2t, batched-2l, separate, batched, ...), CPU range over them in brackets",
+        quick=quick,
     )
     lines += [
         "| model | mode | streams | repeats | pred/s per stream (min) | kept up | dropped | e2e p50 / p99 ms | CPU s/s | "
@@ -200,7 +225,7 @@ def plot(rows: list[Row], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for model in sorted({r.model for r in rows}):
-        for mode, style in (("batched", "-o"), ("batched-2t", "-^"), ("separate", "--s")):
+        for mode, style in (("batched", "-o"), ("batched-2t", "-^"), ("batched-2l", "-v"), ("separate", "--s")):
             rs = sorted((r for r in rows if r.model == model and r.mode == mode), key=lambda r: r.streams)
             if not rs:
                 continue
@@ -221,42 +246,50 @@ def plot(rows: list[Row], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--streams", default="1,2,4,8,16,32,64", help="comma-separated stream counts")
-    parser.add_argument("--models", default="default,tsm_mobilenetv2_224", help=f"comma-separated, of {', '.join(MODELS)}")
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per configuration")
     parser.add_argument("--size", default="480x640", help="frame size HxW of every stream")
     parser.add_argument("--batched-threads", default="1,2",
                         help="ONNX Runtime threads of the batched engine, one set of rows each (separate Recognizers: 1)")
+    parser.add_argument("--batched-lanes", default="2",
+                        help="lanes of the 1-thread batched engine, one set of rows each (1 or empty: none)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs of every configuration, interleaved across modes; rows report their medians")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 and 2 streams, 2 s, the default model")
     parser.add_argument("--out", type=Path, help="output folder (default: runs/bench/multistream-<time>)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.streams, args.models, args.seconds, args.batched_threads = "1,2", "default", 2.0, "1"
+        args.streams, args.models, args.seconds, args.batched_threads, args.batched_lanes = "1,2", "default", 2.0, "1", ""
     try:
         counts = [int(x) for x in args.streams.split(",")]
         batched_threads = [int(x) for x in args.batched_threads.split(",")]
+        batched_lanes = [int(x) for x in args.batched_lanes.split(",") if x.strip() and int(x) > 1]
         h, w = (int(x) for x in args.size.lower().split("x"))
     except ValueError:
-        parser.error(f"--streams takes integers like 1,2,4 and --size HxW like 480x640 (got {args.streams!r}, {args.size!r})")
+        parser.error(f"--streams and --batched-threads/--batched-lanes take integers like 1,2,4 and --size HxW like "
+                     f"480x640 (got {args.streams!r}, {args.batched_threads!r}, {args.batched_lanes!r}, {args.size!r})")
     models = args.models.split(",")
     unknown = [m for m in models if m not in MODELS]
     if (unknown or any(not 1 <= n <= 256 for n in counts) or not 0.5 <= args.seconds <= 600
-            or any(not 1 <= t <= 64 for t in batched_threads) or not 1 <= args.repeat <= 20):
+            or any(not 1 <= t <= 64 for t in batched_threads) or any(k > 16 for k in batched_lanes)
+            or not 1 <= args.repeat <= 20):
         parser.error(f"models must be among {sorted(MODELS)}, streams 1..256, seconds 0.5..600, batched threads 1..64, "
-                     "repeat 1..20")
+                     "batched lanes 1..16, repeat 1..20")
     out = output_dir(args.out, quick=args.quick)
     payload: dict[str, Any] = {"command": " ".join(["python", "benchmarks/multistream.py", *(argv or sys.argv[1:])]),
                                "environment": environment()}
     rows: list[Row] = []
     every_run: list[list[list[Row]]] = []
     frames = frames_for(max(counts), (h, w))
+    scratch = tempfile.TemporaryDirectory(prefix="streamtsm-multistream-")
     for model in models:
-        spec, rate = MODELS[model]
+        spec, rate, int8 = MODELS[model]
+        graph = int8_export(spec, Path(scratch.name)) if int8 else spec
         # ONNX Runtime, dynamic batch (the export cache makes one for a name); one engine per thread count
-        engines = {t: open_engine(spec, threads=t) for t in sorted({1, *batched_threads})}
+        engines = {t: open_engine(graph, threads=t) for t in sorted({1, *batched_threads})}
         for n in counts:
             runs = [(partial(run_batched, mode="batched" if t == 1 else f"batched-{t}t"), engines[t]) for t in batched_threads]
+            runs += [(partial(run_batched, mode=f"batched-{k}l", lanes=k), engines[1]) for k in batched_lanes]
             modes = [*runs, (run_separate, engines[1])]
             repeats: list[list[Row]] = [[] for _ in modes]
             every_run.append(repeats)
@@ -268,6 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += [median_row(r) for r in repeats]
         for engine in engines.values():
             engine.close()
+    scratch.cleanup()
     payload["load_average_end"] = load_average()
     payload["rows"] = [asdict(r) for r in rows]
     payload["runs"] = [asdict(r) for config in every_run for mode in config for r in mode]

@@ -13,6 +13,13 @@ Two ways to hold the per-stream state are implemented, to measure
 preallocated array per state tensor (gather with ``np.take(..., out=)``, scatter by index:
 no allocation per step), ``state="arrays"`` keeps separate arrays per stream (stacked and
 split each step).
+
+``lanes=2`` (or more) splits a round's batch into that many parts stepped at once from as
+many threads on the one engine. With ``threads=1`` each lane is one core with no thread-pool
+barrier inside the engine: on a loaded machine one slow core then delays only its own part,
+where a 2-thread engine call waits at every operator for both (measured in
+``benchmarks/multistream.py``). Only the engine call runs in parallel; per-stream sampling,
+preprocessing and postprocessing stay on the caller's thread, in stream order.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait as wait_all
 from typing import Any, Sequence
 
 import numpy as np
@@ -41,6 +49,10 @@ StreamEventCallback = Callable[[Hashable, ActionEvent], None]
 _POSTPROCESS = ("smoothing", "smoothing_mode", "start_threshold", "end_threshold", "start_steps", "min_duration_s",
                 "background", "top_k")
 STATE_LAYOUTS = ("pool", "arrays")
+MAX_LANES = 16
+# a lane gets at least this many rows: below it the parts cost more per frame (smaller batches)
+# than running them at once saves
+MIN_LANE_ROWS = 4
 
 
 class MultiRecognizerError(RuntimeError):
@@ -111,7 +123,9 @@ class MultiRecognizer:
     ``on_event(stream_id, event)``: called once per event. The other keywords are the
     Recognizer's: postprocessing (``smoothing``, thresholds, ``background``, ``top_k``),
     sampling (``fps``) and the engine's options (``threads``, ``providers``, …).
-    ``state``: ``"pool"`` or ``"arrays"`` (see the module docstring).
+    ``state``: ``"pool"`` or ``"arrays"`` (see the module docstring). ``lanes``: engine calls
+    per round run at once, each on a part of the batch of at least ``MIN_LANE_ROWS`` rows (see
+    the module docstring; needs an engine whose ``concurrent_step_host`` is true: ONNX Runtime).
 
     ``on_source_end(stream_id, error)``: :meth:`run` reports a source that ended (error None)
     or failed; the stream is removed and the others go on.
@@ -121,10 +135,12 @@ class MultiRecognizer:
 
     def __init__(self, model: Any = None, *, max_streams: int, backend: str = "auto",
                  on_event: StreamEventCallback | None = None, fps: float | None = None, state: str = "pool",
-                 on_source_end: Callable[[Hashable, Exception | None], None] | None = None,
+                 on_source_end: Callable[[Hashable, Exception | None], None] | None = None, lanes: int = 1,
                  **recognizer_options: Any) -> None:
         if isinstance(max_streams, bool) or not isinstance(max_streams, int) or not 1 <= max_streams <= 4096:
             raise MultiRecognizerError(f"max_streams must be an integer from 1 to 4096, got {max_streams!r}")
+        if isinstance(lanes, bool) or not isinstance(lanes, int) or not 1 <= lanes <= MAX_LANES:
+            raise MultiRecognizerError(f"lanes must be an integer from 1 to {MAX_LANES}, got {lanes!r} (1: one engine call per round)")
         if state not in STATE_LAYOUTS:
             raise MultiRecognizerError(f"state must be one of {STATE_LAYOUTS}, got {state!r}")
         for name in ("window", "stride"):
@@ -132,6 +148,7 @@ class MultiRecognizer:
                 raise MultiRecognizerError(f"{name}= applies to window (clip) models; MultiRecognizer batches online models")
         post = {k: recognizer_options.pop(k) for k in list(recognizer_options) if k in _POSTPROCESS}
         self._closed = False
+        self._lane_pool: ThreadPoolExecutor | None = None
         self._owns_engine = not isinstance(model, Engine)
         self.engine = open_engine(model, backend, **recognizer_options)
         if not isinstance(self.engine, OnlineEngine):
@@ -140,6 +157,15 @@ class MultiRecognizer:
                 f"{self.engine.card.arch} is a window (clip) model; MultiRecognizer batches online models "
                 "(use one Recognizer per stream for window models)"
             )
+        if lanes > 1 and not self.engine.concurrent_step_host:
+            self.close()
+            raise MultiRecognizerError(
+                f"lanes={lanes} needs an engine that can step from several threads at once; {self.engine.name} cannot. "
+                "Use lanes=1, or an ONNX Runtime engine (backend='onnxruntime')"
+            )
+        self.lanes = lanes
+        if lanes > 1:
+            self._lane_pool = ThreadPoolExecutor(max_workers=lanes - 1, thread_name_prefix="streamtsm-lane")
         self.max_streams = max_streams
         self.on_event, self.on_source_end = on_event, on_source_end
         self._captures: dict[Hashable, CaptureThread] | None = None  # while run() runs
@@ -159,6 +185,7 @@ class MultiRecognizer:
         self._lock = threading.Lock()
         self.batches = 0  # engine calls so far
         self.batched_frames = 0  # stream-frames stepped so far
+        self.lane_batches = 0  # rounds stepped as several engine calls at once (lanes > 1)
 
     # -- streams -----------------------------------------------------------------------------
     @property
@@ -331,15 +358,34 @@ class MultiRecognizer:
                 self._state.zero(stream.slot)
         states = self._state.gather(slots)
         t0 = time.monotonic()
-        logits, new_states = self.engine.step_host(self._input[:n], states)
+        parts = self._step_lanes(n, states)
         inference_ms = (time.monotonic() - t0) * 1000.0
-        self._state.scatter(slots, new_states)
+        for (start, stop), (_, new_states) in parts:  # only once every part succeeded: a failure changes no stream
+            self._state.scatter(slots[start:stop], new_states)
+        logits = parts[0][1][0] if len(parts) == 1 else np.concatenate([out[0] for _, out in parts])
         self.batches += 1
         self.batched_frames += n
+        self.lane_batches += len(parts) > 1
         return {
             stream.stream_id: stream.outputs.predict(stream.front.complete(pending, logits[j], inference_ms))
             for j, (stream, pending) in enumerate(due)
         }
+
+    def _step_lanes(self, n: int, states: list[np.ndarray]) -> list[tuple[tuple[int, int], tuple[np.ndarray, list[np.ndarray]]]]:
+        """Step rows 0..n of the input: one engine call, or one per lane at once (contiguous parts)."""
+        count = min(self.lanes, n // MIN_LANE_ROWS)
+        if count <= 1 or self._lane_pool is None:
+            return [((0, n), self.engine.step_host(self._input[:n], states))]
+        edges = [n * i // count for i in range(count + 1)]  # part sizes differ by at most one row
+        bounds = list(zip(edges[:-1], edges[1:]))
+        futures = [self._lane_pool.submit(self.engine.step_host, self._input[a:b], [s[a:b] for s in states])
+                   for a, b in bounds[1:]]
+        try:
+            a, b = bounds[0]
+            first = self.engine.step_host(self._input[a:b], [s[a:b] for s in states])
+        finally:
+            wait_all(futures)  # the input rows and gathered states are reused by the next step: every lane must be done
+        return [(bounds[0], first), *((ab, f.result()) for ab, f in zip(bounds[1:], futures))]
 
     def _dispatch(self, stream_id: Hashable, events: Sequence[ActionEvent]) -> None:
         if self.on_event is None:
@@ -481,6 +527,8 @@ class MultiRecognizer:
         if self._closed:
             return
         self._closed = True
+        if self._lane_pool is not None:
+            self._lane_pool.shutdown(wait=True)
         if self._owns_engine and hasattr(self, "engine"):
             self.engine.close()
 
@@ -491,7 +539,8 @@ class MultiRecognizer:
         self.close()
 
     def __repr__(self) -> str:
-        return f"MultiRecognizer({self.engine.describe()}, {len(self._streams)}/{self.max_streams} streams)"
+        lanes = f", {self.lanes} lanes" if self.lanes > 1 else ""
+        return f"MultiRecognizer({self.engine.describe()}, {len(self._streams)}/{self.max_streams} streams{lanes})"
 
 
-__all__ = ["MultiRecognizer", "MultiRecognizerError", "Reset", "ResetReason", "STATE_LAYOUTS"]
+__all__ = ["MAX_LANES", "MIN_LANE_ROWS", "MultiRecognizer", "MultiRecognizerError", "Reset", "ResetReason", "STATE_LAYOUTS"]

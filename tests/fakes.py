@@ -37,14 +37,17 @@ class FakeOnlineEngine(OnlineEngine):
     ``bias`` adds a constant to one class (to make a class win). ``fail_on_step`` makes that
     step (0-based count of calls) raise, to test that failures change nothing. ``delay_s``
     sleeps inside ``step`` (concurrency tests). ``calls`` counts steps; ``max_concurrent``
-    records how many steps ever overlapped.
+    records how many steps ever overlapped; ``batch_sizes`` the rows of each step.
+    ``concurrent``: its ``concurrent_step_host`` (steps are thread-safe either way).
     """
 
     name = "fake-online"
 
     def __init__(self, card: ModelCard | None = None, *, bias: dict[str, float] | None = None, seed: int = 0,
-                 fail_on_step: int | None = None, delay_s: float = 0.0) -> None:
+                 fail_on_step: int | None = None, delay_s: float = 0.0, concurrent: bool = True) -> None:
         self.card = card or fake_card()
+        self.concurrent_step_host = concurrent
+        self.batch_sizes: list[int] = []
         k = self.card.num_classes
         rng = np.random.default_rng(seed)
         self.w = rng.standard_normal((3, k)).astype(np.float32) * 3
@@ -71,6 +74,7 @@ class FakeOnlineEngine(OnlineEngine):
             self._inside += 1
             self.max_concurrent = max(self.max_concurrent, self._inside)
             call, self.calls = self.calls, self.calls + 1
+            self.batch_sizes.append(int(frame.shape[0]))
         try:
             if self.delay_s:
                 time.sleep(self.delay_s)

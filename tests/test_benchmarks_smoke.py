@@ -330,6 +330,16 @@ def test_multistream_quick_compares_batched_and_separate_streams(tmp_path):
     _assert_png(out / "multistream.png")
 
 
+def test_multistream_lanes_mode_steps_rounds_as_two_calls():
+    bench = _script("multistream")
+    from streamtsm.resolve import open_engine
+
+    with open_engine(None, threads=1) as engine:
+        row = bench.run_batched(engine, bench.frames_for(8, (120, 160)), 1.0, 10.0, "default", mode="batched-2l", lanes=2)
+    assert row.mode == "batched-2l" and row.predictions_per_stream_s > 0 and row.batches > 0
+    assert 0 < row.lane_batches <= row.batches  # rounds of 4+ due frames ran as two engine calls
+
+
 def test_multistream_rows_are_medians_of_their_repeats():
     bench = _script("multistream")
 

@@ -268,3 +268,83 @@ def test_streams_can_be_added_and_removed_while_running(tmp_path):
     assert seen["b"] == 4 and seen["a"] == len(list(Recognizer(engine).run(str(a))))
     with pytest.raises(MultiRecognizerError, match="running run"):
         multi.add_stream("c", str(b))
+
+
+# -- lanes: one round's batch stepped as several engine calls at once --------------------------
+
+LANE_STREAMS = {
+    f"cam{i}": dict(seed=40 + i, fps=30.0, seconds=2.0, start_s=0.0,
+                    gap_at=25 if i == 2 else None, restart_at=30 if i == 5 else None)
+    for i in range(9)
+}
+
+
+def test_lanes_give_what_separate_recognizers_give_on_the_real_model():
+    streams = {sid: _stream(**spec) for sid, spec in LANE_STREAMS.items()}
+    ticks: dict[int, dict] = {}
+    for sid, frames in streams.items():
+        for i, (ts, image) in enumerate(frames):
+            ticks.setdefault(i, {})[sid] = (image, ts)  # every camera's i-th frame arrives in the same tick
+    with MultiRecognizer(max_streams=9, lanes=2, threads=1) as multi:  # the default model on ONNX Runtime
+        single = {sid: Recognizer(multi.engine) for sid in streams}
+        compared = 0
+        for tick in ticks.values():
+            got = multi.push_many(tick)
+            for sid, (image, ts) in tick.items():
+                _same(got[sid], single[sid].push(image, ts))
+                compared += got[sid] is not None
+        assert compared > 150 and multi.lane_batches > 0  # rounds of 9 really ran as two calls (4 + 5 rows)
+        assert multi.reset_counts("cam2")[ResetReason.GAP] == 1
+        assert multi.reset_counts("cam5")[ResetReason.TIME_REVERSAL] == 1
+
+
+@pytest.mark.parametrize("lanes, streams, calls", [
+    (2, 8, [4, 4]),      # two lanes of four rows, at once
+    (2, 7, [7]),         # 7 // 4 = 1: one call (a lane gets at least MIN_LANE_ROWS rows)
+    (2, 9, [4, 5]),      # part sizes differ by at most one row
+    (3, 12, [4, 4, 4]),
+    (4, 10, [5, 5]),     # fewer parts than lanes when the batch is small
+    (1, 12, [12]),
+])
+def test_lanes_split_a_round_into_contiguous_parts_stepped_at_once(lanes, streams, calls):
+    engine = FakeOnlineEngine(fake_card(fps=10.0), delay_s=0.05 if len(calls) > 1 else 0.0)
+    reference = FakeOnlineEngine(fake_card(fps=10.0))
+    with MultiRecognizer(engine, max_streams=streams, lanes=lanes) as multi, \
+            MultiRecognizer(reference, max_streams=streams) as plain:
+        for t in range(3):
+            tick = {f"s{k}": (_img(100 * t + k), t * 0.1) for k in range(streams)}
+            got, expected = multi.push_many(tick), plain.push_many(tick)
+            for sid in tick:
+                _same(got[sid], expected[sid])
+        assert sorted(engine.batch_sizes[: len(calls)]) == sorted(calls) and len(engine.batch_sizes) == 3 * len(calls)
+        assert engine.max_concurrent == len(calls)  # the parts overlapped (each call sleeps 50 ms)
+        assert multi.lane_batches == (3 if len(calls) > 1 else 0) and multi.batches == 3
+
+
+def test_a_failing_lane_changes_no_stream():
+    clean, _ = _fake_multi(max_streams=8)
+    dirty, _ = _fake_multi(max_streams=8, lanes=2, engine=FakeOnlineEngine(fake_card(fps=10.0), fail_on_step=3))
+    for t in range(4):
+        tick = {f"s{k}": (_img(10 * t + k), t * 0.1) for k in range(8)}
+        expected = clean.push_many(tick)
+        if t == 1:  # calls 2 and 3 are this round's two lanes; one of them fails
+            with pytest.raises(BackendError, match="injected"):
+                dirty.push_many(tick)
+        got = dirty.push_many(tick)
+        for sid in tick:
+            _same(got[sid], expected[sid])
+    dirty.close()
+
+
+def test_lanes_are_checked_and_their_threads_end_with_close():
+    for bad in (0, -1, 17, 2.0, True, "2"):
+        with pytest.raises(MultiRecognizerError, match="lanes must be an integer from 1 to 16"):
+            MultiRecognizer(FakeOnlineEngine(), max_streams=2, lanes=bad)
+    with pytest.raises(MultiRecognizerError, match="lanes=2 needs an engine .* fake-online cannot"):
+        MultiRecognizer(FakeOnlineEngine(concurrent=False), max_streams=2, lanes=2)
+    multi = MultiRecognizer(FakeOnlineEngine(fake_card(fps=10.0)), max_streams=8, lanes=3)
+    multi.push_many({f"s{k}": (_img(k), 0.0) for k in range(8)})
+    assert any(t.name.startswith("streamtsm-lane") for t in threading.enumerate())
+    assert "3 lanes" in repr(multi)
+    multi.close()
+    assert not any(t.name.startswith("streamtsm-lane") and t.is_alive() for t in threading.enumerate())

@@ -68,6 +68,10 @@ class Engine(ABC):
 class OnlineEngine(Engine):
     """Steps an online model one frame (per stream) at a time, carrying its shift state."""
 
+    #: True where :meth:`step_host` may run from several threads at once, each call on rows of
+    #: its own (ONNX Runtime's ``run`` is thread-safe); MultiRecognizer lanes need it.
+    concurrent_step_host: bool = False
+
     @abstractmethod
     def init_state(self, batch_size: int = 1) -> State:
         """Zero state for ``batch_size`` new streams."""

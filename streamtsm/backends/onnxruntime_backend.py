@@ -120,6 +120,8 @@ class _OrtEngineMixin:
 class OnnxRuntimeOnline(_OrtEngineMixin, OnlineEngine):
     """An exported online model: per-frame steps with ping-pong state OrtValues."""
 
+    concurrent_step_host = True  # step_host keeps nothing between calls; InferenceSession.run is thread-safe
+
     def __init__(self, graph: _OrtGraph) -> None:
         if not graph.card.is_online:
             raise BackendError(f"{graph.path} is a window (clip) model: use OnnxRuntimeClip / run_clip")
