@@ -42,3 +42,28 @@ def test_three_synthetic_sources_headless_and_mosaic(tmp_path):
         count += 1
     cap.release()
     assert ok and first.shape == (960, 1280, 3) and count == summary["output_frames"] > 0  # a 2x2 grid of 640x480 tiles
+
+
+def _demo(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, str(REPO / "demo.py"), *args], capture_output=True, text=True, env=env,
+                          timeout=180, cwd=cwd)
+
+
+def test_lanes_reach_the_multirecognizer_of_several_sources(tmp_path):
+    # how rounds split is tested in test_multi.py; here: the option arrives and the run is whole
+    sources = [arg for k in range(8) for arg in ("--source", f"synthetic:{k + 1}")]
+    proc = _demo([*sources, "--no-realtime", "--headless", "--max-frames", "12", "--lanes", "2"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout.splitlines()[-1])
+    assert summary["lanes"] == 2 and summary["predictions"] == 8 * 4 and summary["lane_batches"] <= summary["batches"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--source", "synthetic", "--lanes", "2"], "--lanes 2 splits the batch of several sources"),
+    (["--source", "synthetic", "--source", "synthetic:2", "--lanes", "0"], "--lanes must be between 1 and 16, got 0"),
+    (["--source", "synthetic", "--source", "synthetic:2", "--lanes", "2", "--backend", "torch"], "lanes=2 needs an engine"),
+])
+def test_bad_lanes_are_one_line_errors(tmp_path, args, message):
+    proc = _demo([*args, "--headless", "--max-frames", "3"], tmp_path)
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]

@@ -71,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="inference threads of the engine (default: 1 for ONNX Runtime, measured steadiest on a busy CPU; "
         "torch: its own default, process-wide)",
     )
+    p.add_argument("--lanes", type=int, metavar="N", default=1,
+                   help="several sources only: step each round's batch as N engine calls at once, one core each "
+                        "(ONNX Runtime; pays on a loaded multi-core machine, see the README) (default: 1)")
     p.add_argument("--start-steps", type=int, metavar="N", default=1,
                    help="an action starts after N consecutive confident steps: fewer false starts, N-1 steps later "
                         "(3 took a fine-tuned model's false starts from 27 to 0, see the README) (default: 1)")
@@ -269,6 +272,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise DemoError(f"--max-frames must be a positive number of frames, got {args.max_frames}")
     if args.threads is not None and not 1 <= args.threads <= 256:
         raise DemoError(f"--threads must be between 1 and 256, got {args.threads}")
+    if not 1 <= args.lanes <= 16:
+        raise DemoError(f"--lanes must be between 1 and 16, got {args.lanes}")
     if not 1 <= args.start_steps <= 100:
         raise DemoError(f"--start-steps must be between 1 and 100 steps, got {args.start_steps}")
     if not 0.4 <= args.start_threshold <= 1.0:  # NaN fails too
@@ -310,6 +315,9 @@ def run(args: argparse.Namespace) -> int:
     _validate(args)
     show_window = _wants_window(args)
     specs = _source_specs(args)
+    if args.lanes > 1 and len(specs) == 1:
+        raise DemoError(f"--lanes {args.lanes} splits the batch of several sources; with one source drop it "
+                        "(or add sources with --camera/--video/--source)")
     if len(specs) > 1:
         from .demo_many import run_many
 

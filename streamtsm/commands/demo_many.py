@@ -41,7 +41,8 @@ def run_many(args: argparse.Namespace, specs: list[tuple[Any, str]], show_window
     try:
         for spec, kind in specs:  # every source opens before the model loads: a missing camera fails fast
             sources.append(open_source_arg(spec, kind, args.realtime))
-        multi = MultiRecognizer(args.model, max_streams=len(sources), backend=args.backend, **recognizer_options(args))
+        multi = MultiRecognizer(args.model, max_streams=len(sources), backend=args.backend, lanes=args.lanes,
+                                **recognizer_options(args))
     except BaseException:
         for source in sources:
             source.close()
@@ -101,6 +102,8 @@ def run_many(args: argparse.Namespace, specs: list[tuple[Any, str]], show_window
         "predictions": sum(s.predictions for s in stats.values()),
         "batches": multi.batches,
         "batched_frames": multi.batched_frames,
+        "lanes": multi.lanes,
+        "lane_batches": multi.lane_batches,
         "streams": {sid: {"source": sid, "frames": s.frames, "predictions": s.predictions,
                           "end_to_end_ms_p50": percentile(s.latencies, 50), "end_to_end_ms_p99": percentile(s.latencies, 99)}
                     for sid, s in stats.items()},
