@@ -217,30 +217,41 @@ def markdown(rows: list[Row], payload: dict[str, Any], quick: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+MODE_STYLES = {"batched": ("C0", "-o"), "batched-2t": ("C1", "-^"), "batched-2l": ("C2", "-v"), "separate": ("C3", "--s")}
+
+
 def plot(rows: list[Row], path: Path) -> None:
+    """One column per model; p99 on top, CPU per prediction below; one colour per mode."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for model in sorted({r.model for r in rows}):
-        for mode, style in (("batched", "-o"), ("batched-2t", "-^"), ("batched-2l", "-v"), ("separate", "--s")):
+    models = list(dict.fromkeys(r.model for r in rows))
+    fig, axes = plt.subplots(2, len(models), figsize=(4.3 * len(models), 7), sharex=True, squeeze=False)
+    for col, model in enumerate(models):
+        for mode in dict.fromkeys(r.mode for r in rows):
             rs = sorted((r for r in rows if r.model == model and r.mode == mode), key=lambda r: r.streams)
-            if not rs:
-                continue
-            label = f"{model} {mode}"
-            axes[0].plot([r.streams for r in rs], [r.e2e_p99_ms for r in rs], style, label=label)
-            axes[1].plot([r.streams for r in rs], [r.cpu_ms_per_prediction for r in rs], style, label=label)
-    for ax, title in zip(axes, ("end-to-end p99 (ms)", "CPU ms per prediction")):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("live streams at 30 fps")
-        ax.set_title(title)
-        ax.grid(True, alpha=0.3)
-    axes[0].set_yscale("log")
-    axes[0].legend(fontsize=8)
+            colour, style = MODE_STYLES.get(mode, ("C7", "-x"))
+            for row, value in ((0, "e2e_p99_ms"), (1, "cpu_ms_per_prediction")):
+                if not rs:
+                    continue
+                xs, ys = [r.streams for r in rs], [getattr(r, value) for r in rs]
+                axes[row, col].plot(xs, ys, style, color=colour, label=mode)
+                lost = [(x, y) for x, y, r in zip(xs, ys, rs) if not r.kept_up]  # hollow: the card's rate was lost
+                if lost:
+                    axes[row, col].plot(*zip(*lost), style[-1], color=colour, markerfacecolor="white", linestyle="none")
+        axes[0, col].set_title(f"{model}: end-to-end p99 (ms)", fontsize=10)
+        axes[1, col].set_title(f"{model}: CPU ms per prediction", fontsize=10)
+        axes[0, col].set_yscale("log")
+        axes[1, col].set_ylim(bottom=0)
+        axes[1, col].set_xlabel("live streams at 30 fps")
+        for ax in axes[:, col]:
+            ax.set_xscale("log", base=2)
+            ax.grid(True, alpha=0.3)
+    axes[0, 0].legend(fontsize=8, title="hollow: rate not kept", title_fontsize=8)
     fig.tight_layout()
-    save_figure(fig, path, dpi=110)
+    save_figure(fig, path, dpi=100)
 
 
 def main(argv: list[str] | None = None) -> int:
