@@ -50,8 +50,9 @@ _POSTPROCESS = ("smoothing", "smoothing_mode", "start_threshold", "end_threshold
                 "background", "top_k")
 STATE_LAYOUTS = ("pool", "arrays")
 MAX_LANES = 16
-# a lane gets at least this many rows: below it the parts cost more per frame (smaller batches)
-# than running them at once saves
+# a lane gets at least this many rows. A judgment, not a measured optimum: smaller parts cost
+# more per frame (the default model's step is ~1.3x dearer per frame at batch 1 than at 8), and
+# on a loaded machine that CPU is what the capture threads need
 MIN_LANE_ROWS = 4
 
 
@@ -183,7 +184,7 @@ class MultiRecognizer:
         self._streams: dict[Hashable, _Stream] = {}
         self._free = list(range(max_streams - 1, -1, -1))
         self._lock = threading.Lock()
-        self.batches = 0  # engine calls so far
+        self.batches = 0  # batched steps (rounds) so far; with lanes a round may be several engine calls
         self.batched_frames = 0  # stream-frames stepped so far
         self.lane_batches = 0  # rounds stepped as several engine calls at once (lanes > 1)
 
