@@ -321,6 +321,17 @@ def test_lanes_split_a_round_into_contiguous_parts_stepped_at_once(lanes, stream
         assert multi.lane_batches == (3 if len(calls) > 1 else 0) and multi.batches == 3
 
 
+def test_lanes_work_with_per_stream_state_arrays_too():
+    with MultiRecognizer(FakeOnlineEngine(fake_card(fps=10.0)), max_streams=9, lanes=2, state="arrays") as multi, \
+            MultiRecognizer(FakeOnlineEngine(fake_card(fps=10.0)), max_streams=9) as plain:
+        for t in range(4):
+            tick = {f"s{k}": (_img(50 * t + k), t * 0.1) for k in range(9 - t % 2)}  # 9, 8, 9, 8 streams due
+            got, expected = multi.push_many(tick), plain.push_many(tick)
+            for sid in tick:
+                _same(got[sid], expected[sid])
+        assert multi.lane_batches == 4
+
+
 def test_a_failing_lane_changes_no_stream():
     clean, _ = _fake_multi(max_streams=8)
     dirty, _ = _fake_multi(max_streams=8, lanes=2, engine=FakeOnlineEngine(fake_card(fps=10.0), fail_on_step=3))
