@@ -152,6 +152,8 @@ def test_script_running_recognizer_run_stops_and_releases_the_source(small_model
     assert proc.returncode == 0, err[-800:]
     assert elapsed < STOP_DEADLINE_S, f"took {elapsed:.2f} s to end the loop and release the source"
     last = lines[-1].split()
-    assert last[:3] == ["released", "True", "False"], lines  # source closed, capture thread ended
+    # source closed, capture thread ended; on failure the child's log says whether stop() timed out
+    # in a blocked read (seen once in CI under load, not reproduced in 16 runs beside two CPU burners)
+    assert last[:3] == ["released", "True", "False"], (lines, err[-1500:])
     assert ("interrupted" in lines) == (sig == signal.SIGINT)
     assert released_after < STOP_DEADLINE_S
