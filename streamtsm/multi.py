@@ -162,7 +162,8 @@ class MultiRecognizer:
             self.close()
             raise MultiRecognizerError(
                 f"lanes={lanes} needs an engine that can step from several threads at once; {self.engine.name} cannot. "
-                "Use lanes=1, or an ONNX Runtime engine (backend='onnxruntime')"
+                "Use lanes=1, or open the model on ONNX Runtime (backend='onnxruntime'; in the demo: --lanes 1 or "
+                "--backend onnxruntime)"
             )
         self.lanes = lanes
         if lanes > 1:

@@ -233,7 +233,7 @@ class FramePreprocessor:
         short-side resize, so the window is square), rounded to whole pixels, centred. A window
         that shrinks 4x or more by a factor that is not whole is rounded down to even sizes (945
         -> 944 px for 1080p to 224): then it can be halved exactly first (:func:`area_halvings`;
-        1080p to 224 px 6.1 -> 2.5 ms), at the cost of a shift of half a frame pixel.
+        1080p to 224 px 5.9 -> 2.7 ms), at the cost of a shift of half a frame pixel.
         """
         p, crop = self.preprocessing, self.preprocessing.crop_size
         if p.resize_hw is not None:

@@ -272,8 +272,10 @@ def _validate(args: argparse.Namespace) -> None:
         raise DemoError(f"--max-frames must be a positive number of frames, got {args.max_frames}")
     if args.threads is not None and not 1 <= args.threads <= 256:
         raise DemoError(f"--threads must be between 1 and 256, got {args.threads}")
-    if not 1 <= args.lanes <= 16:
-        raise DemoError(f"--lanes must be between 1 and 16, got {args.lanes}")
+    from ..multi import MAX_LANES  # here, not at import: --help stays light
+
+    if not 1 <= args.lanes <= MAX_LANES:
+        raise DemoError(f"--lanes must be between 1 and {MAX_LANES}, got {args.lanes}")
     if not 1 <= args.start_steps <= 100:
         raise DemoError(f"--start-steps must be between 1 and 100 steps, got {args.start_steps}")
     if not 0.4 <= args.start_threshold <= 1.0:  # NaN fails too
