@@ -42,3 +42,14 @@ def test_info_on_a_missing_file_is_one_clear_line(tmp_path):
     out = run_cli("info", str(tmp_path / "missing.pth"))
     assert out.returncode == 1
     assert "does not exist" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_info_default_names_the_embedded_model(capsys):
+    """'default' means the embedded model in `info` as in `export` and the Recognizer."""
+    from streamtsm.cli import main
+
+    assert main(["info", "--json"]) == 0
+    without = json.loads(capsys.readouterr().out)
+    assert main(["info", "default", "--json"]) == 0
+    named = json.loads(capsys.readouterr().out)
+    assert named == without and named["arch"] == "tsm_mobilenetv2" and named["num_classes"] > 1

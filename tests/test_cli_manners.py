@@ -134,16 +134,29 @@ def test_info_on_an_onnx_file_with_a_broken_card_names_the_field(tmp_path: Path)
 # -- checked numbers ---------------------------------------------------------------------------------
 
 
+# Each command checks what it can before it imports torch (3 s here): with torch blocked in the child,
+# a check that came after the import would fail on the import instead of printing its own line.
+@pytest.mark.runtime
 @pytest.mark.parametrize("args, fragment", [
-    (["--opset", "99"], "--opset 99: use a value from 10 to 20"),
-    (["--opset", "9"], "--opset 9: use a value from 10 to 20"),
-    (["--num-classes", "0"], "--num-classes 0: use a value from 1 to 100000"),
-    (["--batch", "0"], "--batch 0: use a value from 1 to"),
-], ids=["opset 99", "opset 9", "num-classes 0", "batch 0"])
-def test_export_numbers_are_checked_before_the_export(tmp_path: Path, args: list[str], fragment: str) -> None:
-    result = run_cli("export", "tsm_mobilenetv2", "-o", str(tmp_path / "x.onnx"), *args)
-    assert fragment in one_line_error(result)
-    assert len(result.stderr.splitlines()) <= 2 and not (tmp_path / "x.onnx").exists()
+    (["export", "tsm_mobilenetv2", "-o", "{tmp}/x.onnx", "--opset", "99"], "--opset 99: use a value from 10 to 20"),
+    (["export", "tsm_mobilenetv2", "-o", "{tmp}/x.onnx", "--opset", "9"], "--opset 9: use a value from 10 to 20"),
+    (["export", "tsm_mobilenetv2", "-o", "{tmp}/x.onnx", "--num-classes", "0"], "--num-classes 0: use a value from 1 to 100000"),
+    (["export", "tsm_mobilenetv2", "-o", "{tmp}/x.onnx", "--batch", "0"], "--batch 0: use a value from 1 to"),
+    (["export", "tsm_mobilenetv2", "-o", "{tmp}/x.onnx", "--int8"], "--int8 needs --calibrate SOURCE"),
+    (["train", "{tmp}/missing", "--out", "{tmp}/x"], "dataset {tmp}/missing does not exist"),
+    (["train", "{tmp}", "--out", "{tmp}/x", "--val", "{tmp}/missing"], "--val {tmp}/missing does not exist"),
+    (["train", "{tmp}", "--out", "{tmp}/x", "--classes", "{tmp}/missing.txt"], "class names file {tmp}/missing.txt cannot be read"),
+    (["train", "{tmp}", "--out", "{tmp}/x", "--patience", "3"], "--patience needs validation clips"),
+    (["train", "{tmp}", "--out", "{tmp}/x", "--width-mult", "0.5", "--width", "32"], "--width-mult (MobileNetV2) and --width"),
+    (["eval", "default", "{tmp}/missing"], "dataset {tmp}/missing does not exist"),
+    (["info", "{tmp}/missing.pth"], "checkpoint {tmp}/missing.pth does not exist"),
+    (["info", "tsm_mobilenetv2"], "Closest weight names: tsm_mobilenetv2.kinetics400"),
+], ids=["opset 99", "opset 9", "num-classes 0", "batch 0", "int8 alone", "train data", "train val", "train classes",
+        "train patience", "train widths", "eval data", "info path", "info near-miss name"])
+def test_bad_arguments_are_refused_before_torch_is_imported(tmp_path: Path, args: list[str], fragment: str) -> None:
+    result = run_without("torch", *(a.format(tmp=tmp_path) for a in args))
+    assert fragment.format(tmp=tmp_path) in one_line_error(result)
+    assert len(result.stderr.splitlines()) <= 2 and sorted(tmp_path.iterdir()) == []  # nothing written
 
 
 def test_the_opset_range_ends_both_export(tmp_path: Path) -> None:

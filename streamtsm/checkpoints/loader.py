@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ from ..card import CardError, ModelCard, StateTensor, card_path_for
 from ..models.online import to_online
 from ..models.registry import create_model
 from ..describe import card_fields
-from ..weights import WeightEntry, closest_names, ensure_weight, find_weight
+from ..weights import WeightEntry, ensure_weight, find_weight, near_miss_message
 from . import tsm, video3d
 from .formats import CheckpointError, CheckpointFormat, Converted, StateDict, key_shapes
 from .restricted_pickle import NotAZipCheckpoint, UnpicklingRefused, read_checkpoint
@@ -255,13 +254,9 @@ def _weight_entry(path: str | Path | None) -> WeightEntry | None:
     """The weight-registry entry a string names, None for a path; a near-miss name lists the closest names."""
     if not isinstance(path, str) or Path(path).exists():
         return None
-    entry = find_weight(path)
-    if entry is None and "/" not in path and os.sep not in path and (close := closest_names(path)):
-        raise CheckpointError(
-            f"{path!r} is neither a file nor a weight name. Closest weight names: {', '.join(close)} "
-            "(`streamtsm models` lists them all)"
-        )
-    return entry
+    if (message := near_miss_message(path)) is not None:
+        raise CheckpointError(message)
+    return find_weight(path)
 
 
 def _load_entry(entry: WeightEntry, *, expected_arch: str | None, class_names: Sequence[str] | None,

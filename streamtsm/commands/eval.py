@@ -42,13 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..resolve import load_torch_model
-    from ..train.datasets import load_video_dataset
-    from ..train.evaluate import evaluate, print_result
-    from ..train.families import default_frames, default_sampling
-    from ..train.loop import CentredClips
-    from ..train.sampling import clip_sampling
+    from ..train.datasets import check_dataset_path
 
+    check_dataset_path(args.data)  # before torch is imported: a typo costs a second, not three
     readout: str | int = args.readout
     if readout != "mean":
         try:
@@ -57,6 +53,13 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--readout must be 'mean' or a number of frames, got {args.readout!r}") from None
         if readout < 1:
             raise ValueError(f"--readout {readout}: the number of last frames must be at least 1")
+    from ..resolve import load_torch_model
+    from ..train.datasets import load_video_dataset
+    from ..train.evaluate import evaluate, print_result
+    from ..train.families import default_frames, default_sampling
+    from ..train.loop import CentredClips
+    from ..train.sampling import clip_sampling
+
     model = load_torch_model(args.checkpoint)
     card = model.card
     mode = args.sampling if args.sampling != "auto" else default_sampling(card)

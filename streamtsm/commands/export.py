@@ -109,11 +109,11 @@ def check_arguments(args: argparse.Namespace, int8: bool) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    int8 = int8_request(args)
+    out = check_arguments(args, int8 is not None)  # before torch is imported: a typo costs a second, not three
     from ..export.onnx import export_onnx
     from ..resolve import load_torch_model
 
-    int8 = int8_request(args)
-    out = check_arguments(args, int8 is not None)
     model = load_torch_model(args.model, num_classes=args.num_classes, input_size=args.input_size)
     if int8 and not model.card.is_online:
         raise ValueError(f"--int8 quantizes online (per-frame) models; {model.card.arch} is a window (clip) model")

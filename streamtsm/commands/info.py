@@ -25,25 +25,32 @@ def register(sub: argparse._SubParsersAction) -> None:
             "(no GPU needed). Without PATH, describes the embedded default model."
         ),
     )
-    p.add_argument("path", nargs="?", help="checkpoint (.safetensors, .pth, .pth.tar), .onnx or .plan; default: embedded model")
+    p.add_argument("path", nargs="?", help="checkpoint (.safetensors, .pth, .pth.tar), .onnx or .plan, or a weight name "
+                   "(`streamtsm models`); default (or 'default'): the embedded model")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (with the full card for .onnx/.plan)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    suffix = Path(args.path).suffix.lower() if args.path else ""
+    path = None if args.path == "default" else args.path  # 'default' names the embedded model, as elsewhere
+    suffix = Path(path).suffix.lower() if path else ""
     if suffix in (".onnx", ".plan", ".engine"):  # .engine: a TensorRT engine, as the resolver reads it
         from ..describe import describe_onnx, describe_plan
 
-        info = describe_onnx(args.path) if suffix == ".onnx" else describe_plan(args.path)
+        info = describe_onnx(path) if suffix == ".onnx" else describe_plan(path)
         if args.json:
             print(json.dumps(info, indent=2))
         else:
             _print_table({k: v for k, v in info.items() if k != "card"})
         return 0
+    from ..weights import find_weight, near_miss_message
+
+    if path is not None and not Path(path).exists() and find_weight(path) is None:  # before torch is imported
+        raise FileNotFoundError(near_miss_message(path) or f"checkpoint {path} does not exist: give a checkpoint, .onnx "
+                                "or .plan file, 'default', or a weight name (`streamtsm models`)")
     from ..checkpoints.loader import card_json, card_summary, inspect_checkpoint
 
-    checkpoint = inspect_checkpoint(args.path)
+    checkpoint = inspect_checkpoint(path)
     if args.json:
         print(card_json(checkpoint))
         return 0

@@ -210,28 +210,43 @@ def _common_fps(data, clip_fps: float | None) -> float:
 # --------------------------------------------------------------------------- the command
 
 
+def preflight(args: argparse.Namespace) -> tuple[Path, tuple[str, ...] | None]:
+    """The checks that need no torch, run before it is imported (a typo costs a second, not the
+    three it takes to import torch): returns the model path ``--out`` names and the ``--classes``."""
+    from ..train.datasets import check_dataset_path, read_class_names
+    from ..train.outputs import check_output, resume_path_for
+
+    out = check_output(args.out, resume=args.resume, overwrite=args.overwrite)
+    if args.resume and not resume_path_for(out).is_file():
+        raise ValueError(f"--resume: no resume state at {resume_path_for(out)}; start without --resume or point --out at the run to continue")
+    check_dataset_path(args.data)
+    if args.val is not None:
+        check_dataset_path(args.val, "--val")
+    names = read_class_names(args.classes) if args.classes is not None else None
+    if args.patience and args.val is None and args.val_fraction is None:
+        raise ValueError("--patience needs validation clips: add --val-fraction 0.2 (or --val DIR)")
+    if args.resize_short is not None and args.input_size is not None and args.resize_short < args.input_size:
+        raise ValueError(f"--resize-short {args.resize_short} is smaller than --input-size {args.input_size}: the crop must fit")
+    if args.width_mult is not None and args.width is not None:
+        raise ValueError("--width-mult (MobileNetV2) and --width (3D CNNs) belong to different architectures: give one")
+    return out, names
+
+
 def run(args: argparse.Namespace) -> int:
+    out, names = preflight(args)
     import torch
 
     from ..card import Preprocessing
     from ..train.augment import AugmentConfig
-    from ..train.datasets import load_video_dataset, read_class_names
+    from ..train.datasets import load_video_dataset
     from ..train.evaluate import evaluate, print_result
     from ..train.families import default_frames, default_sampling, family_of, training_card
     from ..train.finetune import freeze_stages, with_classes
     from ..train.init import build_model, load_init_model
     from ..train.loop import CentredClips, TrainConfig, train_model
-    from ..train.outputs import check_output, resume_path_for
     from ..train.sampling import check_sampling_fits, clip_sampling
     from ..train.split import stratified_split
 
-    out = check_output(args.out, resume=args.resume, overwrite=args.overwrite)
-    if args.resume and not resume_path_for(out).is_file():
-        raise ValueError(f"--resume: no resume state at {resume_path_for(out)}; start without --resume or point --out at the run to continue")
-    if args.patience and args.val is None and args.val_fraction is None:
-        raise ValueError("--patience needs validation clips: add --val-fraction 0.2 (or --val DIR)")
-    if args.resize_short is not None and args.input_size is not None and args.resize_short < args.input_size:
-        raise ValueError(f"--resize-short {args.resize_short} is smaller than --input-size {args.input_size}: the crop must fit")
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -245,8 +260,6 @@ def run(args: argparse.Namespace) -> int:
         init = load_init_model(args.init, None, build_arch=build_arch)
         if init.from_card:
             _init_conflicts(args, init.model.card.arch)
-    if args.width_mult is not None and args.width is not None:
-        raise ValueError("--width-mult (MobileNetV2) and --width (3D CNNs) belong to different architectures: give one")
     base = init.model if init is not None else build_arch()
     from_card = init is not None and init.from_card
     if from_card and args.dropout is not None and not family_of(base.card.arch).dropout:
@@ -254,7 +267,6 @@ def run(args: argparse.Namespace) -> int:
     fps = base.card.temporal.fps if from_card else args.fps
     family = family_of(base.card.arch)
 
-    names = read_class_names(args.classes) if args.classes is not None else None
     frames = args.frames or (default_frames(base.card) if from_card else 8 if not family.clip_model
                              else default_frames(base.card))
     if frames < family.min_frames:

@@ -47,6 +47,7 @@ __all__ = [
     "VideoRecord",
     "VideoInfo",
     "DatasetError",
+    "check_dataset_path",
     "read_text",
     "read_class_names",
     "dataset_layout",
@@ -419,6 +420,15 @@ class VideoClipDataset:
         return frames, record.label
 
 
+def check_dataset_path(source: str | Path, option: str = "dataset") -> Path:
+    """``source`` as a Path if it exists; else the error ``load_video_dataset`` would raise, but
+    cheaply (the CLI checks its dataset arguments before it imports torch)."""
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"{option} {path} does not exist: pass an annotation list or a folder with one sub-folder per class")
+    return path
+
+
 def load_video_dataset(
     source: str | Path,
     *,
@@ -438,9 +448,7 @@ def load_video_dataset(
     :class:`BadDataError` if any entry is bad, unless ``skip_bad``; :class:`DatasetError` when
     the dataset as a whole is unusable.
     """
-    source = Path(source)
-    if not source.exists():
-        raise FileNotFoundError(f"dataset {source} does not exist: pass an annotation list or a folder with one sub-folder per class")
+    source = check_dataset_path(source)
     layout, where = dataset_layout(source)
     bad: list[BadEntry] = []
     if layout == "folders":

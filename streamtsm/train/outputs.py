@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..card import card_path_for
-from ..checkpoints import save_model
+
+if TYPE_CHECKING:  # checking an output path needs no torch (the CLI does it before importing torch)
+    from torch import nn
 
 __all__ = ["OutputError", "model_path", "resume_path_for", "check_output", "save_model_atomically", "temp_path"]
 
@@ -79,6 +80,8 @@ def check_output(out: str | Path, *, resume: bool = False, overwrite: bool = Fal
 
 def save_model_atomically(model: nn.Module, path: Path) -> Path:
     """``save_model`` to temp files, then rename both into place (card first, then weights)."""
+    from ..checkpoints import save_model
+
     tmp = temp_path(path)
     try:
         save_model(model, tmp)

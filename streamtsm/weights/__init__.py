@@ -10,7 +10,7 @@ from .cache import CachedWeight, cached_file, download, ensure_weight, weight_fi
 from .fetch import DownloadError, DownloadOptions, is_offline, mirrored
 from .home import exports_dir, home_dir, weights_dir
 from .labels import label_sets, load_labels
-from .registry import WeightEntry, WeightsError, closest_names, find_weight, get_weight, list_weights
+from .registry import WeightEntry, WeightsError, closest_names, find_weight, get_weight, list_weights, near_miss_message
 
 __all__ = [
     "CachedWeight",
@@ -20,6 +20,7 @@ __all__ = [
     "WeightsError",
     "cached_file",
     "closest_names",
+    "near_miss_message",
     "download",
     "ensure_weight",
     "exports_dir",

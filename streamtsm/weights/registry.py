@@ -19,6 +19,7 @@ Torch-free.
 from __future__ import annotations
 
 import difflib
+import os
 import fnmatch
 import re
 from dataclasses import dataclass, field
@@ -375,6 +376,13 @@ def closest_names(name: str, n: int = 5) -> list[str]:
         if len(close) < n and k not in close and ((arch and arch == a) or (tag and tag == t)):
             close.append(k)
     return close
+
+
+def near_miss_message(name: str) -> str | None:
+    """For a string that is neither a file nor a weight name but close to some: the error saying so."""
+    if "/" in name or os.sep in name or find_weight(name) is not None or not (close := closest_names(name)):
+        return None
+    return f"{name!r} is neither a file nor a weight name. Closest weight names: {', '.join(close)} (`streamtsm models` lists them all)"
 
 
 def get_weight(name: str) -> WeightEntry:
