@@ -13,9 +13,10 @@ or decoding frames is not what is measured) into, in the same run and for the sa
   one engine (so the comparison is about the pipeline, not about N copies of the weights).
 
 For each: sustained predictions/s per stream (the card's rate = kept up), frames dropped by
-the capture threads, end-to-end latency p50/p99 (capture -> Prediction), and CPU use
-(process CPU seconds per second, and per prediction). The default model runs at its card's
-10 fps; TSM-MobileNetV2 224² (random weights) is sampled at 10 fps too (its card says 30), in
+the capture threads, end-to-end latency p50/p99 (capture -> Prediction), CPU use (process
+CPU seconds per second, and per prediction), and how the whole machine's CPU time went
+meanwhile (idle, and "steal": taken by the hypervisor for other guests). The default model
+runs at its card's 10 fps; TSM-MobileNetV2 224² (random weights) is sampled at 10 fps too (its card says 30), in
 fp32 and as the int8 graph ``streamtsm export --int8`` writes (quantized at the start of the
 run, calibrated on synthetic frames; with random weights only its speed means anything).
 
@@ -43,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from streamtsm import MultiRecognizer, Recognizer  # noqa: E402
-from streamtsm.bench.machine import environment, load_average  # noqa: E402
+from streamtsm.bench.machine import MachineCpu, environment, load_average  # noqa: E402
 from streamtsm.bench.results import announce, output_dir, report_header, save_figure, write_results  # noqa: E402
 from streamtsm.resolve import open_engine  # noqa: E402
 from streamtsm.sources import ReplaySource, SyntheticSource  # noqa: E402
@@ -72,6 +73,8 @@ class Row:
     repeats: int = 1
     cpu_ms_range: tuple[float, float] | None = None  # min, max over the repeats
     lane_batches: int | None = None  # rounds stepped as several engine calls at once (lanes > 1)
+    steal_pct: float | None = None  # of the whole machine's CPU time while measured: taken by the hypervisor
+    idle_pct: float | None = None  # of the whole machine's CPU time while measured: left idle
 
 
 def int8_export(spec: str, folder: Path) -> Path:
@@ -104,7 +107,8 @@ def median_row(runs: list[Row]) -> Row:
                int(np.median([r.dropped for r in runs])), med([r.e2e_p50_ms for r in runs]), med([r.e2e_p99_ms for r in runs]),
                med([r.cpu_per_s for r in runs]), med(cpu), None if first.batches is None else int(np.median([r.batches for r in runs])),
                len(runs), (min(cpu), max(cpu)) if cpu else None,
-               None if first.lane_batches is None else int(np.median([r.lane_batches for r in runs])))
+               None if first.lane_batches is None else int(np.median([r.lane_batches for r in runs])),
+               med([r.steal_pct for r in runs]), med([r.idle_pct for r in runs]))
 
 
 def frames_for(n_streams: int, size: tuple[int, int], per_stream: int = 30) -> list[list[np.ndarray]]:
@@ -126,14 +130,21 @@ def _sources(frames: list[list[np.ndarray]], seconds: float) -> dict[str, Replay
 
 
 def _summarise(model: str, mode: str, n: int, seconds: float, preds: dict[str, list[float]], dropped: int,
-               cpu_s: float, rate: float, batches: int | None) -> Row:
+               cpu_s: float, rate: float, batches: int | None, machine: dict[str, float] | None = None) -> Row:
     per_stream = [len(v) / seconds for v in preds.values()]
     lat = [x for v in preds.values() for x in v]
     total = sum(len(v) for v in preds.values())
     return Row(model, mode, n, round(seconds, 2), round(float(np.mean(per_stream)), 2), round(min(per_stream), 2),
                min(per_stream) >= 0.95 * rate, dropped,
                round(float(np.percentile(lat, 50)), 2) if lat else None, round(float(np.percentile(lat, 99)), 2) if lat else None,
-               round(cpu_s / seconds, 3), round(1000 * cpu_s / total, 3) if total else None, batches)
+               round(cpu_s / seconds, 3), round(1000 * cpu_s / total, 3) if total else None, batches,
+               steal_pct=machine["steal_pct"] if machine else None, idle_pct=machine["idle_pct"] if machine else None)
+
+
+def _machine_share(since: MachineCpu | None) -> dict[str, float] | None:
+    """How the whole machine's CPU time went since ``since`` (None off Linux or before the first prediction)."""
+    now = MachineCpu.now()
+    return now.share_since(since) if now is not None else None
 
 
 def run_batched(engine: Any, frames: list[list[np.ndarray]], seconds: float, rate: float, model: str,
@@ -142,18 +153,19 @@ def run_batched(engine: Any, frames: list[list[np.ndarray]], seconds: float, rat
     sources = _sources(frames, seconds)
     preds: dict[str, list[float]] = {sid: [] for sid in sources}
     warm_until = time.monotonic() + WARMUP_S
-    t0 = cpu0 = None
+    t0 = cpu0 = machine0 = None
     for sid, p in multi.run(sources):  # what a server runs: skipped frames stay on the capture threads
         if time.monotonic() < warm_until:
             continue
         if t0 is None:
-            t0, cpu0 = time.monotonic(), time.process_time()
+            t0, cpu0, machine0 = time.monotonic(), time.process_time(), MachineCpu.now()
         preds[sid].append(p.timings.end_to_end_ms)
     elapsed = time.monotonic() - t0 if t0 is not None else seconds
     cpu = time.process_time() - cpu0 if cpu0 is not None else 0.0
+    machine = _machine_share(machine0)
     dropped = sum(multi.capture_stats(sid).dropped for sid in sources)  # replaced by a newer frame unread
     multi.close()
-    row = _summarise(model, mode, len(frames), elapsed, preds, dropped, cpu, rate, multi.batches)
+    row = _summarise(model, mode, len(frames), elapsed, preds, dropped, cpu, rate, multi.batches, machine)
     row.lane_batches = multi.lane_batches if lanes > 1 else None
     return row
 
@@ -180,11 +192,12 @@ def run_separate(engine: Any, frames: list[list[np.ndarray]], seconds: float, ra
     warm_until.append(time.monotonic() + WARMUP_S)
     start.wait()
     time.sleep(max(0.0, warm_until[0] - time.monotonic()))
-    t0, cpu0 = time.monotonic(), time.process_time()
+    t0, cpu0, machine0 = time.monotonic(), time.process_time(), MachineCpu.now()
     for t in threads:
         t.join(seconds + 60)
     elapsed, cpu = time.monotonic() - t0, time.process_time() - cpu0
-    return _summarise(model, "separate", len(frames), elapsed, preds, sum(dropped.values()), cpu, rate, None)
+    machine = _machine_share(machine0)
+    return _summarise(model, "separate", len(frames), elapsed, preds, sum(dropped.values()), cpu, rate, None, machine)
 
 
 def markdown(rows: list[Row], payload: dict[str, Any], quick: bool) -> str:
@@ -193,20 +206,23 @@ def markdown(rows: list[Row], payload: dict[str, Any], quick: bool) -> str:
         "each stream a live 30 fps replay of pre-rendered 480x640 synthetic frames, sampled to 10 fps; ONNX Runtime, "
         "one engine shared by all streams (1 intra-op thread, or as many as the mode says: batched-2t = 2; "
         "batched-2l = 1 thread, lanes=2); 1 s warm-up, then the stated seconds; each row the median of its repeats "
-        "(run interleaved: batched, batched-2t, batched-2l, separate, batched, ...), CPU range over them in brackets",
+        "(run interleaved: batched, batched-2t, batched-2l, separate, batched, ...), CPU range over them in brackets; "
+        "machine idle / steal: per cent of all CPUs' time while measured left idle / taken by the hypervisor for other "
+        "guests (Linux /proc/stat)",
         quick=quick,
     )
     lines += [
         "| model | mode | streams | repeats | pred/s per stream (min) | kept up | dropped | e2e p50 / p99 ms | CPU s/s | "
-        "CPU ms per prediction [range] | batches |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "CPU ms per prediction [range] | batches | machine idle / steal % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         spread = f" [{r.cpu_ms_range[0]:.2f}–{r.cpu_ms_range[1]:.2f}]" if r.cpu_ms_range else ""
         lines.append(
             f"| {r.model} | {r.mode} | {r.streams} | {r.repeats} | {r.predictions_per_stream_s} ({r.min_stream_rate}) | "
             f"{'yes' if r.kept_up else 'no'} | {r.dropped} | {r.e2e_p50_ms} / {r.e2e_p99_ms} | {r.cpu_per_s} | "
-            f"{r.cpu_ms_per_prediction}{spread} | {r.batches if r.batches is not None else '-'} |"
+            f"{r.cpu_ms_per_prediction}{spread} | {r.batches if r.batches is not None else '-'} | "
+            f"{'-' if r.idle_pct is None else f'{r.idle_pct:g} / {r.steal_pct:g}'} |"
         )
     lines += ["", "Largest N that kept the card's rate (every stream >= 95 % of 10 pred/s):", ""]
     modes = list(dict.fromkeys(r.mode for r in rows))

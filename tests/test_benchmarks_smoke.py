@@ -325,8 +325,9 @@ def test_multistream_quick_compares_batched_and_separate_streams(tmp_path):
         assert r["model"] == "default" and r["seconds"] >= 0.9  # the warm-up is not part of the measured time
         assert r["predictions_per_stream_s"] > 0 and r["cpu_ms_per_prediction"] > 0
         assert (r["batches"] is None) == (mode == "separate")
+        assert 0 <= r["steal_pct"] <= 100 and 0 <= r["idle_pct"] <= 100  # the machine's state while measured
     assert rows[("batched", 2)]["batches"] > 0
-    assert "| batched |" in (out / "multistream.md").read_text()
+    assert "| batched |" in (md := (out / "multistream.md").read_text()) and "machine idle / steal %" in md
     _assert_png(out / "multistream.png")
 
 

@@ -1,7 +1,9 @@
 """What a figure was measured on, and how much memory a call took (Linux ``/proc``).
 
 Every result records the machine next to its numbers: CPU, core count, the 1-minute load
-average (the machines these run on are shared, and load moves every figure), library versions.
+average (the machines these run on are shared, and load moves every figure), library versions;
+and, per run, how the whole machine's CPU time went (:class:`MachineCpu`): on a virtual machine
+"steal" is time the hypervisor gave to other guests, which no load average shows.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -25,6 +28,48 @@ MEMORY_METHOD = (
 def load_average() -> float | None:
     """The 1-minute load average (None where the OS has none)."""
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+@dataclass(frozen=True)
+class MachineCpu:
+    """All CPUs' time since boot by kind, in clock ticks (the ``cpu`` line of Linux ``/proc/stat``)."""
+
+    busy: int  # user, nice, system, irq, softirq
+    idle: int  # idle and iowait
+    steal: int
+
+    @classmethod
+    def parse(cls, stat_text: str) -> "MachineCpu | None":
+        for line in stat_text.splitlines():
+            fields = line.split()
+            if fields and fields[0] == "cpu":
+                try:
+                    ticks = [int(x) for x in fields[1:9]]
+                except ValueError:
+                    return None
+                ticks += [0] * (8 - len(ticks))  # old kernels have no steal column
+                user, nice, system, idle, iowait, irq, softirq, steal = ticks
+                return cls(user + nice + system + irq + softirq, idle + iowait, steal)
+        return None
+
+    @classmethod
+    def now(cls) -> "MachineCpu | None":
+        """The counters now; None off Linux."""
+        try:
+            return cls.parse(Path("/proc/stat").read_text())
+        except OSError:
+            return None
+
+    def share_since(self, earlier: "MachineCpu | None") -> dict[str, float] | None:
+        """Per cent of the machine's CPU time since ``earlier``: ``busy_pct``, ``idle_pct``, ``steal_pct``."""
+        if earlier is None:
+            return None
+        busy, idle, steal = self.busy - earlier.busy, self.idle - earlier.idle, self.steal - earlier.steal
+        total = busy + idle + steal
+        if total <= 0:
+            return None
+        return {"busy_pct": round(100 * busy / total, 1), "idle_pct": round(100 * idle / total, 1),
+                "steal_pct": round(100 * steal / total, 1)}
 
 
 def environment(**extra: object) -> dict[str, object]:
