@@ -107,12 +107,15 @@ class _PerStreamState:
 class _Stream:
     """One stream: its slot (state row), its sampler front and its postprocessing."""
 
-    __slots__ = ("stream_id", "slot", "front", "outputs", "frames_pushed", "segment")
+    __slots__ = ("stream_id", "slot", "front", "outputs", "frames_pushed", "segment", "skipping_prefetcher")
 
     def __init__(self, stream_id: Hashable, slot: int, front: StreamSlot, outputs: StreamOutputs) -> None:
         self.stream_id, self.slot, self.front, self.outputs = stream_id, slot, front, outputs
         self.frames_pushed = 0
         self.segment: int | None = None  # the source's reconnect count at the last frame (run() only)
+        # run(): the capture thread's prefetcher when it drops skipped frames; it alone saw every captured
+        # frame, so it knows the capture rate, also after the run ended
+        self.skipping_prefetcher: FramePrefetcher | None = None
 
 
 class MultiRecognizer:
@@ -214,8 +217,8 @@ class MultiRecognizer:
             return
         try:
             src = source if isinstance(source, Source) else open_source(source, **self._source_options)
-            capture = CaptureThread(src, prepare=FramePrefetcher(self.card, self._fps), on_frame=self._on_frame,
-                                    skip_unprepared=self._model_frames_only)
+            prefetcher = FramePrefetcher(self.card, self._fps)
+            capture = CaptureThread(src, prepare=prefetcher, on_frame=self._on_frame, skip_unprepared=self._model_frames_only)
             capture.start()
         except BaseException:
             self.remove_stream(stream_id)
@@ -225,6 +228,8 @@ class MultiRecognizer:
                 capture.stop()
                 return
             self._captures[stream_id] = capture
+            if self._model_frames_only and (stream := self._streams.get(stream_id)) is not None:
+                stream.skipping_prefetcher = prefetcher
 
     def _add(self, stream_id: Hashable) -> _Stream:
         if stream_id in self._streams:
@@ -278,13 +283,13 @@ class MultiRecognizer:
     def rates(self, stream_id: Hashable) -> tuple[float | None, float | None]:
         """(frames/s given to the model, frames/s pushed in) of one stream, over its last ~30 frames.
 
-        Under :meth:`run` the second is the rate its source delivers (every captured frame).
+        Under :meth:`run` the second is the rate its source delivers (every captured frame),
+        and once a run ended, the rate it delivered then.
         """
-        front = self._get(stream_id).front
-        capture = (self._captures or {}).get(stream_id)
-        if capture is not None and capture.skip_unprepared and isinstance(capture.prepare, FramePrefetcher):
-            return front.effective_fps, capture.prepare.input_fps  # the stream itself sees only the kept frames
-        return front.effective_fps, front.input_fps
+        stream = self._get(stream_id)
+        if stream.skipping_prefetcher is not None:  # the stream itself saw only the kept frames
+            return stream.front.effective_fps, stream.skipping_prefetcher.input_fps
+        return stream.front.effective_fps, stream.front.input_fps
 
     def capture_stats(self, stream_id: Hashable) -> CaptureStats | None:
         """The capture thread counters of a stream while run() reads its source, or the last ones

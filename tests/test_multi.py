@@ -204,6 +204,24 @@ def test_run_skips_on_the_capture_threads_and_equals_every_frame_through_the_bat
         assert rates[sid][0] == pytest.approx(10.0) and rates[sid][1] == pytest.approx(30.0)  # model rate, capture rate
 
 
+def test_rates_after_a_run_stopped_by_its_event_still_give_the_capture_rate(tmp_path):
+    """The streams outlive a run ended by stop_event; their capture rate must not fall back to the
+    kept frames' rate (the stream itself never saw the skipped frames)."""
+    engine = FakeOnlineEngine(fake_card(fps=10.0))
+    files = {f"cam{i}": _write_clip(tmp_path / f"c{i}.avi", 90, seed=i, fps=30) for i in range(2)}
+    multi = MultiRecognizer(engine, max_streams=2)
+    stop = threading.Event()
+    count = 0
+    for _ in multi.run({sid: str(path) for sid, path in files.items()}, stop_event=stop):
+        count += 1
+        if count == 24:
+            stop.set()
+    assert multi.stream_ids == sorted(files) and multi.capture_stats("cam0").skipped > 0
+    for sid in files:
+        model_fps, input_fps = multi.rates(sid)
+        assert model_fps == pytest.approx(10.0) and input_fps == pytest.approx(30.0), (sid, model_fps, input_fps)
+
+
 class _DiesAfter(Source):
     """Delivers ``frames`` frames, then (after ``quiet_s`` without a frame) fails as if unplugged."""
 
