@@ -352,3 +352,31 @@ def test_multistream_rows_are_medians_of_their_repeats():
     assert row.min_stream_rate == 9.9 and row.kept_up  # one slow run out of three does not decide
     assert bench.median_row([run(2.0, 30.0, 9.0)]).repeats == 1
 
+
+
+def test_resize_agreement_compares_the_two_preparations_of_the_same_frames(tmp_path):
+    """A 320x240 video needs no halving (both preparations are one and the same resize: identical output);
+    a 640x480 one is halved once by an exact 2x2 mean (patches within rounding of each other)."""
+    import cv2
+    import numpy as np
+
+    videos = []
+    for w, h in ((320, 240), (640, 480)):
+        path = tmp_path / f"v{w}.avi"
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (w, h))
+        rng = np.random.default_rng(w)
+        for _ in range(12):
+            writer.write(cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (0, 0), 3))
+        writer.release()
+        videos.append(path)
+    out = tmp_path / "ra"
+    assert _script("resize_agreement").main(["--quick", "--videos", *map(str, videos), "--out", str(out)]) == 0
+    rows = {r["input"]: r for r in json.loads((out / "resize_agreement.json").read_text())["rows"]}
+    same, halved = rows["v320.avi"], rows["v640.avi"]
+    assert same["steps"] == halved["steps"] == 12 and same["halvings"] == 0 and halved["halvings"] == 1
+    assert same["patch_max_diff"] == 0 and same["top1_agreement"] == 1.0 and same["max_prob_diff"] == 0.0
+    assert halved["patch_max_diff"] <= 1 and halved["window_fast"] == halved["window_exact"] == [480, 480]
+    assert all(0 <= r["shift_top1_agreement"] <= 1 and r["shift_max_prob_diff"] >= 0 for r in rows.values())  # the control
+    synthetic = [r for name, r in rows.items() if name.startswith("synthetic")]
+    assert len(synthetic) == 2 and all(0 <= r["accuracy_fast"] <= 1 and 0 <= r["accuracy_exact"] <= 1 for r in synthetic)
+    assert "| top-1 agreement |" in (out / "resize_agreement.md").read_text()
