@@ -33,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from streamtsm.bench.machine import environment  # noqa: E402
+from streamtsm.bench.machine import environment, load_average  # noqa: E402
 from streamtsm.bench.results import announce, output_dir, report_header, write_results  # noqa: E402
 from streamtsm.postprocess import softmax  # noqa: E402
 from streamtsm.preprocess import FramePreprocessor, area_halvings  # noqa: E402
@@ -169,8 +169,8 @@ def synthetic_frames(seed: int, seconds: float, size: tuple[int, int], fps: floa
 def markdown(rows: list[Row], payload: dict[str, Any], quick: bool) -> str:
     lines = report_header(
         "Fast area resize vs one exact area resize: the default model's output", payload,
-        "ONNX Runtime, the embedded default model (80 px crop), both preparations of every frame in one batch of two "
-        "(fast, exact, and as a control exact with the window moved by one frame pixel) "
+        "ONNX Runtime, the embedded default model (80 px crop), three preparations of every frame in one batch of "
+        "three (fast, exact, and as a control the exact one with the window moved by one frame pixel) "
         "with each row's state carried; patch difference in grey levels (0-255); real videos are sampled to the "
         "model's 10 fps by frame index; synthetic streams are held-out gesture scripts rendered at 10 fps",
         quick=quick,
@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             assert row is not None
             rows.append(row)
             print(asdict(row), flush=True)
+    payload["load_average_end"] = load_average()
     payload["rows"] = [asdict(r) for r in rows]
     announce(list(write_results("resize_agreement", payload, markdown(rows, payload, args.quick), out)))
     return 0
