@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..train.datasets import check_dataset_path
+    from ..train.datasets import check_dataset_path, load_video_dataset  # torch-free
 
     check_dataset_path(args.data)  # before torch is imported: a typo costs a second, not three
     readout: str | int = args.readout
@@ -54,7 +54,6 @@ def run(args: argparse.Namespace) -> int:
         if readout < 1:
             raise ValueError(f"--readout {readout}: the number of last frames must be at least 1")
     from ..resolve import load_torch_model
-    from ..train.datasets import load_video_dataset
     from ..train.evaluate import evaluate, print_result
     from ..train.families import default_frames, default_sampling
     from ..train.loop import CentredClips
