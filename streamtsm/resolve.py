@@ -65,6 +65,25 @@ class ModelSpecError(FileNotFoundError):
     """A model spec names nothing that exists; the message lists what would."""
 
 
+#: Suffixes that make a model spec a file name (not a weight or architecture name).
+FILE_SUFFIXES = (*EXPORTED_SUFFIXES, ".safetensors", ".pth", ".pt", ".tar", ".ckpt")
+
+
+def check_model_file(model: Any) -> None:
+    """Refuse, cheaply and without torch, a spec that can only be a file and is not one.
+
+    A spec with a folder in it or a model file's suffix is a path; if nothing is there, no
+    weight or architecture name can rescue it, so callers check this before slow work (the
+    demo, before it opens a camera).
+    """
+    if not isinstance(model, (str, Path)) or model == "default" or Path(model).exists():
+        return
+    text = str(model)
+    if ("/" in text or "\\" in text or Path(text).suffix.lower() in FILE_SUFFIXES) and weights.find_weight(text) is None:
+        raise ModelSpecError(f"model file {text} does not exist: give an existing checkpoint, .onnx or .plan file, "
+                             "'default', a weight name (`streamtsm models`) or an architecture name")
+
+
 def open_engine(model: Any = None, backend: str = "auto", **options: Any) -> AnyEngine:
     """The engine for ``model`` (see the module docstring for specs, backends and options)."""
     if backend not in BACKENDS:

@@ -280,6 +280,9 @@ def _validate(args: argparse.Namespace) -> None:
         raise DemoError(f"--start-steps must be between 1 and 100 steps, got {args.start_steps}")
     if not 0.4 <= args.start_threshold <= 1.0:  # NaN fails too
         raise DemoError(f"--start-threshold must be between 0.4 (the end threshold) and 1, got {args.start_threshold}")
+    from ..resolve import check_model_file
+
+    check_model_file(args.model)  # a typo in a path fails here, before a camera opens or torch loads
     inputs = [*(args.video or ()), *(args.source or ()), args.model]  # none may be overwritten by an output
     if args.output:
         check_output_path(args.output, suffixes=(".mp4", ".avi", ".mkv", ".mov"), inputs=inputs, what="--output")
