@@ -95,6 +95,7 @@ def open_engine(model: Any = None, backend: str = "auto", **options: Any) -> Any
     path = _exported_path(model)
     if path is not None:
         return _open_exported(path, backend, options, why=f"{path.name} is an exported graph")
+    check_model_file(model)  # a missing checkpoint says so, not "needs torch" where torch is absent
     if backend == "torch" or (backend == "auto" and _has_card(model)):
         why = "asked for" if backend == "torch" else "an in-memory torch model stays on torch"
         return _open_torch(load_torch_model(model), options, why)

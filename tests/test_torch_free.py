@@ -171,3 +171,16 @@ def test_runtime_modules_import_without_the_torch_side():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0 and proc.stdout.startswith("ok"), proc.stderr[-3000:]
+
+
+@pytest.mark.runtime
+@pytest.mark.parametrize("name", ["missing.pth", "models/missing.safetensors", "sub/dir/missing"])
+def test_a_missing_checkpoint_says_it_does_not_exist_not_that_it_needs_torch(tmp_path, name):
+    """On a device without torch, a typo in a checkpoint path used to read "this model needs torch"."""
+    from streamtsm.resolve import ModelSpecError, open_engine
+
+    spec = str(tmp_path / name) if "/" in name else name
+    with pytest.raises(ModelSpecError, match=f"model file {spec} does not exist"):
+        open_engine(spec)
+    with pytest.raises(ModelSpecError, match="does not exist"):
+        open_engine(Path(spec), backend="torch")
