@@ -38,7 +38,8 @@ from streamtsm.bench.results import announce, output_dir, report_header, write_r
 from streamtsm.postprocess import softmax  # noqa: E402
 from streamtsm.preprocess import FramePreprocessor, area_halvings  # noqa: E402
 from streamtsm.resolve import open_engine  # noqa: E402
-from streamtsm.sources import SyntheticSource  # noqa: E402
+from streamtsm.sampling import FrameSampler  # noqa: E402
+from streamtsm.sources import SourceError, SyntheticSource, VideoFileSource  # noqa: E402
 
 SAMPLE_VIDEOS = Path("/usr/share/doc/opencv-doc/examples/data")  # Debian's opencv-doc
 SAMPLE_NAMES = ("vtest.avi", "Megamind.avi", "tree.avi")
@@ -140,24 +141,19 @@ def compare(engine: Any, name: str, frames: Iterator[tuple[np.ndarray, str | Non
 
 
 def video_frames(path: Path, fps: float, limit: int | None) -> Iterator[tuple[np.ndarray, None]]:
-    """A video's frames sampled to ``fps`` by their timestamps (every frame if the file is slower)."""
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise SystemExit(f"error: cannot open {path} as a video; give a readable video file")
-    src_fps = cap.get(cv2.CAP_PROP_FPS) or fps
-    step = max(1, round(src_fps / fps))
-    i = taken = 0
-    try:
-        while limit is None or taken < limit:
-            ok, image = cap.read()
-            if not ok:
-                break
-            if i % step == 0:
+    """A video's frames as the runtime takes them: decoded by ``VideoFileSource``, sampled to
+    ``fps`` on the file's clock by ``FrameSampler`` (every frame if the file is slower)."""
+    sampler = FrameSampler(fps, max_gap_s=3600.0)
+    taken = 0
+    with VideoFileSource(path) as source:
+        for frame in source:
+            decision = sampler.decide(frame.media_time_s, frame.source)
+            sampler.commit(decision, frame.media_time_s, frame.source)
+            if decision.keep:
+                yield frame.image, None
                 taken += 1
-                yield image, None
-            i += 1
-    finally:
-        cap.release()
+                if limit is not None and taken >= limit:
+                    return
 
 
 def synthetic_frames(seed: int, seconds: float, size: tuple[int, int], fps: float) -> Iterator[tuple[np.ndarray, str | None]]:
@@ -172,7 +168,8 @@ def markdown(rows: list[Row], payload: dict[str, Any], quick: bool) -> str:
         "ONNX Runtime, the embedded default model (80 px crop), three preparations of every frame in one batch of "
         "three (fast, exact, and as a control the exact one with the window moved by one frame pixel) "
         "with each row's state carried; patch difference in grey levels (0-255); real videos are sampled to the "
-        "model's 10 fps by frame index; synthetic streams are held-out gesture scripts rendered at 10 fps",
+        "model's 10 fps on the file's clock (the runtime's sampler); synthetic streams are held-out gesture "
+        "scripts rendered at 10 fps",
         quick=quick,
     )
     lines += [
@@ -217,7 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     with open_engine(None, threads=1) as engine:
         fps = engine.card.temporal.fps
         for path in videos:
-            row = compare(engine, Path(path).name, video_frames(Path(path), fps, args.max_steps))
+            try:
+                row = compare(engine, Path(path).name, video_frames(Path(path), fps, args.max_steps))
+            except SourceError as exc:  # says what the file is and what to do
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
             if row is None:
                 print(f"{path}: no frames decoded; skipped", flush=True)
                 continue
