@@ -130,7 +130,8 @@ def _sources(frames: list[list[np.ndarray]], seconds: float) -> dict[str, Replay
 
 
 def _summarise(model: str, mode: str, n: int, seconds: float, preds: dict[str, list[float]], dropped: int,
-               cpu_s: float, rate: float, batches: int | None, machine: dict[str, float] | None = None) -> Row:
+               cpu_s: float, rate: float, batches: int | None, machine: dict[str, float] | None = None,
+               lane_batches: int | None = None) -> Row:
     per_stream = [len(v) / seconds for v in preds.values()]
     lat = [x for v in preds.values() for x in v]
     total = sum(len(v) for v in preds.values())
@@ -138,7 +139,8 @@ def _summarise(model: str, mode: str, n: int, seconds: float, preds: dict[str, l
                min(per_stream) >= 0.95 * rate, dropped,
                round(float(np.percentile(lat, 50)), 2) if lat else None, round(float(np.percentile(lat, 99)), 2) if lat else None,
                round(cpu_s / seconds, 3), round(1000 * cpu_s / total, 3) if total else None, batches,
-               steal_pct=machine["steal_pct"] if machine else None, idle_pct=machine["idle_pct"] if machine else None)
+               lane_batches=lane_batches, steal_pct=machine["steal_pct"] if machine else None,
+               idle_pct=machine["idle_pct"] if machine else None)
 
 
 def _machine_share(since: MachineCpu | None) -> dict[str, float] | None:
@@ -165,9 +167,8 @@ def run_batched(engine: Any, frames: list[list[np.ndarray]], seconds: float, rat
     machine = _machine_share(machine0)
     dropped = sum(multi.capture_stats(sid).dropped for sid in sources)  # replaced by a newer frame unread
     multi.close()
-    row = _summarise(model, mode, len(frames), elapsed, preds, dropped, cpu, rate, multi.batches, machine)
-    row.lane_batches = multi.lane_batches if lanes > 1 else None
-    return row
+    return _summarise(model, mode, len(frames), elapsed, preds, dropped, cpu, rate, multi.batches, machine,
+                      multi.lane_batches if lanes > 1 else None)
 
 
 def run_separate(engine: Any, frames: list[list[np.ndarray]], seconds: float, rate: float, model: str) -> Row:
@@ -248,10 +249,10 @@ def plot(rows: list[Row], path: Path) -> None:
     for col, model in enumerate(models):
         for mode in dict.fromkeys(r.mode for r in rows):
             rs = sorted((r for r in rows if r.model == model and r.mode == mode), key=lambda r: r.streams)
+            if not rs:
+                continue
             colour, style = MODE_STYLES.get(mode, ("C7", "-x"))
             for row, value in ((0, "e2e_p99_ms"), (1, "cpu_ms_per_prediction")):
-                if not rs:
-                    continue
                 xs, ys = [r.streams for r in rs], [getattr(r, value) for r in rs]
                 axes[row, col].plot(xs, ys, style, color=colour, label=mode)
                 lost = [(x, y) for x, y, r in zip(xs, ys, rs) if not r.kept_up]  # hollow: the card's rate was lost

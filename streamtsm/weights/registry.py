@@ -19,8 +19,8 @@ Torch-free.
 from __future__ import annotations
 
 import difflib
-import os
 import fnmatch
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
