@@ -74,14 +74,14 @@ def check_model_file(model: Any) -> None:
 
     A spec with a folder in it or a model file's suffix is a path; if nothing is there, no
     weight or architecture name can rescue it, so callers check this before slow work (the
-    demo, before it opens a camera).
+    demo before it opens a camera, ``export`` before it imports torch).
     """
     if not isinstance(model, (str, Path)) or model == "default" or Path(model).exists():
         return
     text = str(model)
     if ("/" in text or "\\" in text or Path(text).suffix.lower() in FILE_SUFFIXES) and weights.find_weight(text) is None:
-        raise ModelSpecError(f"model file {text} does not exist: give an existing checkpoint, .onnx or .plan file, "
-                             "'default', a weight name (`streamtsm models`) or an architecture name")
+        raise ModelSpecError(f"model file {text} does not exist (a folder in it or a model file's suffix makes it a path): "
+                             "check the path, or give 'default', a weight name (`streamtsm models`) or an architecture name")
 
 
 def open_engine(model: Any = None, backend: str = "auto", **options: Any) -> AnyEngine:

@@ -143,6 +143,7 @@ def test_info_on_an_onnx_file_with_a_broken_card_names_the_field(tmp_path: Path)
     (["export", "tsm_mobilenetv2", "-o", "{tmp}/x.onnx", "--num-classes", "0"], "--num-classes 0: use a value from 1 to 100000"),
     (["export", "tsm_mobilenetv2", "-o", "{tmp}/x.onnx", "--batch", "0"], "--batch 0: use a value from 1 to"),
     (["export", "tsm_mobilenetv2", "-o", "{tmp}/x.onnx", "--int8"], "--int8 needs --calibrate SOURCE"),
+    (["export", "{tmp}/missing.pth", "-o", "{tmp}/x.onnx"], "model file {tmp}/missing.pth does not exist"),
     (["train", "{tmp}/missing", "--out", "{tmp}/x"], "dataset {tmp}/missing does not exist"),
     (["train", "{tmp}", "--out", "{tmp}/x", "--val", "{tmp}/missing"], "--val {tmp}/missing does not exist"),
     (["train", "{tmp}", "--out", "{tmp}/x", "--classes", "{tmp}/missing.txt"], "class names file {tmp}/missing.txt cannot be read"),
@@ -154,7 +155,7 @@ def test_info_on_an_onnx_file_with_a_broken_card_names_the_field(tmp_path: Path)
     # the demo: before the camera opens (there is none here: that error would come first otherwise)
     (["demo", "--model", "{tmp}/missing.pth", "--camera", "0", "--headless"], "model file {tmp}/missing.pth does not exist"),
     (["demo", "--model", "missing.onnx", "--source", "synthetic", "--headless"], "model file missing.onnx does not exist"),
-], ids=["opset 99", "opset 9", "num-classes 0", "batch 0", "int8 alone", "train data", "train val", "train classes",
+], ids=["opset 99", "opset 9", "num-classes 0", "batch 0", "int8 alone", "export path", "train data", "train val", "train classes",
         "train patience", "train widths", "eval data", "info path", "info near-miss name", "demo camera", "demo source"])
 def test_bad_arguments_are_refused_before_torch_is_imported(tmp_path: Path, args: list[str], fragment: str) -> None:
     result = run_without("torch", *(a.format(tmp=tmp_path) for a in args))

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..card import MAX_CLASSES, MAX_SIDE, MIN_SIDE
 from ..contract import MAX_OPSET, MIN_OPSET
 from ..outputs import check_output_path
+from ..resolve import check_model_file
 from ..weights.registry import find_weight
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ def check_arguments(args: argparse.Namespace, int8: bool) -> Path:
         if not lo <= value <= hi:
             why = " (the range torch's TorchScript exporter writes for every architecture here)" if option == "--opset" else ""
             raise ValueError(f"{option} {value}: use a value from {lo} to {hi}{why}")
+    check_model_file(args.model)
     # a weight name keeps its tag (tsm_resnet50.sthv2 and .kinetics400 must not share one default file)
     name = ("default" if args.model == "default" else args.model.replace(".", "_") if find_weight(args.model)
             else Path(args.model).name.split(".")[0])
