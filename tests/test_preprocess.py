@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from streamtsm.card import IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD, Preprocessing
-from streamtsm.preprocess import FrameError, FramePreprocessor, area_halvings, as_bgr_uint8, preprocess_clip
+from streamtsm.preprocess import FrameError, FramePreprocessor, area_halvings, area_third, as_bgr_uint8, preprocess_clip
 
 pytestmark = pytest.mark.runtime  # torch-free: also run with torch blocked
 
@@ -107,6 +107,34 @@ def test_area_path_is_the_block_mean_of_the_centre_window(hw: tuple[int, int], c
     assert pre.area_window(*hw) == (top, left, side, side)
     got = pre.geometry(frame).astype(np.float64)
     assert np.abs(got - expected).max() <= 1.0
+
+
+def _content(kind: str, hw: tuple[int, int], seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind == "noise":
+        return rng.integers(0, 256, (*hw, 3), dtype=np.uint8)
+    if kind == "extremes":  # block sums near every rounding boundary
+        return rng.choice(np.array([0, 1, 127, 128, 254, 255], np.uint8), (*hw, 3))
+    return (rng.integers(0, 2, (*hw, 3)) * 255).astype(np.uint8)  # black and white only
+
+
+@pytest.mark.parametrize("kind", ["noise", "extremes", "binary"])
+@pytest.mark.parametrize("hw, window", [
+    ((240, 240), None),  # the default model's 640x480 frame after one halving
+    ((240, 320), (0, 40, 240, 240)),  # a 320x240 frame's centre window: a view, not contiguous
+    ((672, 672), None),
+    ((9, 3), None),  # the smallest shapes, one block wide
+    ((3, 3), None),
+])
+def test_area_third_is_opencvs_area_resize_bit_for_bit(kind: str, hw: tuple[int, int], window) -> None:
+    img = _content(kind, hw, seed=hw[0] * 7 + hw[1])
+    if window is not None:
+        top, left, h, w = window
+        img = img[top : top + h, left : left + w]
+    expected = cv2.resize(img, (img.shape[1] // 3, img.shape[0] // 3), interpolation=cv2.INTER_AREA)
+    got = area_third(img)
+    assert got.shape == expected.shape and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("src, dst, halvings", [
