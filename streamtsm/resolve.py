@@ -69,19 +69,23 @@ class ModelSpecError(FileNotFoundError):
 FILE_SUFFIXES = (*EXPORTED_SUFFIXES, ".safetensors", ".pth", ".pt", ".tar", ".ckpt")
 
 
-def check_model_file(model: Any) -> None:
+ELSE_GIVE = "'default', a weight name (`streamtsm models`) or an architecture name"
+
+
+def check_model_file(model: Any, *, instead: str = ELSE_GIVE) -> None:
     """Refuse, cheaply and without torch, a spec that can only be a file and is not one.
 
     A spec with a folder in it or a model file's suffix is a path; if nothing is there, no
     weight or architecture name can rescue it, so callers check this before slow work (the
-    demo before it opens a camera, ``export`` before it imports torch).
+    demo before it opens a camera, ``export`` and ``train --init`` before they import torch).
+    ``instead``: what the caller takes besides a file, for the message.
     """
     if not isinstance(model, (str, Path)) or model == "default" or Path(model).exists():
         return
     text = str(model)
     if ("/" in text or "\\" in text or Path(text).suffix.lower() in FILE_SUFFIXES) and weights.find_weight(text) is None:
         raise ModelSpecError(f"model file {text} does not exist (a folder in it or a model file's suffix makes it a path): "
-                             "check the path, or give 'default', a weight name (`streamtsm models`) or an architecture name")
+                             f"check the path, or give {instead}")
 
 
 def open_engine(model: Any = None, backend: str = "auto", **options: Any) -> AnyEngine:

@@ -149,14 +149,17 @@ def test_info_on_an_onnx_file_with_a_broken_card_names_the_field(tmp_path: Path)
     (["train", "{tmp}", "--out", "{tmp}/x", "--classes", "{tmp}/missing.txt"], "class names file {tmp}/missing.txt cannot be read"),
     (["train", "{tmp}", "--out", "{tmp}/x", "--patience", "3"], "--patience needs validation clips"),
     (["train", "{tmp}", "--out", "{tmp}/x", "--width-mult", "0.5", "--width", "32"], "--width-mult (MobileNetV2) and --width"),
+    (["train", "{tmp}", "--out", "{tmp}/x", "--init", "{tmp}/missing.pth"], "--init {tmp}/missing.pth: model file"),
     (["eval", "default", "{tmp}/missing"], "dataset {tmp}/missing does not exist"),
     (["info", "{tmp}/missing.pth"], "checkpoint {tmp}/missing.pth does not exist"),
     (["info", "tsm_mobilenetv2"], "Closest weight names: tsm_mobilenetv2.kinetics400"),
     # the demo: before the camera opens (there is none here: that error would come first otherwise)
     (["demo", "--model", "{tmp}/missing.pth", "--camera", "0", "--headless"], "model file {tmp}/missing.pth does not exist"),
     (["demo", "--model", "missing.onnx", "--source", "synthetic", "--headless"], "model file missing.onnx does not exist"),
+    (["demo", "--source", "synthetic", "--source", "synthetic:2", "--lanes", "2", "--backend", "torch", "--headless"],
+     "--backend torch cannot"),
 ], ids=["opset 99", "opset 9", "num-classes 0", "batch 0", "int8 alone", "export path", "train data", "train val", "train classes",
-        "train patience", "train widths", "eval data", "info path", "info near-miss name", "demo camera", "demo source"])
+        "train patience", "train widths", "train init", "eval data", "info path", "info near-miss name", "demo camera", "demo source", "demo lanes on torch"])
 def test_bad_arguments_are_refused_before_torch_is_imported(tmp_path: Path, args: list[str], fragment: str) -> None:
     result = run_without("torch", *(a.format(tmp=tmp_path) for a in args))
     assert fragment.format(tmp=tmp_path) in one_line_error(result)

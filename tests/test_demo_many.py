@@ -62,7 +62,8 @@ def test_lanes_reach_the_multirecognizer_of_several_sources(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--source", "synthetic", "--lanes", "2"], "--lanes 2 splits the batch of several sources"),
     (["--source", "synthetic", "--source", "synthetic:2", "--lanes", "0"], "--lanes must be between 1 and 16, got 0"),
-    (["--source", "synthetic", "--source", "synthetic:2", "--lanes", "2", "--backend", "torch"], "lanes=2 needs an engine"),
+    (["--source", "synthetic", "--source", "synthetic:2", "--lanes", "2", "--backend", "torch"], "--lanes 2 needs an engine that can step from several threads"),
+    (["--source", "synthetic", "--source", "synthetic:2", "--lanes", "3", "--backend", "tensorrt"], "--backend tensorrt cannot"),
 ])
 def test_bad_lanes_are_one_line_errors(tmp_path, args, message):
     proc = _demo([*args, "--headless", "--max-frames", "3"], tmp_path)

@@ -276,6 +276,9 @@ def _validate(args: argparse.Namespace) -> None:
 
     if not 1 <= args.lanes <= MAX_LANES:
         raise DemoError(f"--lanes must be between 1 and {MAX_LANES}, got {args.lanes}")
+    if args.lanes > 1 and args.backend in ("torch", "tensorrt"):  # said before the model loads (torch: seconds)
+        raise DemoError(f"--lanes {args.lanes} needs an engine that can step from several threads at once; --backend "
+                        f"{args.backend} cannot. Use --lanes 1, or --backend onnxruntime (or auto)")
     if not 1 <= args.start_steps <= 100:
         raise DemoError(f"--start-steps must be between 1 and 100 steps, got {args.start_steps}")
     if not 0.4 <= args.start_threshold <= 1.0:  # NaN fails too

@@ -213,6 +213,7 @@ def _common_fps(data, clip_fps: float | None) -> float:
 def preflight(args: argparse.Namespace) -> tuple[Path, tuple[str, ...] | None]:
     """The checks that need no torch, run before it is imported (a typo costs a second, not the
     three it takes to import torch): returns the model path ``--out`` names and the ``--classes``."""
+    from ..resolve import ModelSpecError, check_model_file
     from ..train.datasets import check_dataset_path, read_class_names
     from ..train.outputs import check_output, resume_path_for
 
@@ -220,6 +221,11 @@ def preflight(args: argparse.Namespace) -> tuple[Path, tuple[str, ...] | None]:
     if args.resume and not resume_path_for(out).is_file():
         raise ValueError(f"--resume: no resume state at {resume_path_for(out)}; start without --resume or point --out at the run to continue")
     check_dataset_path(args.data)
+    if args.init is not None:
+        try:
+            check_model_file(args.init, instead="'default' or a weight name (`streamtsm models`)")
+        except ModelSpecError as exc:
+            raise ValueError(f"--init {args.init}: {exc}") from None
     if args.val is not None:
         check_dataset_path(args.val, "--val")
     names = read_class_names(args.classes) if args.classes is not None else None
