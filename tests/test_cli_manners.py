@@ -138,10 +138,10 @@ def test_info_on_an_onnx_file_with_a_broken_card_names_the_field(tmp_path: Path)
 # a check that came after the import would fail on the import instead of printing its own line.
 @pytest.mark.runtime
 @pytest.mark.parametrize("args, fragment", [
-    (["export", "tsm_mobilenetv2", "-o", "{tmp}/x.onnx", "--opset", "99"], "--opset 99: use a value from 10 to 20"),
-    (["export", "tsm_mobilenetv2", "-o", "{tmp}/x.onnx", "--opset", "9"], "--opset 9: use a value from 10 to 20"),
-    (["export", "tsm_mobilenetv2", "-o", "{tmp}/x.onnx", "--num-classes", "0"], "--num-classes 0: use a value from 1 to 100000"),
-    (["export", "tsm_mobilenetv2", "-o", "{tmp}/x.onnx", "--batch", "0"], "--batch 0: use a value from 1 to"),
+    (["export", "tsm_mobilenetv2", "-o", "{tmp}/x.onnx", "--opset", "99"], "--opset 99 is out of range: use a value from 10 to 20"),
+    (["export", "tsm_mobilenetv2", "-o", "{tmp}/x.onnx", "--opset", "9"], "--opset 9 is out of range: use a value from 10 to 20"),
+    (["export", "tsm_mobilenetv2", "-o", "{tmp}/x.onnx", "--num-classes", "0"], "--num-classes 0 is out of range: use a value from 1 to 100000"),
+    (["export", "tsm_mobilenetv2", "-o", "{tmp}/x.onnx", "--batch", "0"], "--batch 0 is out of range: use a value from 1 to"),
     (["export", "tsm_mobilenetv2", "-o", "{tmp}/x.onnx", "--int8"], "--int8 needs --calibrate SOURCE"),
     (["export", "{tmp}/missing.pth", "-o", "{tmp}/x.onnx"], "model file {tmp}/missing.pth does not exist"),
     (["train", "{tmp}/missing", "--out", "{tmp}/x"], "dataset {tmp}/missing does not exist"),

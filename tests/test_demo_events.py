@@ -38,9 +38,9 @@ def test_start_steps_holds_back_starts_that_are_not_confirmed():
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--start-steps", "0"], "--start-steps must be between 1 and 100"),
-    (["--start-threshold", "0.3"], "--start-threshold must be between 0.4"),
-    (["--start-threshold", "nan"], "--start-threshold must be between 0.4"),
+    (["--start-steps", "0"], "--start-steps 0 is out of range: use a value from 1 to 100"),
+    (["--start-threshold", "0.3"], "--start-threshold 0.3 is out of range: use a value from 0.4 to 1 (0.4 is the end threshold)"),
+    (["--start-threshold", "nan"], "--start-threshold nan is out of range: use a value from 0.4 to 1"),
 ])
 def test_bad_event_options_are_refused_in_one_line(options, message):
     result = _demo("--source", "synthetic", "--headless", "--max-frames", "5", *options)

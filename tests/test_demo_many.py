@@ -61,7 +61,7 @@ def test_lanes_reach_the_multirecognizer_of_several_sources(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--source", "synthetic", "--lanes", "2"], "--lanes 2 splits the batch of several sources"),
-    (["--source", "synthetic", "--source", "synthetic:2", "--lanes", "0"], "--lanes must be between 1 and 16, got 0"),
+    (["--source", "synthetic", "--source", "synthetic:2", "--lanes", "0"], "--lanes 0 is out of range: use a value from 1 to 16"),
     (["--source", "synthetic", "--source", "synthetic:2", "--lanes", "2", "--backend", "torch"], "--lanes 2 needs an engine that can step from several threads"),
     (["--source", "synthetic", "--source", "synthetic:2", "--lanes", "3", "--backend", "tensorrt"], "--backend tensorrt cannot"),
 ])

@@ -183,9 +183,9 @@ def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, onnx_dyn
     cases = [
         (["--name", "../../escaped"], "model name '../../escaped' is not allowed"),
         (["--name", 'a"b'], """model name 'a"b' is not allowed"""),
-        (["--idle-ms", "-5"], "--idle-ms must be an integer from 1 to 86400000"),
-        (["--max-batch", "0"], "--max-batch must be an integer from 1 to 1024, got 0"),
-        (["--instances", "100"], "--instances must be an integer from 1 to 64"),
+        (["--idle-ms", "-5"], "--idle-ms -5 is out of range: use a value from 1 to 86400000"),
+        (["--max-batch", "0"], "--max-batch 0 is out of range: use a value from 1 to 1024"),
+        (["--instances", "100"], "--instances 100 is out of range: use a value from 1 to 64"),
         (["-o", str(afile)], f"repository {afile} is a file"),
         (["-o", str(afile / "repo")], f"is inside {afile}, which is a file"),
         (["--backend", "tensorrt"], "the tensorrt backend serves a .plan"),

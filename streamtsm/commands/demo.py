@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..outputs import PendingFile, check_output_path
+from .ranges import check_range
 from .streaming import WindowError, emit, exit_now, open_source_arg, open_window, percentile, rounded, stop_on_signals
 
 logger = logging.getLogger(__name__)
@@ -268,21 +269,18 @@ class _Screen:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    if args.max_frames is not None and args.max_frames < 1:
-        raise DemoError(f"--max-frames must be a positive number of frames, got {args.max_frames}")
-    if args.threads is not None and not 1 <= args.threads <= 256:
-        raise DemoError(f"--threads must be between 1 and 256, got {args.threads}")
     from ..multi import MAX_LANES  # here, not at import: --help stays light
 
-    if not 1 <= args.lanes <= MAX_LANES:
-        raise DemoError(f"--lanes must be between 1 and {MAX_LANES}, got {args.lanes}")
+    if args.max_frames is not None:
+        check_range("--max-frames", args.max_frames, 1, None, error=DemoError)
+    if args.threads is not None:
+        check_range("--threads", args.threads, 1, 256, error=DemoError)
+    check_range("--lanes", args.lanes, 1, MAX_LANES, error=DemoError)
     if args.lanes > 1 and args.backend in ("torch", "tensorrt"):  # said before the model loads (torch: seconds)
         raise DemoError(f"--lanes {args.lanes} needs an engine that can step from several threads at once; --backend "
                         f"{args.backend} cannot. Use --lanes 1, or --backend onnxruntime (or auto)")
-    if not 1 <= args.start_steps <= 100:
-        raise DemoError(f"--start-steps must be between 1 and 100 steps, got {args.start_steps}")
-    if not 0.4 <= args.start_threshold <= 1.0:  # NaN fails too
-        raise DemoError(f"--start-threshold must be between 0.4 (the end threshold) and 1, got {args.start_threshold}")
+    check_range("--start-steps", args.start_steps, 1, 100, error=DemoError)
+    check_range("--start-threshold", args.start_threshold, 0.4, 1.0, note="0.4 is the end threshold", error=DemoError)
     from ..resolve import check_model_file
 
     check_model_file(args.model)  # a typo in a path fails here, before a camera opens or torch loads

@@ -6,7 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from .train import FPS, DefaultsFormatter, _number
+from .ranges import check_range, number
+from .train import FPS, DefaultsFormatter
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", help="checkpoint file ('default' for the embedded model)")
     p.add_argument("data", type=Path, help="dataset folder (annotations.txt or class sub-folders) or annotation list file")
     p.add_argument("--data-prefix", metavar="DIR", type=Path, help="folder the annotation paths are relative to (default: the list's folder)")
-    p.add_argument("--frames", "--num-segments", dest="frames", metavar="T", type=_number(int, 1, MAX_SAMPLE_FRAMES, what="frames per clip"),
+    p.add_argument("--frames", "--num-segments", dest="frames", metavar="T", type=number(int, 1, MAX_SAMPLE_FRAMES),
                    help="frames per clip (default: the card's window or num_segments)")
     p.add_argument("--sampling", choices=("auto", "dense", "segments"), default="auto",
                    help="dense: consecutive frames; segments: TSN, one frame per segment; auto: dense for online and "
@@ -34,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fps", metavar="FPS", type=FPS, help="frame rate to sample the clips at (default: the card's)")
     p.add_argument("--clip-fps", metavar="FPS", type=FPS, help="frame rate of clips whose files declare none (default: such clips are bad entries)")
     p.add_argument("--readout", default="mean", help="'mean' or a number K of last frames")
-    p.add_argument("--batch-size", metavar="N", type=_number(int, 1, 4096, what="the batch size"), default=8, help="clips per batch")
+    p.add_argument("--batch-size", metavar="N", type=number(int, 1, 4096), default=8, help="clips per batch")
     p.add_argument("--skip-bad", action="store_true", help="report bad entries and evaluate the rest")
     p.add_argument("--decoder", choices=("opencv", "pyav"), default="opencv", help="video decoder")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -51,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
             readout = int(readout)
         except ValueError:
             raise ValueError(f"--readout must be 'mean' or a number of frames, got {args.readout!r}") from None
-        if readout < 1:
-            raise ValueError(f"--readout {readout}: the number of last frames must be at least 1")
+        check_range("--readout", readout, 1, None, note="the number of last frames, or 'mean'")
     from ..resolve import load_torch_model
     from ..train.evaluate import evaluate, print_result
     from ..train.families import default_frames, default_sampling

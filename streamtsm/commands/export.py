@@ -9,6 +9,7 @@ from pathlib import Path
 from ..card import MAX_CLASSES, MAX_SIDE, MIN_SIDE
 from ..contract import MAX_OPSET, MIN_OPSET
 from ..outputs import check_output_path
+from .ranges import check_range
 from ..resolve import check_model_file
 from ..weights.registry import find_weight
 
@@ -98,9 +99,8 @@ def check_arguments(args: argparse.Namespace, int8: bool) -> Path:
         ("--check-steps", args.check_steps, 1, 1000),
         ("--input-size", args.input_size if args.input_size is not None else MIN_SIDE, MIN_SIDE, MAX_SIDE),
     ):
-        if not lo <= value <= hi:
-            why = " (the range torch's TorchScript exporter writes for every architecture here)" if option == "--opset" else ""
-            raise ValueError(f"{option} {value}: use a value from {lo} to {hi}{why}")
+        note = "the range torch's TorchScript exporter writes for every architecture here" if option == "--opset" else ""
+        check_range(option, value, lo, hi, note=note)
     check_model_file(args.model)
     # a weight name keeps its tag (tsm_resnet50.sthv2 and .kinetics400 must not share one default file)
     name = ("default" if args.model == "default" else args.model.replace(".", "_") if find_weight(args.model)

@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .ranges import check_range
 from .streaming import emit, exit_now, open_window, stop_on_signals
 
 logger = logging.getLogger(__name__)
@@ -86,8 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _check_range(name: str, value: float, flag: str) -> None:
     lo, hi = LIMITS[name]
-    if not lo <= value <= hi:
-        raise RecordError(f"{flag} {value:g} is out of range: use a value from {lo:g} to {hi:g}")
+    check_range(flag, value, lo, hi, error=RecordError)
 
 
 def _frame_size(text: str | None) -> tuple[int, int] | None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
+
+from .ranges import number
 
 BACKGROUND_DEFAULT = "no_action"
 
@@ -27,29 +29,9 @@ class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def _number(kind: type, low: float | None = None, high: float | None = None, *, low_open: bool = False,
-            what: str = "") -> Callable[[str], float]:
-    """An argparse type: a finite ``kind`` within [low, high] (``low_open``: strictly above low)."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
-        bad = not math.isfinite(value) or (low is not None and (value <= low if low_open else value < low)) or (
-            high is not None and value > high)
-        if bad:
-            span = f"{'above' if low_open else 'at least'} {low:g}" if low is not None else ""
-            span += (" and " if span and high is not None else "") + (f"at most {high:g}" if high is not None else "")
-            raise argparse.ArgumentTypeError(f"{text} is out of range: {what or 'it'} must be {span}")
-        return value
-
-    return parse
-
-
-positive_int = _number(int, 1, what="the value")
-positive_float = _number(float, 0, low_open=True, what="the value")
-FPS = _number(float, 0, 1000, low_open=True, what="a frame rate (fps)")
+positive_int = number(int, 1)
+positive_float = number(float, 0, low_open=True)
+FPS = number(float, 0, 1000, low_open=True, note="frames per second")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -76,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("data")
     val = g.add_mutually_exclusive_group()
     val.add_argument("--val", metavar="DATA", type=Path, help="validation dataset (folder or annotation list), scored after every epoch")
-    val.add_argument("--val-fraction", metavar="F", type=_number(float, 0, 0.9, low_open=True, what="the fraction"),
+    val.add_argument("--val-fraction", metavar="F", type=number(float, 0, 0.9, low_open=True),
                      help="hold out this fraction of each class for validation (stratified, seeded by --seed), e.g. 0.2")
     g.add_argument("--classes", metavar="FILE", type=Path, help="class names file, one per line in label-index order (default: classes.txt "
                                                   "beside the annotation list)")
@@ -92,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "classifier when the classes differ), or a torchvision ImageNet MobileNetV2/ResNet file (backbone "
                         "only, into --arch) (default: random weights)")
     m.add_argument("--imagenet-init", dest="init", metavar="SPEC", help="alias of --init")
-    m.add_argument("--freeze-stages", metavar="N", type=_number(int, 0, what="the number of stages"), default=0,
+    m.add_argument("--freeze-stages", metavar="N", type=number(int, 0), default=0,
                    help="keep the first N stages fixed (1 = the stem; as many as the model has = train the classifier only)")
     m.add_argument("--arch", choices=TRAINABLE_ARCHS, metavar="ARCH",
                    help=f"architecture, one of: {', '.join(TRAINABLE_ARCHS)} (default: tsm_mobilenetv2; with --init: the init model's)")
@@ -100,19 +82,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="TSM temporal shift: uni runs online, bi is offline only, none = TSN (default: uni for tsm_*)")
     m.add_argument("--width-mult", metavar="M", type=positive_float, help="MobileNetV2 width multiplier (default: 1.0)")
     m.add_argument("--width", metavar="C", type=positive_int, help="3D CNN base width in channels (default: the architecture's, 64)")
-    m.add_argument("--dropout", metavar="P", type=_number(float, 0, 0.99, what="dropout"), help="dropout before the classifier "
+    m.add_argument("--dropout", metavar="P", type=number(float, 0, 0.99), help="dropout before the classifier "
                                                                                        "(default: the architecture's)")
     s = p.add_argument_group("sampling and input")
-    s.add_argument("--frames", "--num-segments", dest="frames", metavar="T", type=_number(int, 1, MAX_SAMPLE_FRAMES, what="frames per clip"),
+    s.add_argument("--frames", "--num-segments", dest="frames", metavar="T", type=number(int, 1, MAX_SAMPLE_FRAMES),
                    help="frames per training clip (default: 8 for TSM/TSN, the architecture's window for 3D CNNs, "
                         "the init card's with --init)")
     s.add_argument("--sampling", choices=("auto", "dense", "segments"), default="auto",
                    help="dense: consecutive frames at the model's fps (how online and window models see a stream); "
                         "segments: TSN, one frame from each of --frames segments; auto: dense, except segments for "
                         "offline TSM/TSN")
-    s.add_argument("--input-size", metavar="PX", type=_number(int, 16, 1024, what="the input size"),
+    s.add_argument("--input-size", metavar="PX", type=number(int, 16, 1024),
                    help="crop size in pixels (default: 224; with --init: the init card's)")
-    s.add_argument("--resize-short", metavar="PX", type=_number(int, 16, 4096, what="the short side"),
+    s.add_argument("--resize-short", metavar="PX", type=number(int, 16, 4096),
                    help="short side before cropping (default: input size * 256/224)")
     s.add_argument("--fps", metavar="FPS", type=FPS, help="the model's frame rate (default: the clips' own, when they agree; with --init: "
                                              "the init card's)")
@@ -121,24 +103,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "'swipe_left:swipe_right' (default: no flip; direction classes need the pairs)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", metavar="N", type=positive_int, default=50, help="epochs to train (at most; see --patience)")
-    o.add_argument("--patience", metavar="N", type=_number(int, 0, what="patience"), default=0,
+    o.add_argument("--patience", metavar="N", type=number(int, 0), default=0,
                    help="stop after this many epochs without a better validation score (0 = never; needs validation)")
-    o.add_argument("--max-minutes", metavar="M", type=_number(float, 0, 7 * 24 * 60, what="--max-minutes"), default=0.0,
+    o.add_argument("--max-minutes", metavar="M", type=number(float, 0, 7 * 24 * 60), default=0.0,
                    help="wall-clock budget: start no epoch that would end past it, judged by the mean epoch so far "
                         "(0 = no budget)")
-    o.add_argument("--batch-size", metavar="N", type=_number(int, 1, 4096, what="the batch size"), default=8, help="clips per batch")
+    o.add_argument("--batch-size", metavar="N", type=number(int, 1, 4096), default=8, help="clips per batch")
     o.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="sgd (seed 002's recipe) or adamw")
-    o.add_argument("--lr", metavar="LR", type=_number(float, 0, 10, low_open=True, what="the learning rate"), default=0.01,
+    o.add_argument("--lr", metavar="LR", type=number(float, 0, 10, low_open=True), default=0.01,
                    help="learning rate (for fine-tuning from --init, 0.001-0.01 with sgd)")
-    o.add_argument("--lr-steps", metavar="EPOCH", type=_number(int, 0, what="an epoch"), nargs="*", default=[20, 40],
+    o.add_argument("--lr-steps", metavar="EPOCH", type=number(int, 0), nargs="*", default=[20, 40],
                    help="epochs at which the learning rate drops 10x")
-    o.add_argument("--weight-decay", metavar="WD", type=_number(float, 0, 1, what="weight decay"), default=1e-4, help="weight decay")
+    o.add_argument("--weight-decay", metavar="WD", type=number(float, 0, 1), default=1e-4, help="weight decay")
     o.add_argument("--grad-clip", metavar="NORM", type=positive_float, default=40.0, help="gradient norm clipping")
-    o.add_argument("--seed", metavar="N", type=_number(int, 0, 2**32 - 1, what="the seed"), default=0,
+    o.add_argument("--seed", metavar="N", type=number(int, 0, 2**32 - 1), default=0,
                    help="seed of the augmentation, the shuffling and the validation split")
     r = p.add_argument_group("run")
-    r.add_argument("--workers", metavar="N", type=_number(int, 0, 64, what="workers"), default=0, help="data loader worker processes")
-    r.add_argument("--threads", metavar="N", type=_number(int, 1, 256, what="threads"), help="torch CPU threads (default: torch's)")
+    r.add_argument("--workers", metavar="N", type=number(int, 0, 64), default=0, help="data loader worker processes")
+    r.add_argument("--threads", metavar="N", type=number(int, 1, 256), help="torch CPU threads (default: torch's)")
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 

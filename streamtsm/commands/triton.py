@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .ranges import check_range, out_of_range_message
 from ..triton.server import LAUNCHER, SETUP_COMMAND, default_server_dir
 from ..triton.repository import (
     BACKENDS, MODEL_FILES, TritonError, TritonOptions, TritonRangeError, default_backend, write_triton_repository,
@@ -47,8 +48,7 @@ _FLAGS = {"max_batch_size": "--max-batch", "max_candidate_sequences": "--max-can
 
 def run(args: argparse.Namespace) -> int:
     backend = args.backend or default_backend(args.model)
-    if not 1 <= args.idle_ms <= 86_400_000:
-        raise TritonError(f"--idle-ms must be an integer from 1 to 86400000 (one day), got {args.idle_ms}")
+    check_range("--idle-ms", args.idle_ms, 1, 86_400_000, note="one day at most", error=TritonError)
     try:
         options = TritonOptions(
             backend=backend, max_batch_size=args.max_batch, max_candidate_sequences=args.max_candidates,
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             tensorrt_accelerator=args.trt_accelerator,
         )
     except TritonRangeError as exc:
-        raise TritonError(f"{_FLAGS.get(exc.field, exc.field)} must be an integer from {exc.low} to {exc.high}, got {exc.value}") from None
+        raise TritonError(out_of_range_message(f"{_FLAGS.get(exc.field, exc.field)} {exc.value}", exc.low, exc.high)) from None
     model_dir = write_triton_repository(args.model, args.output, name=args.name, options=options)
     files = ["labels.txt", f"1/{MODEL_FILES[backend]}"] + (["1/model.py"] if backend == "python" else [])
     print(f"wrote {model_dir}/config.pbtxt (+ {', '.join(files)}), backend {backend}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import threading
 
+from .ranges import check_range
 from .streaming import emit, open_source_arg, percentile, rounded, stop_on_signals
 
 
@@ -45,12 +46,11 @@ def run(args: argparse.Namespace) -> int:
     from ..backends.triton_client import TritonSequenceEngine
     from ..recognizer import Recognizer, event_to_dict
 
-    if args.max_frames is not None and args.max_frames < 1:
-        raise ClientError(f"--max-frames must be a positive number of frames, got {args.max_frames}")
-    if not 0 < args.timeout <= 3600:
-        raise ClientError(f"--timeout must be more than 0 and at most 3600 seconds, got {args.timeout}")
-    if args.sequence_id is not None and not 1 <= args.sequence_id < 2**64:
-        raise ClientError(f"--sequence-id must be from 1 to 2**64-1, got {args.sequence_id}")
+    if args.max_frames is not None:
+        check_range("--max-frames", args.max_frames, 1, None, error=ClientError)
+    check_range("--timeout", args.timeout, 0, 3600, low_open=True, note="seconds", error=ClientError)
+    if args.sequence_id is not None:
+        check_range("--sequence-id", args.sequence_id, 1, 2**64 - 1, error=ClientError)
     engine = TritonSequenceEngine(args.url, args.model, sequence_id=args.sequence_id, timeout_s=args.timeout)
     try:
         source = open_source_arg(args.source, "source", args.realtime)
