@@ -9,9 +9,9 @@ from pathlib import Path
 from ..card import MAX_CLASSES, MAX_SIDE, MIN_SIDE
 from ..contract import MAX_OPSET, MIN_OPSET
 from ..outputs import check_output_path
-from .ranges import check_range
 from ..resolve import check_model_file
 from ..weights.registry import find_weight
+from .ranges import check_range
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .ranges import check_range, out_of_range_message
 from ..triton.server import LAUNCHER, SETUP_COMMAND, default_server_dir
 from ..triton.repository import (
     BACKENDS, MODEL_FILES, TritonError, TritonOptions, TritonRangeError, default_backend, write_triton_repository,
 )
+from .ranges import check_range, out_of_range_message
 
 
 def register(sub: argparse._SubParsersAction) -> None:
