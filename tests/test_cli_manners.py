@@ -158,8 +158,11 @@ def test_info_on_an_onnx_file_with_a_broken_card_names_the_field(tmp_path: Path)
     (["demo", "--model", "missing.onnx", "--source", "synthetic", "--headless"], "model file missing.onnx does not exist"),
     (["demo", "--source", "synthetic", "--source", "synthetic:2", "--lanes", "2", "--backend", "torch", "--headless"],
      "--backend torch cannot"),
+    (["demo", "--source", "synthetic", "--threads", "0", "--headless"], "--threads 0 is out of range: use a value from 1 to 256"),
+    (["demo", "--source", "synthetic", "--max-frames", "0", "--headless"], "--max-frames 0 is out of range: use a value of at least 1"),
 ], ids=["opset 99", "opset 9", "num-classes 0", "batch 0", "int8 alone", "export path", "train data", "train val", "train classes",
-        "train patience", "train widths", "train init", "eval data", "info path", "info near-miss name", "demo camera", "demo source", "demo lanes on torch"])
+        "train patience", "train widths", "train init", "eval data", "info path", "info near-miss name", "demo camera", "demo source", "demo lanes on torch",
+        "demo threads", "demo max-frames"])
 def test_bad_arguments_are_refused_before_torch_is_imported(tmp_path: Path, args: list[str], fragment: str) -> None:
     result = run_without("torch", *(a.format(tmp=tmp_path) for a in args))
     assert fragment.format(tmp=tmp_path) in one_line_error(result)

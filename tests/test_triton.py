@@ -317,3 +317,18 @@ def test_setup_refuses_a_file_and_a_missing_interpreter(tmp_path, capsys):
     assert main(["triton-setup", str(tmp_path / "srv"), "--python", str(tmp_path / "no-python")]) == 1
     assert "no such interpreter" in capsys.readouterr().err
     assert afile.read_text() == "x"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--timeout", "0"], "--timeout 0 is out of range: use a value above 0 and at most 3600 (seconds)"),
+    (["--timeout", "nan"], "--timeout nan is out of range"),
+    (["--sequence-id", "0"], "--sequence-id 0 is out of range: use a value from 1 to 18446744073709551615"),
+    (["--sequence-id", str(2**64)], f"--sequence-id {2**64} is out of range"),
+    (["--max-frames", "0"], "--max-frames 0 is out of range: use a value of at least 1"),
+])
+def test_client_refuses_bad_numbers_before_it_connects(extra, message, capsys):
+    """No server runs on port 1: a number the client checked first is the only way to this message."""
+    from streamtsm.cli import main
+
+    assert main(["triton-client", "synthetic", "--url", "127.0.0.1:1", "--model", "m", *extra]) == 1
+    assert message in capsys.readouterr().err
