@@ -69,10 +69,10 @@ class ModelSpecError(FileNotFoundError):
 FILE_SUFFIXES = (*EXPORTED_SUFFIXES, ".safetensors", ".pth", ".pt", ".tar", ".ckpt")
 
 
-ELSE_GIVE = "'default', a weight name (`streamtsm models`) or an architecture name"
+_OTHER_SPECS = "'default', a weight name (`streamtsm models`) or an architecture name"
 
 
-def check_model_file(model: Any, *, instead: str = ELSE_GIVE) -> None:
+def check_model_file(model: Any, *, instead: str = _OTHER_SPECS) -> None:
     """Refuse, cheaply and without torch, a spec that can only be a file and is not one.
 
     A spec with a folder in it or a model file's suffix is a path; if nothing is there, no
