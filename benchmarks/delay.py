@@ -44,6 +44,7 @@ from streamtsm.bench.live import live_run  # noqa: E402
 from streamtsm.bench.machine import environment  # noqa: E402
 from streamtsm.bench.plots import pyplot  # noqa: E402
 from streamtsm.bench.results import DEFAULT_OUT, announce, output_dir, save_figure, write_results  # noqa: E402
+from streamtsm.commands.helptext import RawDescriptionDefaultsFormatter  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -162,17 +163,17 @@ def plot(payload: dict[str, Any], path: Path) -> Path:
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[1] if __doc__ else None,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                                formatter_class=RawDescriptionDefaultsFormatter)
     p.add_argument("--tsm", default="default", help="online model: checkpoint, .onnx or 'default' (default: %(default)s)")
     p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE, help="window model checkpoint (default: %(default)s)")
-    p.add_argument("--backend", default="onnxruntime", choices=("torch", "onnxruntime"))
+    p.add_argument("--backend", default="onnxruntime", choices=("torch", "onnxruntime"), help="engine of both recognizers")
     p.add_argument("--strides", type=int, nargs="+", default=[1, 4], help="window strides in sampled frames (default: 1 4)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[2026, 2027], help="script seeds (held-out split)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[2026, 2027], help="script seeds (held-out split; default: 2026 2027)")
     p.add_argument("--seconds", type=float, default=120.0, help="length of each script (default: %(default)s)")
     p.add_argument("--window-after-end", type=float, default=1.0, dest="window_after_end_s",
                    help="latest accepted start event after a gesture ends, s (default: %(default)s)")
     p.add_argument("--e2e-seconds", type=float, default=30.0,
-                   help="also run each recognizer this long on a real-time 30 fps source for end-to-end latency (0: skip)")
+                   help="also run each recognizer this long on a real-time 30 fps source for end-to-end latency (0: skip; default: %(default)s)")
     p.add_argument("--out", type=Path, default=None,
                    help=f"results folder (default {DEFAULT_OUT}/; the deliberate full run passes benchmarks/results)")
     p.add_argument("--no-progress", action="store_true")

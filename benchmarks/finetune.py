@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from streamtsm.bench.machine import environment, load_average  # noqa: E402
 from streamtsm.bench.plots import pyplot  # noqa: E402
 from streamtsm.bench.results import announce, markdown_table, output_dir, report_header, save_figure, write_results  # noqa: E402
+from streamtsm.commands.helptext import DefaultsFormatter  # noqa: E402
 
 NEW_GESTURES = ("circle_cw", "circle_ccw", "wave", "push")
 BACKGROUND = "no_action"
@@ -190,7 +191,7 @@ def figure(payload: dict[str, Any], path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=DefaultsFormatter)
     parser.add_argument("--takes", type=int, default=20, help="takes per gesture in the training recording")
     parser.add_argument("--test-takes", type=int, default=10, help="takes per gesture in the held-out recording")
     parser.add_argument("--budget-min", type=float, default=10.0, help="wall-clock minutes of training per variant")

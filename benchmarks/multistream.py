@@ -46,6 +46,7 @@ sys.path.insert(0, str(REPO))
 from streamtsm import MultiRecognizer, Recognizer  # noqa: E402
 from streamtsm.bench.machine import MachineCpu, environment, load_average  # noqa: E402
 from streamtsm.bench.results import announce, output_dir, report_header, save_figure, write_results  # noqa: E402
+from streamtsm.commands.helptext import DefaultsFormatter  # noqa: E402
 from streamtsm.resolve import open_engine  # noqa: E402
 from streamtsm.sources import ReplaySource, SyntheticSource  # noqa: E402
 
@@ -272,7 +273,7 @@ def plot(rows: list[Row], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsFormatter)
     parser.add_argument("--streams", default="1,2,4,8,16,32,64", help="comma-separated stream counts")
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per configuration")

@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from streamtsm.bench.machine import environment, load_average  # noqa: E402
 from streamtsm.bench.results import announce, output_dir, report_header, write_results  # noqa: E402
+from streamtsm.commands.helptext import DefaultsFormatter  # noqa: E402
 from streamtsm.postprocess import softmax  # noqa: E402
 from streamtsm.preprocess import FramePreprocessor, area_halvings  # noqa: E402
 from streamtsm.resolve import open_engine  # noqa: E402
@@ -189,7 +190,7 @@ def markdown(rows: list[Row], payload: dict[str, Any], quick: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=DefaultsFormatter)
     parser.add_argument("--videos", nargs="*", type=Path,
                         help=f"video files (default: {', '.join(SAMPLE_NAMES)} from {SAMPLE_VIDEOS}, where installed)")
     parser.add_argument("--synthetic-seconds", type=float, default=120.0, help="length of each synthetic stream")

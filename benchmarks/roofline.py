@@ -35,6 +35,7 @@ from streamtsm.bench.latency import (  # noqa: E402
 from streamtsm.bench.machine import environment  # noqa: E402
 from streamtsm.bench.results import DEFAULT_OUT, announce, markdown_table, report_header, write_results  # noqa: E402
 from streamtsm.bench.timing import time_interleaved  # noqa: E402
+from streamtsm.commands.helptext import RawDescriptionDefaultsFormatter  # noqa: E402
 
 
 def gemm_calls(n: int, threads: int | None = None):
@@ -74,9 +75,9 @@ def gemm_calls(n: int, threads: int | None = None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmarks/roofline.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model names")
-    parser.add_argument("--backends", default="torch,onnxruntime", help="comma-separated (missing ones are skipped)")
+    parser = argparse.ArgumentParser(prog="benchmarks/roofline.py", description=__doc__, formatter_class=RawDescriptionDefaultsFormatter)
+    parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated model names (default: %(default)s)")
+    parser.add_argument("--backends", default="torch,onnxruntime", help="comma-separated (missing ones are skipped; default: %(default)s)")
     parser.add_argument("--gemm-size", type=int, default=2048, help="N of the N x N sgemm (default 2048)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--gemm-rounds", type=int, default=20, help="extra GEMM-only rounds for the limit (default 20)")

@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from streamtsm.bench.machine import environment  # noqa: E402
 from streamtsm.bench.plots import pyplot  # noqa: E402
 from streamtsm.bench.results import DEFAULT_OUT, announce, output_dir, save_figure, to_json, write_text  # noqa: E402
+from streamtsm.commands.helptext import RawDescriptionDefaultsFormatter  # noqa: E402
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -348,20 +349,21 @@ def write(r: SoakResult, out_dir: Path, stem: str = "soak") -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="benchmarks/soak.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--frames", type=int, default=100_000)
-    p.add_argument("--warmup", type=int, default=2_000)
+                                formatter_class=RawDescriptionDefaultsFormatter)
+    p.add_argument("--frames", type=int, default=100_000, help="frames pushed through the Recognizer")
+    p.add_argument("--warmup", type=int, default=2_000, help="frames before the baselines are taken (allocators and arenas settle)")
     p.add_argument("--window", type=int, default=10_000, help="frames in each latency window")
-    p.add_argument("--sample-every", type=int, default=100)
-    p.add_argument("--model", default="tsm_mobilenetv2")
-    p.add_argument("--crop", type=int, default=224)
-    p.add_argument("--engine", choices=("auto", "onnxruntime", "torch"), default="auto")
-    p.add_argument("--threads", type=int, default=1, help="intra-op threads of the engine (default 1)")
-    p.add_argument("--max-rss-growth-mb", type=float, default=20.0)
-    p.add_argument("--max-p99-ratio", type=float, default=1.2)
+    p.add_argument("--sample-every", type=int, default=100, help="frames between memory, thread and file-handle samples")
+    p.add_argument("--model", default="tsm_mobilenetv2", help="registry name, built with random weights")
+    p.add_argument("--crop", type=int, default=224, help="model input size, px")
+    p.add_argument("--engine", choices=("auto", "onnxruntime", "torch"), default="auto",
+                   help="auto: ONNX Runtime when installed, else torch")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads of the engine")
+    p.add_argument("--max-rss-growth-mb", type=float, default=20.0, help="verdict: most resident memory growth after warm-up, MB")
+    p.add_argument("--max-p99-ratio", type=float, default=1.2, help="verdict: most p99 latency of the last window over the first")
     p.add_argument("--out", type=Path, default=None,
                    help=f"results folder (default {DEFAULT_OUT}/; the deliberate full run passes benchmarks/results)")
-    p.add_argument("--stem", default="soak")
+    p.add_argument("--stem", default="soak", help="file name of the results: STEM.json, STEM.md, STEM.png")
     a = p.parse_args(argv)
     try:
         out = output_dir(a.out, quick=False)

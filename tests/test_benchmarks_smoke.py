@@ -380,3 +380,33 @@ def test_resize_agreement_compares_the_two_preparations_of_the_same_frames(tmp_p
     synthetic = [r for name, r in rows.items() if name.startswith("synthetic")]
     assert len(synthetic) == 2 and all(0 <= r["accuracy_fast"] <= 1 and 0 <= r["accuracy_exact"] <= 1 for r in synthetic)
     assert "| top-1 agreement |" in (out / "resize_agreement.md").read_text()
+
+
+
+SCRIPTS = sorted(p.stem for p in (ROOT / "benchmarks").glob("*.py"))
+
+
+class _Parsed(Exception):
+    """Raised instead of parsing, carrying the parser a script built."""
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_benchmark_shows_each_default_once_and_never_as_none(script, monkeypatch, capsys):
+    import argparse
+
+    from help_checks import help_problems, unsaid_defaults
+
+    module = _script(script)
+    with pytest.raises(SystemExit) as stop:
+        module.main(["--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    assert "usage:" in text and help_problems(text) == []
+
+    def hand_over(parser, *args, **kwargs):
+        raise _Parsed(parser)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", hand_over)
+    with pytest.raises(_Parsed) as parsed:
+        module.main([])
+    assert unsaid_defaults(parsed.value.args[0]) == []

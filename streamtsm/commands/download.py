@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .helptext import DefaultsFormatter
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -16,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "STREAMTSM_OFFLINE=1 there. STREAMTSM_MIRROR=http://host:port[/prefix] fetches from a site mirror "
             "that keeps the files under their original paths. Interrupted downloads resume."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     p.add_argument("names", nargs="+", metavar="NAME", help="weight names, e.g. tsm_mobilenetv2.jester_online")
     p.add_argument("--timeout", type=float, default=None,

@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from .helptext import DefaultsFormatter
 from .ranges import check_range, number
-from .train import FPS, DefaultsFormatter
+from .train import FPS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from .helptext import DefaultsFormatter
+
 _COLUMNS = ("name", "task", "classes", "input", "fps", "size", "cached", "source")
 
 
@@ -19,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "is already in $STREAMTSM_HOME/weights (default ~/.cache/streamtsm/weights); `streamtsm download NAME` "
             "fetches it. ImageNet backbones only initialise training (`streamtsm train DATA --init NAME --arch ARCH`)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsFormatter,
     )
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter on names, e.g. 'tsm_*'")
     p.add_argument("--json", action="store_true", help="print JSON (all entry fields and the cached path) instead of a table")

@@ -13,21 +13,10 @@ import math
 from pathlib import Path
 from typing import Sequence
 
+from .helptext import DefaultsFormatter
 from .ranges import number
 
 BACKGROUND_DEFAULT = "no_action"
-
-
-class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows ``(default: X)`` for options that have a default worth showing (not None/False/empty)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        d = action.default
-        if "default" in text or d is None or d is False or d == [] or d == "" or d is argparse.SUPPRESS:
-            return text
-        return super()._get_help_string(action)
-
 
 positive_int = number(int, 1)
 positive_float = number(float, 0, low_open=True)
