@@ -4,5 +4,8 @@ import sys
 
 from streamtsm.cli import main
 
-if __name__ == "__main__":
-    sys.exit(main(["demo", *sys.argv[1:]]))
+VERBOSE = ("-v", "--verbose")
+
+if __name__ == "__main__":  # -v is the streamtsm command's flag: `python demo.py -v` means `streamtsm -v demo`
+    args = sys.argv[1:]
+    sys.exit(main([*(a for a in args if a in VERBOSE), "demo", *(a for a in args if a not in VERBOSE)]))

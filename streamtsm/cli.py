@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not args.verbose:
+        _quiet_opencv()
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -73,6 +75,19 @@ def _run(argv: list[str] | None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+def _quiet_opencv() -> None:
+    """Hide OpenCV's own warnings, which precede our one line on what went wrong and what to do
+    ("[ WARN:0@0.2] global cap_ffmpeg_impl.hpp:1246 ... OpenCV should be configured with
+    libavdevice" before "could not open camera index 7"); -v shows them, and a user's own
+    OPENCV_LOG_LEVEL wins. FFmpeg's lines (the refused connection, "moov atom not found") stay:
+    they name the cause."""
+    if "OPENCV_LOG_LEVEL" in os.environ:
+        return
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def _stdout_closed() -> int:

@@ -237,3 +237,27 @@ def test_demo_json_lines_piped_into_head_end_quietly(tmp_path: Path) -> None:
     assert json.loads(first)["type"] == "prediction"
     text = err.read_text()
     assert rc == 141 and "Traceback" not in text and "BrokenPipe" not in text and "Exception ignored" not in text, (rc, text[-2000:])
+
+
+def _absent_camera_index() -> int:
+    return next(i for i in range(10, 100) if not Path(f"/dev/video{i}").exists())
+
+
+@pytest.mark.runtime
+def test_a_camera_that_does_not_open_is_one_line_and_opencvs_warnings_come_with_verbose() -> None:
+    """OpenCV's own "[ WARN ...] can't open camera by index" lines used to precede our message;
+    they are hidden unless -v (``python demo.py -v`` works as ``streamtsm -v demo``) or the
+    user's own OPENCV_LOG_LEVEL asks for them."""
+    index = _absent_camera_index()
+    quiet = run_cli("demo", "--camera", str(index), "--headless")
+    line = one_line_error(quiet)
+    assert f"could not open camera index {index}" in line and quiet.stderr.strip() == line, quiet.stderr
+
+    loud = subprocess.run([sys.executable, "demo.py", "-v", "--camera", str(index), "--headless"], capture_output=True,
+                          text=True, timeout=150, env=ENV, cwd=REPO)
+    assert loud.returncode == 1 and f"could not open camera index {index}" in loud.stderr, loud.stderr[-2000:]
+    assert "[ WARN" in loud.stderr, loud.stderr[-2000:]
+
+    asked = subprocess.run([sys.executable, "-m", "streamtsm.cli", "demo", "--camera", str(index), "--headless"],
+                           capture_output=True, text=True, timeout=150, env={**ENV, "OPENCV_LOG_LEVEL": "WARNING"}, cwd=REPO)
+    assert asked.returncode == 1 and "[ WARN" in asked.stderr and "Traceback" not in asked.stderr, asked.stderr[-2000:]
