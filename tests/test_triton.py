@@ -171,6 +171,24 @@ def test_repository_from_exported_onnx(tmp_path, onnx_dyn, backend, capsys):
         ["1", "config.pbtxt", "labels.txt", "model.onnx"] + (["model.py"] if backend == "python" else []))  # no temp files left
 
 
+@pytest.mark.runtime
+def test_default_names_the_embedded_model_as_everywhere_else(tmp_path, capsys):
+    """``streamtsm triton default`` said "default does not exist": it takes 'default' as every command does."""
+    from streamtsm.cli import main
+    from streamtsm.resolve import DEFAULT_ONNX
+
+    repo = tmp_path / "repo"
+    assert main(["triton", "default", "-o", str(repo), "--backend", "python"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    model_dir = repo / "default"
+    assert (model_dir / "1" / "model.onnx").read_bytes() == DEFAULT_ONNX.read_bytes()
+    cfg = parse((model_dir / "config.pbtxt").read_text())
+    assert cfg.name == "default" and cfg.backend == "python" and cfg.max_batch_size == 8  # the embedded export batches
+    assert main(["triton", "no_such_model", "-o", str(repo)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "no_such_model does not exist" in err and "'default', or an online weight name" in err, err
+
+
 def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, onnx_dyn, capsys):
     """Issue 14 rows 9 and 10: one line each, nothing written, the input untouched."""
     from streamtsm.cli import main

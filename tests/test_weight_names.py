@@ -94,6 +94,22 @@ def test_export_and_info_take_a_weight_name(zoo, tmp_path, capsys):
     assert "tsm_mobilenetv2" in capsys.readouterr().out
 
 
+def test_triton_takes_a_weight_name_and_serves_its_export(zoo, tmp_path, capsys):
+    from streamtsm.backends.onnxruntime_backend import open_onnxruntime
+    from streamtsm.cli import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    assert main(["triton", JESTER, "-o", str(afile / "repo")]) == 1  # refused before the download and export
+    assert "which is a file" in capsys.readouterr().err and zoo.requests == [] and afile.read_text() == "keep me"
+    repo = tmp_path / "repo"
+    assert main(["triton", JESTER, "-o", str(repo), "--backend", "python"]) == 0
+    model_dir = repo / JESTER  # the weight name is the model's name (dots are allowed)
+    assert (model_dir / "config.pbtxt").read_text().startswith(f'name: "{JESTER}"')
+    assert open_onnxruntime(model_dir / "1" / "model.onnx").card.weights_name == JESTER
+    assert (model_dir / "labels.txt").read_text().splitlines()[0] == "Doing other things"
+
+
 def test_a_misspelled_name_lists_the_closest(zoo):
     from streamtsm.resolve import ModelSpecError, load_torch_model
 

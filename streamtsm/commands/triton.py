@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..triton.server import LAUNCHER, SETUP_COMMAND, default_server_dir
 from ..triton.repository import (
-    BACKENDS, MODEL_FILES, TritonError, TritonOptions, TritonRangeError, default_backend, write_triton_repository,
+    BACKENDS, MODEL_FILES, TritonError, TritonOptions, TritonRangeError, check_model_name, check_output_dir,
+    default_backend, write_triton_repository,
 )
 from .ranges import check_range, out_of_range_message
 
@@ -26,9 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "cameras per execution."
         ),
     )
-    p.add_argument("model", type=Path, help="exported .onnx (or TensorRT .plan with its sidecar)")
+    p.add_argument("model", type=Path,
+                   help="exported .onnx (or TensorRT .plan with its sidecar), 'default' (the embedded default model) or "
+                        "an online weight name (`streamtsm models`; its cached export, made now where torch is installed)")
     p.add_argument("-o", "--output", type=Path, default=Path("model_repository"), help="repository directory (default: model_repository)")
-    p.add_argument("--name", help="model name in the repository (default: the file name up to its first dot)")
+    p.add_argument("--name", help="model name in the repository (default: the weight name, 'default', or the file name up to its first dot)")
     p.add_argument("--backend", choices=BACKENDS, default=None,
                    help="Triton backend (default: tensorrt for a .plan, onnxruntime for an .onnx)")
     p.add_argument("--max-batch", type=int, default=8, help="cameras per execution (dynamic-batch exports; python: always); default 8")
@@ -46,8 +49,31 @@ _FLAGS = {"max_batch_size": "--max-batch", "max_candidate_sequences": "--max-can
           "instance_count": "--instances", "threads": "--threads"}
 
 
+def _exported_file(model: Path) -> tuple[Path, str | None]:
+    """The exported file MODEL names, and the repository name it suggests (None: from the file).
+
+    Like every other command, 'default' is the embedded model and a weight name its cached
+    export; a path is a path, and one that does not exist is reported by the repository writer.
+    """
+    spec = str(model)
+    if model.exists() or model.suffix.lower() in (".onnx", ".plan"):
+        return model, None
+    from ..resolve import DEFAULT_ONNX, cached_export_of
+    from ..weights import find_weight
+
+    if spec == "default":
+        return DEFAULT_ONNX, "default"
+    if find_weight(spec) is not None:
+        return cached_export_of(spec), spec
+    return model, None
+
+
 def run(args: argparse.Namespace) -> int:
-    backend = args.backend or default_backend(args.model)
+    if args.name is not None:
+        check_model_name(args.name)
+    check_output_dir(args.output, "repository", "-o")  # before a weight name's export, which takes a while
+    model, name = _exported_file(args.model)
+    backend = args.backend or default_backend(model)
     check_range("--idle-ms", args.idle_ms, 1, 86_400_000, note="one day at most", error=TritonError)
     try:
         options = TritonOptions(
@@ -58,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except TritonRangeError as exc:
         raise TritonError(out_of_range_message(f"{_FLAGS.get(exc.field, exc.field)} {exc.value}", exc.low, exc.high)) from None
-    model_dir = write_triton_repository(args.model, args.output, name=args.name, options=options)
+    model_dir = write_triton_repository(model, args.output, name=args.name or name, options=options)
     files = ["labels.txt", f"1/{MODEL_FILES[backend]}"] + (["1/model.py"] if backend == "python" else [])
     print(f"wrote {model_dir}/config.pbtxt (+ {', '.join(files)}), backend {backend}")
     repository = args.output.resolve()

@@ -262,7 +262,10 @@ def check_output_dir(folder: Path, what: str, flag: str) -> None:
 def _model_and_card(model_path: Path, options: TritonOptions) -> tuple[ModelCard, bool, int, TritonOptions]:
     """Card, dynamic batch, fixed batch and the options adjusted to the file (a .plan caps the batch)."""
     if not model_path.is_file():
-        raise TritonError(f"{model_path} does not exist: export a model with `streamtsm export MODEL -o engines/NAME.onnx`")
+        raise TritonError(
+            f"{model_path} does not exist: give an exported .onnx or .plan file (`streamtsm export MODEL -o "
+            "engines/NAME.onnx`), 'default', or an online weight name (`streamtsm models`)"
+        )
     if model_path.suffix == ".onnx":
         if options.backend == "tensorrt":
             raise TritonError(
