@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 import types
 from pathlib import Path
@@ -350,3 +351,23 @@ def test_client_refuses_bad_numbers_before_it_connects(extra, message, capsys):
 
     assert main(["triton-client", "synthetic", "--url", "127.0.0.1:1", "--model", "m", *extra]) == 1
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.runtime
+@pytest.mark.parametrize("models, answer", [
+    ([{"name": "gest", "version": "1", "state": "READY"}], "gest"),
+    ([{"name": "gest", "state": "READY"}, {"name": "old", "state": "UNAVAILABLE", "reason": "unloaded"}], "gest"),
+    ([{"name": "b", "state": "READY"}, {"name": "a", "state": "READY"}], "serves 2 models (a, b): name one with --model"),
+    ([{"name": "old", "state": "UNAVAILABLE"}], "serves no ready model"),
+    ([], "serves no ready model"),
+])
+def test_a_client_without_a_model_name_takes_the_only_ready_one(models, answer):
+    from streamtsm.backends.base import BackendError
+    from streamtsm.backends.triton_client import only_ready_model
+
+    index = {"models": models} if models else {}
+    if answer.startswith("serves"):
+        with pytest.raises(BackendError, match=re.escape(answer)):
+            only_ready_model(index, "127.0.0.1:8001")
+    else:
+        assert only_ready_model(index, "127.0.0.1:8001") == answer

@@ -208,6 +208,15 @@ def test_client_names_what_is_wrong(server, capsys):
     assert "model 'nope' is not ready" in err and "gest" in err
 
 
+def test_client_without_a_model_name_needs_one_when_the_server_has_several(server, capsys):
+    """The real repository index (two ready models here) is what the default reads."""
+    from streamtsm.cli import main
+
+    assert main(["triton-client", "synthetic", "--url", server.grpc_url, "--max-frames", "2"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("serves 2 models (gest, gest_idle): name one with --model"), err
+
+
 def test_setup_again_keeps_everything_and_checks_the_server(install, capsys):
     from streamtsm.cli import main
 

@@ -30,6 +30,17 @@ from .base import BackendError, OnlineEngine, State, check_input
 log = logging.getLogger(__name__)
 
 
+def only_ready_model(index: dict[str, Any], url: str) -> str:
+    """The one ready model of a repository index (``get_model_repository_index(as_json=True)``);
+    a client that names no model means that one, and must name one when there are several."""
+    ready = sorted(m.get("name", "?") for m in index.get("models", []) if m.get("state") == "READY")
+    if len(ready) == 1:
+        return ready[0]
+    if not ready:
+        raise BackendError(f"the Triton server at {url} serves no ready model: check its log and --model-repository")
+    raise BackendError(f"the Triton server at {url} serves {len(ready)} models ({', '.join(ready)}): name one with --model")
+
+
 def _import_grpcclient():
     try:
         import tritonclient.grpc as grpcclient
@@ -49,13 +60,14 @@ class SequenceHandle:
 class TritonSequenceEngine(OnlineEngine):
     """Steps frames of one stream through a model served by Triton (gRPC), as one sequence.
 
-    ``url``: ``HOST:PORT`` of the server's gRPC endpoint. ``sequence_id``: the correlation id
+    ``url``: ``HOST:PORT`` of the server's gRPC endpoint. ``model``: its name in the server's
+    repository (None: the server's only ready model). ``sequence_id``: the correlation id
     (default: a random one); two streams must never share one. ``timeout_s``: per request.
     """
 
     name = "triton"
 
-    def __init__(self, url: str, model: str, *, sequence_id: int | None = None, timeout_s: float = 10.0) -> None:
+    def __init__(self, url: str, model: str | None = None, *, sequence_id: int | None = None, timeout_s: float = 10.0) -> None:
         grpcclient = _import_grpcclient()
         from tritonclient.utils import InferenceServerException
 
@@ -74,9 +86,18 @@ class TritonSequenceEngine(OnlineEngine):
             raise BackendError(f"no Triton server answers at {url} (gRPC): {_first_line(exc)}") from None
         if not ready:
             raise BackendError(f"the Triton server at {url} is not ready")
+        if self.model is None:
+            self.model = self._only_model()
         self.card = self._card_from_server()
         crop = self.card.preprocessing.crop_size
         self._frame_shape = (1, 3, crop, crop)
+
+    def _only_model(self) -> str:
+        try:
+            index = self._client.get_model_repository_index(as_json=True, client_timeout=self.timeout_s)
+        except self._error as exc:
+            raise BackendError(f"{self.url}: cannot list the server's models: {_first_line(exc)}") from None
+        return only_ready_model(index, self.url)
 
     def _card_from_server(self):
         try:

@@ -1,4 +1,4 @@
-"""``streamtsm triton-client SOURCE --url HOST:PORT --model NAME``: a camera/file as one Triton sequence.
+"""``streamtsm triton-client SOURCE --url HOST:PORT [--model NAME]``: a camera/file as one Triton sequence.
 
 The client is a :class:`~streamtsm.Recognizer` whose engine is the server
 (:class:`~streamtsm.backends.triton_client.TritonSequenceEngine`): frames are read on the
@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", help="camera index, video file, rtsp:// or http:// URL, or 'synthetic[:SEED]'")
     p.add_argument("--url", default="127.0.0.1:8001", help="the server's gRPC endpoint HOST:PORT (default: %(default)s)")
-    p.add_argument("--model", required=True, help="model name in the server's repository")
+    p.add_argument("--model", help="model name in the server's repository (default: the server's only ready model)")
     p.add_argument("--sequence-id", type=int, default=None, help="correlation id of this camera (default: random); unique per camera")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds per request before giving up (default: %(default)s)")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         recognizer.close()
         engine.close()
     emit({
-        "type": "summary", "source": source.name, "url": args.url, "model": args.model,
+        "type": "summary", "source": source.name, "url": args.url, "model": engine.model,
         "sequence_id": engine.sequence_id, "frames": frames, "predictions": predictions,
         "server_restarts": engine.restarts, "effective_fps": rounded(recognizer.session.effective_fps),
         "end_to_end_ms_p50": percentile(latencies, 50), "end_to_end_ms_p99": percentile(latencies, 99),
