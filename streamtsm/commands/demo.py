@@ -45,7 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "quit, r reset). --headless prints JSON lines instead; --output saves the annotated video. With no "
             "source option the demo opens camera 0; without a camera try --source synthetic. Several sources "
             "(repeat --camera/--video/--source) run as one batched MultiRecognizer and are shown as a mosaic; "
-            "their JSON lines carry a stream_id."
+            "their JSON lines carry a stream_id. Errors are one line; `streamtsm -v demo ...` (or `python demo.py -v "
+            "...`) logs debug messages, shows OpenCV's own warnings and the traceback."
         ),
     )
     p.add_argument("--camera", type=int, metavar="INDEX", action="append", help="camera index (default: 0); repeatable")
