@@ -102,6 +102,10 @@ def test_triton_takes_a_weight_name_and_serves_its_export(zoo, tmp_path, capsys)
     afile.write_text("keep me")
     assert main(["triton", JESTER, "-o", str(afile / "repo")]) == 1  # refused before the download and export
     assert "which is a file" in capsys.readouterr().err and zoo.requests == [] and afile.read_text() == "keep me"
+    for window_or_backbone in ("r2plus1d_18.kinetics400", "resnet50.imagenet"):  # refused before a download
+        assert main(["triton", window_or_backbone, "-o", str(tmp_path / "repo")]) == 1
+        err = capsys.readouterr().err
+        assert f"online weights: {JESTER}" in err and zoo.requests == [], err
     repo = tmp_path / "repo"
     assert main(["triton", JESTER, "-o", str(repo), "--backend", "python"]) == 0
     model_dir = repo / JESTER  # the weight name is the model's name (dots are allowed)

@@ -59,13 +59,20 @@ def _exported_file(model: Path) -> tuple[Path, str | None]:
     if model.exists() or model.suffix.lower() in (".onnx", ".plan"):
         return model, None
     from ..resolve import DEFAULT_ONNX, cached_export_of
-    from ..weights import find_weight
+    from ..weights import find_weight, list_weights
 
     if spec == "default":
         return DEFAULT_ONNX, "default"
-    if find_weight(spec) is not None:
-        return cached_export_of(spec), spec
-    return model, None
+    entry = find_weight(spec)
+    if entry is None:
+        return model, None
+    if entry.temporal is None or entry.temporal.mode != "online":  # before a download and an export
+        online = ", ".join(w.name for w in list_weights() if w.temporal is not None and w.temporal.mode == "online")
+        raise TritonError(
+            f"{spec} is {'a window (clip) model' if entry.temporal else 'an ImageNet backbone'}: the sequence batcher "
+            f"serves online models, which carry a state from frame to frame; online weights: {online}"
+        )
+    return cached_export_of(spec), spec
 
 
 def run(args: argparse.Namespace) -> int:
