@@ -118,6 +118,15 @@ class _Stream:
         self.skipping_prefetcher: FramePrefetcher | None = None
 
 
+def _frame_and_time(stream_id: Hashable, entry: Any) -> tuple[Any, float | None]:
+    """One value of push_many's mapping, which must be a (frame, timestamp) pair (a tuple or a list;
+    never an array, whose first axis would unpack as two frames)."""
+    if isinstance(entry, (tuple, list)) and len(entry) == 2:
+        return entry[0], entry[1]
+    raise TypeError(f"stream {stream_id!r}: push_many takes (frame, timestamp) pairs, got a {type(entry).__name__}; "
+                    "give (frame, None) to stamp it on arrival")
+
+
 class MultiRecognizer:
     """Frames of many streams in, per-stream :class:`Prediction` objects out; due frames run as one batch.
 
@@ -323,13 +332,17 @@ class MultiRecognizer:
         other streams that sampling skipped count as seen); an engine failure raises with no
         stream's state or sampling changed.
         """
+        if not isinstance(frames, Mapping):
+            raise TypeError(f"push_many takes a mapping {{stream_id: (frame, timestamp)}}, got a {type(frames).__name__}; "
+                            "for one stream, push(stream_id, frame, timestamp)")
         with self._lock:
             self._check_open()
             due: list[tuple[_Stream, PendingFrame]] = []
             results: dict[Hashable, Prediction | None] = {}
             new: list[Hashable] = []
             try:
-                for stream_id, (image, timestamp) in frames.items():
+                for stream_id, entry in frames.items():
+                    image, timestamp = _frame_and_time(stream_id, entry)
                     stream = self._streams.get(stream_id)
                     if stream is None:
                         stream = self._add(stream_id)

@@ -127,6 +127,30 @@ def test_a_bad_frame_names_its_stream():
         multi.push_many({"cam-1": (_img(0), 0.0), "cam-2": (None, 0.0)})
 
 
+@pytest.mark.parametrize("call, message", [
+    (lambda m: m.push_many([("cam-2", (_img(0), 0.0))]), r"push_many takes a mapping \{stream_id: \(frame, timestamp\)\}, got a list"),
+    (lambda m: m.push_many({"cam-2": _img(0)}), r"stream 'cam-2': push_many takes \(frame, timestamp\) pairs, got a ndarray"),
+    (lambda m: m.push_many({"cam-2": np.stack([_img(0), _img(1)])}), r"stream 'cam-2': .* pairs, got a ndarray; give \(frame, None\)"),
+    (lambda m: m.push_many({"cam-2": None}), r"stream 'cam-2': .* pairs, got a NoneType"),
+    (lambda m: m.push_many({"cam-2": (_img(0), 0.0, 1)}), r"stream 'cam-2': .* pairs, got a tuple"),
+    (lambda m: m.push_many({"cam-1": (_img(0), 0.1), "cam-2": (_img(0),)}), r"stream 'cam-2': .* pairs, got a tuple"),
+])
+def test_a_malformed_push_many_says_what_it_takes_and_changes_no_stream(call, message):
+    multi, _ = _fake_multi(max_streams=3)
+    multi.push("cam-1", _img(0), 0.0)
+    before = [r.copy() for r in multi.state_rows("cam-1")]
+    with pytest.raises(TypeError, match=message):
+        call(multi)
+    assert multi.stream_ids == ["cam-1"]  # no stream added
+    for a, b in zip(multi.state_rows("cam-1"), before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_list_pair_is_a_pair_too():
+    multi, engine = _fake_multi(max_streams=1)
+    _same(multi.push_many({"a": [_img(0), 0.0]})["a"], Recognizer(engine).push(_img(0), 0.0))
+
+
 def test_reset_and_events_are_per_stream():
     events = []
     engine = FakeOnlineEngine(fake_card(fps=10.0), bias={"zoom_in": 1000.0})
