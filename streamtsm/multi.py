@@ -38,7 +38,7 @@ from .card import ModelCard
 from .postprocess import ActionEvent
 from .preprocess import FrameError
 from .predictions import Prediction, PostprocessOptions, StreamOutputs
-from .resolve import open_engine
+from .resolve import check_option_names, keyword_only, open_engine
 from .sampling import Reset, ResetReason
 from .session import FramePrefetcher, PendingFrame, StreamSlot
 from .sources import CaptureStats, CaptureThread, Source, SourceError, open_source
@@ -159,6 +159,8 @@ class MultiRecognizer:
         for name in ("window", "stride"):
             if name in recognizer_options:
                 raise MultiRecognizerError(f"{name}= applies to window (clip) models; MultiRecognizer batches online models")
+        check_option_names({k: v for k, v in recognizer_options.items() if k not in _POSTPROCESS},
+                           (*_OWN_OPTIONS, *_POSTPROCESS), MultiRecognizerError)
         post = {k: recognizer_options.pop(k) for k in list(recognizer_options) if k in _POSTPROCESS}
         self._closed = False
         self._lane_pool: ThreadPoolExecutor | None = None
@@ -225,20 +227,25 @@ class MultiRecognizer:
         if source is None:
             return
         try:
-            src = source if isinstance(source, Source) else open_source(source, **self._source_options)
-            prefetcher = FramePrefetcher(self.card, self._fps)
-            capture = CaptureThread(src, prepare=prefetcher, on_frame=self._on_frame, skip_unprepared=self._model_frames_only)
-            capture.start()
+            self._attach(stream_id, source)
         except BaseException:
             self.remove_stream(stream_id)
             raise
+
+    def _attach(self, stream_id: Hashable, source: Any) -> None:
+        """Start a capture thread that reads ``source`` into the existing stream ``stream_id``."""
+        src = source if isinstance(source, Source) else open_source(source, **self._source_options)
+        prefetcher = FramePrefetcher(self.card, self._fps)
+        capture = CaptureThread(src, prepare=prefetcher, on_frame=self._on_frame, skip_unprepared=self._model_frames_only)
+        capture.start()
         with self._lock:
-            if self._captures is None:  # the run ended meanwhile
+            stream = self._streams.get(stream_id)
+            if self._captures is None or stream is None:  # the run ended, or the stream was removed, meanwhile
                 capture.stop()
                 return
             self._captures[stream_id] = capture
-            if self._model_frames_only and (stream := self._streams.get(stream_id)) is not None:
-                stream.skipping_prefetcher = prefetcher
+            stream.segment = None  # a new source: its segments count from its own start
+            stream.skipping_prefetcher = prefetcher if self._model_frames_only else None
 
     def _add(self, stream_id: Hashable) -> _Stream:
         if stream_id in self._streams:
@@ -435,6 +442,10 @@ class MultiRecognizer:
         takes the oldest waiting frame of every stream that has one; after the first frame of a
         round arrives it waits at most ``gather_s`` for the others (a late stream never holds
         the rest back longer), then steps the round's kept frames as one batch.
+        An id that names a stream already (pushed to, or left by a run its ``stop_event``
+        ended) goes on with the new source (state and sampling reset with reason
+        ``SOURCE_CHANGE``, smoothing kept, as after a reconnect); the sources must fit in ``max_streams`` before any
+        is opened, and a run that cannot open one of them leaves none of its new streams behind.
         ``add_stream(id, source)`` and ``remove_stream(id)`` work while running. A stream whose
         source ends or fails is reported (a log line; ``on_source_end(stream_id, error or
         None)``) and removed; the other streams go on. The loop ends when no stream is left or
@@ -442,17 +453,39 @@ class MultiRecognizer:
         capture threads drop the others before they reach the batching loop (``capture_stats``
         counts them as ``skipped``).
         """
+        if not isinstance(sources, Mapping):
+            raise TypeError(f"run takes a mapping {{stream_id: source}}, got a {type(sources).__name__}; "
+                            "e.g. run({'door': 0, 'hall': 'hall.mp4'})")
         if not 0 <= gather_s <= 1:
             raise MultiRecognizerError(f"gather_s must be between 0 and 1 second, got {gather_s!r}")
         with self._lock:
             self._check_open()
             if self._captures is not None:
                 raise MultiRecognizerError("this MultiRecognizer is already running its sources; add_stream(id, source) adds more")
+            added = [sid for sid in sources if sid not in self._streams]
+            if len(self._streams) + len(added) > self.max_streams:  # before any source is opened
+                raise MultiRecognizerError(
+                    f"{len(sources)} sources do not fit: {len(self._streams)} of max_streams={self.max_streams} slots are "
+                    f"in use and {len(added)} of the sources are new streams; remove_stream() some or create the "
+                    "MultiRecognizer with a larger max_streams"
+                )
             self._captures, self._source_options = {}, source_options
             self._model_frames_only = model_frames_only
+        new_ids = set(added)
         try:
-            for stream_id, source in sources.items():
-                self.add_stream(stream_id, source)
+            try:  # a stream that exists (pushed to, or left by an earlier run) goes on with the new source
+                for stream_id, source in sources.items():
+                    with self._lock:
+                        if stream_id in new_ids:
+                            self._add(stream_id)
+                        else:  # its state and sampling start again, as after a reconnect; smoothing goes on
+                            self._streams[stream_id].front.reset(Reset(ResetReason.SOURCE_CHANGE, "a new source from run()"))
+                    self._attach(stream_id, source)
+            except BaseException:
+                for stream_id in added:  # a run that could not start leaves no stream of its own behind
+                    if stream_id in self._streams:
+                        self.remove_stream(stream_id)
+                raise
             while self._captures and not (stop_event is not None and stop_event.is_set()):
                 if not self._wait_for_frames(poll_s, gather_s):
                     continue
@@ -564,3 +597,6 @@ class MultiRecognizer:
 
 
 __all__ = ["MAX_LANES", "MIN_LANE_ROWS", "MultiRecognizer", "MultiRecognizerError", "Reset", "ResetReason", "STATE_LAYOUTS"]
+
+
+_OWN_OPTIONS = keyword_only(MultiRecognizer.__init__)

@@ -39,7 +39,7 @@ from .sources import CaptureStats, CaptureThread, Frame, Source, open_source
 from .card import ModelCard
 from .postprocess import ActionEvent
 from .predictions import Prediction, PostprocessOptions, StreamOutputs, event_to_dict
-from .resolve import open_engine
+from .resolve import check_option_names, keyword_only, open_engine
 from .sampling import STREAM_START, Reset, ResetReason
 from .session import FramePrefetcher, StreamingSession, WindowSession, open_session
 
@@ -93,6 +93,7 @@ class Recognizer:
         **engine_options: Any,
     ) -> None:
         self._closed = False
+        check_option_names(engine_options, _OWN_OPTIONS, RecognizerError)
         self._owns_engine = not isinstance(model, Engine)
         if not self._owns_engine and engine_options:
             raise RecognizerError(f"backend options {sorted(engine_options)} given with an already open engine; "
@@ -340,3 +341,6 @@ class Recognizer:
 
     def __repr__(self) -> str:
         return f"Recognizer({self.engine.describe()}, {len(self.class_names)} classes)"
+
+
+_OWN_OPTIONS = keyword_only(Recognizer.__init__)

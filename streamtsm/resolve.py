@@ -35,7 +35,9 @@ Options go to the engine that runs: torch ``device``, ``threads``; ONNX Runtime
 from __future__ import annotations
 
 import difflib
+import inspect
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +227,24 @@ def _with_input_size(net: Any, input_size: int) -> Any:
         resize = dict(resize_short=max(input_size, round(input_size * 256 / 224)))
     net.card = net.card.replace(preprocessing=dataclasses.replace(pre, crop_size=input_size, **resize))
     return net
+
+
+def keyword_only(init: Callable[..., None]) -> tuple[str, ...]:
+    """The keyword-only parameters of a constructor: its own options, for :func:`check_option_names`."""
+    return tuple(n for n, p in inspect.signature(init).parameters.items() if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+def check_option_names(options: Mapping[str, Any], own: Sequence[str], error: type[Exception]) -> None:
+    """Refuse a keyword that is neither one of the caller's own (``own``) nor an option of any
+    engine: a typo such as ``smoothin=3`` would otherwise reach the engine, which would say
+    that it does not apply to the backend."""
+    engine_names = sorted({name for names in ENGINE_OPTIONS.values() for name in names})
+    unknown = sorted(set(options) - set(engine_names))
+    if unknown:
+        known = [*own, *engine_names]
+        close = difflib.get_close_matches(unknown[0], known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise error(f"unknown option {unknown[0]!r}{hint}: the options are {', '.join(known)}")
 
 
 def _reject_unknown(options: dict[str, Any], names: tuple[str, ...], engine: str) -> None:

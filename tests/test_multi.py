@@ -146,6 +146,34 @@ def test_a_malformed_push_many_says_what_it_takes_and_changes_no_stream(call, me
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("make, options, message", [
+    (Recognizer, {"smoothin": 3}, "unknown option 'smoothin' (did you mean 'smoothing'?)"),
+    (Recognizer, {"thread": 1}, "unknown option 'thread' (did you mean 'threads'?)"),
+    (Recognizer, {"zzz": 1}, "unknown option 'zzz': the options are smoothing, "),
+    (lambda **kw: MultiRecognizer(max_streams=2, **kw), {"lane": 2}, "unknown option 'lane' (did you mean 'lanes'?)"),
+    (lambda **kw: MultiRecognizer(max_streams=2, **kw), {"start_treshold": 0.5},
+     "unknown option 'start_treshold' (did you mean 'start_threshold'?)"),
+])
+def test_a_misspelled_option_is_named_with_the_closest_one(make, options, message):
+    """It used to reach the engine, which said it "does not apply to the auto backend"."""
+    from streamtsm.multi import MultiRecognizerError
+    from streamtsm.recognizer import RecognizerError
+
+    with pytest.raises((RecognizerError, MultiRecognizerError)) as info:
+        make(**options)
+    assert str(info.value).startswith(message), info.value
+    assert "providers" in str(info.value)  # the engine options are listed too
+
+
+def test_every_constructor_keyword_and_engine_option_passes_the_check():
+    from streamtsm.multi import _OWN_OPTIONS as MULTI
+    from streamtsm.recognizer import _OWN_OPTIONS as SINGLE
+    from streamtsm.resolve import ENGINE_OPTIONS, check_option_names
+
+    assert "smoothing" in SINGLE and "on_event" in SINGLE and "lanes" in MULTI and "max_streams" in MULTI
+    check_option_names({n: 1 for names in ENGINE_OPTIONS.values() for n in names}, SINGLE, ValueError)
+
+
 def test_a_list_pair_is_a_pair_too():
     multi, engine = _fake_multi(max_streams=1)
     _same(multi.push_many({"a": [_img(0), 0.0]})["a"], Recognizer(engine).push(_img(0), 0.0))
@@ -277,6 +305,44 @@ def test_a_failing_source_is_reported_and_removed_while_the_others_go_on(tmp_pat
     assert seen["ok"] == len(list(Recognizer(engine).run(str(tmp_path / "ok.avi"))))
     assert 0 < seen["bad"] <= 5
     assert ended[0][0] == "bad" and "unplugged" in ended[0][1] and ended[1] == ("ok", "None")
+
+
+class _Counted(_DiesAfter):
+    """A _DiesAfter that records whether it was ever opened."""
+
+    opened: list[str] = []
+
+    def _open(self):
+        _Counted.opened.append(self.name)
+
+
+def test_sources_that_cannot_run_are_refused_before_any_opens_and_leave_no_stream():
+    multi, _ = _fake_multi(max_streams=3)
+    multi.push("kept", _img(0), 0.0)
+    before = [r.copy() for r in multi.state_rows("kept")]
+    _Counted.opened.clear()
+    with pytest.raises(TypeError, match=r"run takes a mapping \{stream_id: source\}, got a list"):
+        list(multi.run([_Counted("a", 3)]))
+    with pytest.raises(MultiRecognizerError, match="3 sources do not fit: 1 of max_streams=3 slots are in use"):
+        list(multi.run({"a": _Counted("a", 3), "b": _Counted("b", 3), "c": _Counted("c", 3)}))
+    assert _Counted.opened == []  # refused before a source was opened
+    with pytest.raises(SourceError, match="does not exist"):
+        list(multi.run({"a": _Counted("a", 3), "b": "no/such/clip.mp4"}))
+    assert _Counted.opened == ["a"] and multi.stream_ids == ["kept"]  # "a", added by that run, is gone again
+    for a, b in zip(multi.state_rows("kept"), before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_stream_left_by_a_stopped_run_goes_on_with_the_next_runs_source():
+    multi, _ = _fake_multi(max_streams=2)
+    stop = threading.Event()
+    for i, (sid, _) in enumerate(multi.run({"cam": _DiesAfter("cam", 50)}, stop_event=stop)):
+        if i == 2:
+            stop.set()
+    assert multi.stream_ids == ["cam"]  # a stopped run leaves its streams (their rates and counters)
+    resets = [p.reset for _, p in multi.run({"cam": _DiesAfter("cam", 4)})]  # it used to say "'cam' exists already"
+    assert resets[0].reason is ResetReason.SOURCE_CHANGE and not any(resets[1:])
+    assert multi.stream_ids == []  # that source ended: the stream was removed
 
 
 def test_a_lone_source_that_fails_after_its_last_frame_ends_the_run():
