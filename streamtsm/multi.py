@@ -38,6 +38,7 @@ from .card import ModelCard
 from .postprocess import ActionEvent
 from .preprocess import FrameError
 from .predictions import Prediction, PostprocessOptions, StreamOutputs
+from .recognizer import check_stop_event
 from .resolve import check_option_names, keyword_only, open_engine
 from .sampling import Reset, ResetReason
 from .session import FramePrefetcher, PendingFrame, StreamSlot
@@ -458,6 +459,7 @@ class MultiRecognizer:
                             "e.g. run({'door': 0, 'hall': 'hall.mp4'})")
         if not 0 <= gather_s <= 1:
             raise MultiRecognizerError(f"gather_s must be between 0 and 1 second, got {gather_s!r}")
+        check_stop_event(stop_event, MultiRecognizerError)
         with self._lock:
             self._check_open()
             if self._captures is not None:

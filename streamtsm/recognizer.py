@@ -28,6 +28,7 @@ stream. Only one ``run()``/``iter_frames()`` may be active at a time (a second r
 from __future__ import annotations
 
 import logging
+import numbers
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -52,6 +53,14 @@ EventCallback = Callable[[ActionEvent], None]
 
 class RecognizerError(RuntimeError):
     """The Recognizer was used in a way it does not support (the message says how to fix it)."""
+
+
+def check_stop_event(stop_event: object, error: type[Exception]) -> None:
+    """``stop_event`` must be None or have ``is_set()`` (a ``threading.Event``): the loop polls it
+    between frames, where a wrong value would fail only after the sources were opened."""
+    if stop_event is not None and not callable(getattr(stop_event, "is_set", None)):
+        raise error(f"stop_event must be a threading.Event (or None), got {type(stop_event).__name__}; "
+                    "set the event from another thread to stop the loop")
 
 
 class Recognizer:
@@ -243,8 +252,10 @@ class Recognizer:
         thread drops the others before they reach this loop (what :meth:`run` does). Counted
         in ``capture_stats.skipped``; ``input_fps`` still measures every captured frame.
         """
-        if max_frames is not None and max_frames < 0:
-            raise RecognizerError(f"max_frames must be >= 0 or None, got {max_frames}")
+        if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, numbers.Integral)
+                                       or max_frames < 0):
+            raise RecognizerError(f"max_frames must be a whole number >= 0 or None, got {max_frames!r}")
+        check_stop_event(stop_event, RecognizerError)
         with self._lock:
             self._check_open()
             if self._running:

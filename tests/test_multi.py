@@ -333,6 +333,20 @@ def test_sources_that_cannot_run_are_refused_before_any_opens_and_leave_no_strea
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("run, message", [
+    (lambda src: Recognizer(FakeOnlineEngine(fake_card())).run(src, max_frames=1.5), "max_frames must be a whole number >= 0 or None, got 1.5"),
+    (lambda src: Recognizer(FakeOnlineEngine(fake_card())).run(src, max_frames=True), "got True"),
+    (lambda src: Recognizer(FakeOnlineEngine(fake_card())).run(src, max_frames=-1), "got -1"),
+    (lambda src: Recognizer(FakeOnlineEngine(fake_card())).run(src, stop_event=True), "stop_event must be a threading.Event (or None), got bool"),
+    (lambda src: _fake_multi(max_streams=1)[0].run({"a": src}, stop_event="stop"), "stop_event must be a threading.Event (or None), got str"),
+])
+def test_loop_arguments_are_checked_before_a_source_opens(run, message):
+    _Counted.opened.clear()
+    with pytest.raises(RuntimeError) as info:
+        list(run(_Counted("cam", 3)))
+    assert message in str(info.value) and _Counted.opened == []  # was an AttributeError after the source opened
+
+
 def test_a_stream_left_by_a_stopped_run_goes_on_with_the_next_runs_source():
     multi, _ = _fake_multi(max_streams=2)
     stop = threading.Event()
