@@ -160,8 +160,7 @@ class MultiRecognizer:
         for name in ("window", "stride"):
             if name in recognizer_options:
                 raise MultiRecognizerError(f"{name}= applies to window (clip) models; MultiRecognizer batches online models")
-        check_option_names({k: v for k, v in recognizer_options.items() if k not in _POSTPROCESS},
-                           (*_OWN_OPTIONS, *_POSTPROCESS), MultiRecognizerError)
+        check_option_names(recognizer_options, (*_OWN_OPTIONS, *_POSTPROCESS), MultiRecognizerError)
         post = {k: recognizer_options.pop(k) for k in list(recognizer_options) if k in _POSTPROCESS}
         self._closed = False
         self._lane_pool: ThreadPoolExecutor | None = None
@@ -445,8 +444,9 @@ class MultiRecognizer:
         the rest back longer), then steps the round's kept frames as one batch.
         An id that names a stream already (pushed to, or left by a run its ``stop_event``
         ended) goes on with the new source (state and sampling reset with reason
-        ``SOURCE_CHANGE``, smoothing kept, as after a reconnect); the sources must fit in ``max_streams`` before any
-        is opened, and a run that cannot open one of them leaves none of its new streams behind.
+        ``SOURCE_CHANGE``, smoothing kept, as after a reconnect); the sources must fit in
+        ``max_streams`` before any is opened, and a run that cannot open one of them leaves
+        none of its new streams behind.
         ``add_stream(id, source)`` and ``remove_stream(id)`` work while running. A stream whose
         source ends or fails is reported (a log line; ``on_source_end(stream_id, error or
         None)``) and removed; the other streams go on. The loop ends when no stream is left or
@@ -464,7 +464,7 @@ class MultiRecognizer:
             self._check_open()
             if self._captures is not None:
                 raise MultiRecognizerError("this MultiRecognizer is already running its sources; add_stream(id, source) adds more")
-            added = [sid for sid in sources if sid not in self._streams]
+            added = {sid for sid in sources if sid not in self._streams}
             if len(self._streams) + len(added) > self.max_streams:  # before any source is opened
                 raise MultiRecognizerError(
                     f"{len(sources)} sources do not fit: {len(self._streams)} of max_streams={self.max_streams} slots are "
@@ -473,12 +473,11 @@ class MultiRecognizer:
                 )
             self._captures, self._source_options = {}, source_options
             self._model_frames_only = model_frames_only
-        new_ids = set(added)
         try:
             try:  # a stream that exists (pushed to, or left by an earlier run) goes on with the new source
                 for stream_id, source in sources.items():
                     with self._lock:
-                        if stream_id in new_ids:
+                        if stream_id in added:
                             self._add(stream_id)
                         else:  # its state and sampling start again, as after a reconnect; smoothing goes on
                             self._streams[stream_id].front.reset(Reset(ResetReason.SOURCE_CHANGE, "a new source from run()"))

@@ -239,7 +239,7 @@ def check_option_names(options: Mapping[str, Any], own: Sequence[str], error: ty
     engine: a typo such as ``smoothin=3`` would otherwise reach the engine, which would say
     that it does not apply to the backend."""
     engine_names = sorted({name for names in ENGINE_OPTIONS.values() for name in names})
-    unknown = sorted(set(options) - set(engine_names))
+    unknown = sorted(set(options) - set(own) - set(engine_names))
     if unknown:
         known = [*own, *engine_names]
         close = difflib.get_close_matches(unknown[0], known, n=1, cutoff=0.6)

@@ -55,14 +55,14 @@ def _exported_file(model: Path) -> tuple[Path, str | None]:
     Like every other command, 'default' is the embedded model and a weight name its cached
     export; a path is a path, and one that does not exist is reported by the repository writer.
     """
-    spec = str(model)
-    if model.exists() or model.suffix.lower() in (".onnx", ".plan"):
-        return model, None
     from ..resolve import DEFAULT_ONNX, cached_export_of
     from ..weights import find_weight, list_weights
 
-    if spec == "default":
+    spec = str(model)
+    if spec == "default":  # as in open_engine: the name wins over a file called 'default'
         return DEFAULT_ONNX, "default"
+    if model.exists() or model.suffix.lower() in (".onnx", ".plan"):
+        return model, None
     entry = find_weight(spec)
     if entry is None:
         return model, None
