@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 
 import cv2
 import numpy as np
@@ -210,16 +211,39 @@ def test_int8_precision_needs_a_qdq_graph():
         engine_precision("int8", False)
 
 
-def test_tensorrt_refuses_a_cpu_int8_graph_and_takes_a_symmetric_one(default_pair, tmp_path):
+@pytest.fixture(scope="module")
+def tensorrt_int8(default_pair, tmp_path_factory):
+    """The default quantized for TensorRT (symmetric int8 Q/DQ), and its agreement check."""
+    return quantize_online(default_pair[0], tmp_path_factory.mktemp("trt") / "trt.int8.onnx",
+                           CalibrationSource.parse("synthetic"), Int8Config(target="tensorrt", calib_frames=30, check_frames=30))
+
+
+def test_tensorrt_refuses_a_cpu_int8_graph_and_takes_a_symmetric_one(default_pair, tensorrt_int8):
     fp32_path, cpu_int8, _ = default_pair
     assert onnx_precision(fp32_path, "fp16") == "fp16"
     with pytest.raises(EngineError, match="--int8-target tensorrt"):
         onnx_precision(cpu_int8, "fp16")  # uint8 activations: TensorRT reads symmetric int8 only
-    trt_int8, check = quantize_online(fp32_path, tmp_path / "trt.int8.onnx", CalibrationSource.parse("synthetic"),
-                                      Int8Config(target="tensorrt", calib_frames=30, check_frames=30))
+    trt_int8, check = tensorrt_int8
     assert onnx_precision(trt_int8, "fp16") == "int8_fp16" and onnx_precision(trt_int8, "fp32") == "int8"
     card = open_onnxruntime(trt_int8).card
     assert card.calibration["activation_type"] == "int8 symmetric" and "float ops" in check.kernels
+
+
+def test_int8_engine_build_asks_for_explicit_quantization(default_pair, tensorrt_int8, tmp_path, monkeypatch):
+    """build_engine against the stand-in tensorrt module (tests/fake_tensorrt.py): the flags it asks for."""
+    from fake_tensorrt import fake_tensorrt
+
+    from streamtsm.backends import tensorrt_engine
+
+    trt = fake_tensorrt()
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setattr(tensorrt_engine, "current_gpu_name", lambda: "Fake GPU")
+    plan = tensorrt_engine.build_engine(tensorrt_int8[0], tmp_path / "d.int8_fp16.plan", fp16=True)
+    assert trt.builders[0].config.flags == {"int8", "fp16"}  # Q/DQ scales from the graph, leftover layers fp16
+    assert json.loads(sidecar_path(plan).read_text())["precision"] == "int8_fp16"
+    with pytest.raises(EngineError, match="--int8-target tensorrt"):  # a CPU int8 graph: refused before building
+        tensorrt_engine.build_engine(default_pair[1], tmp_path / "cpu.int8.plan")
+    assert len(trt.builders) == 1 and not (tmp_path / "cpu.int8.plan").exists()
 
 
 def test_int8_engine_sidecar_staleness(default_pair, tmp_path):

@@ -23,16 +23,17 @@ staleness logic is tested on CPU.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..card import CardError, ModelCard
 from ..contract import ContractError, read_card_from_onnx_metadata
 from ..digest import file_sha256
+from ..outputs import write_bytes_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +117,57 @@ def tensorrt_int8_problems(card: ModelCard, zero_points: list[tuple[str, str, bo
     return problems
 
 
-def qdq_zero_points(onnx_path: str | Path) -> list[tuple[str, str, bool]] | None:
-    """(node, zero-point dtype, all zero) of every Q/DQ node, or None when ``onnx`` is not installed."""
+@dataclass(frozen=True)
+class OnnxGraph:
+    """An exported ONNX file read once: its bytes (what TensorRT parses), their SHA-256, its card,
+    and its Q/DQ zero points (None without ``onnx``). A build otherwise read the file five times
+    (card, precision, int8 check, parse, hash), a big window model's 120 MB each time."""
+
+    path: Path
+    data: bytes = field(repr=False)
+    sha256: str
+    card: ModelCard
+    zero_points: list[tuple[str, str, bool]] | None
+
+
+def read_onnx_graph(onnx_path: str | Path) -> OnnxGraph:
+    """Read an exported ONNX file once (see :class:`OnnxGraph`)."""
+    onnx_path = Path(onnx_path)
+    if not onnx_path.is_file():
+        raise EngineError(f"ONNX file {onnx_path} does not exist; export one with `streamtsm export`")
+    data = onnx_path.read_bytes()
     try:
         import onnx
-        from onnx import numpy_helper
-    except ModuleNotFoundError:
-        return None
-    model = onnx.load(str(onnx_path), load_external_data=False)
+    except ModuleNotFoundError:  # a Jetson has onnxruntime (or only TensorRT) but rarely onnx
+        import onnxruntime as ort
+
+        try:
+            session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime's own Fail/InvalidProtobuf
+            raise EngineError(f"{onnx_path} is not a readable ONNX file ({type(exc).__name__}); export it again") from None
+        metadata, zero_points = session.get_modelmeta().custom_metadata_map, None
+    else:
+        try:
+            model = onnx.load_model_from_string(data)
+        except Exception as exc:  # protobuf's DecodeError and friends
+            raise EngineError(f"{onnx_path} is not a readable ONNX file ({type(exc).__name__}); export it again") from None
+        metadata = {p.key: p.value for p in model.metadata_props}
+        zero_points = _qdq_zero_points(model)
+    try:
+        card = read_card_from_onnx_metadata(metadata, str(onnx_path))
+    except ContractError as exc:
+        raise EngineError(str(exc)) from None
+    return OnnxGraph(onnx_path, data, hashlib.sha256(data).hexdigest(), card, zero_points)
+
+
+def _as_graph(onnx: str | Path | OnnxGraph) -> OnnxGraph:
+    return onnx if isinstance(onnx, OnnxGraph) else read_onnx_graph(onnx)
+
+
+def _qdq_zero_points(model: Any) -> list[tuple[str, str, bool]]:
+    """(node, zero-point dtype, all zero) of every Q/DQ node of a loaded ONNX model."""
+    from onnx import numpy_helper
+
     consts = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     consts.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in model.graph.node
                    if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
@@ -139,16 +183,16 @@ def qdq_zero_points(onnx_path: str | Path) -> list[tuple[str, str, bool]] | None
     return found
 
 
-def onnx_precision(onnx_path: str | Path, requested: str) -> str:
-    """The precision ``onnx_path`` builds in when ``requested`` is asked for; refuses int8 graphs TensorRT cannot read."""
-    onnx_path = Path(onnx_path)
-    card = _card_of_onnx(onnx_path)
+def onnx_precision(onnx: str | Path | OnnxGraph, requested: str) -> str:
+    """The precision a graph builds in when ``requested`` is asked for; refuses int8 graphs TensorRT cannot read."""
+    graph = _as_graph(onnx)
+    card = graph.card
     precision = engine_precision(requested, card.precision == "int8")
     if card.precision == "int8":
-        problems = tensorrt_int8_problems(card, qdq_zero_points(onnx_path))
+        problems = tensorrt_int8_problems(card, graph.zero_points)
         if problems:
             raise EngineError(
-                f"{onnx_path} is an int8 graph TensorRT cannot build: {'; '.join(problems)}. TensorRT needs symmetric "
+                f"{graph.path} is an int8 graph TensorRT cannot build: {'; '.join(problems)}. TensorRT needs symmetric "
                 "int8 Q/DQ: re-export with `streamtsm export MODEL -o NAME.int8.onnx --int8 --int8-target tensorrt "
                 "--calibrate SOURCE` (the default --int8-target cpu is for ONNX Runtime)"
             )
@@ -172,12 +216,13 @@ def read_sidecar(plan: str | Path) -> EngineSidecar:
 
 
 def engine_is_stale(
-    plan: str | Path, onnx: str | Path | None, *, trt_version: str, gpu: str, precision: str
+    plan: str | Path, onnx: str | Path | OnnxGraph | None, *, trt_version: str, gpu: str, precision: str
 ) -> str | None:
     """Why the cached ``plan`` must not be used here, or None if it fits.
 
     Compares the sidecar with the ONNX file's hash (skipped when ``onnx`` is None: running a
-    shipped plan alone), the installed TensorRT version, this GPU's name and the precision asked for.
+    shipped plan alone; an :class:`OnnxGraph` gives it without reading the file again), the
+    installed TensorRT version, this GPU's name and the precision asked for.
     """
     plan = Path(plan)
     if not plan.is_file():
@@ -189,12 +234,11 @@ def engine_is_stale(
     if side.sidecar_version > SIDECAR_VERSION:
         return f"sidecar version {side.sidecar_version} is newer than this streamtsm understands"
     if onnx is not None:
-        onnx = Path(onnx)
-        if not onnx.is_file():
+        if not isinstance(onnx, OnnxGraph) and not Path(onnx).is_file():
             return f"ONNX file {onnx} does not exist"
-        digest = file_sha256(onnx)
+        name, digest = (onnx.path.name, onnx.sha256) if isinstance(onnx, OnnxGraph) else (Path(onnx).name, file_sha256(onnx))
         if digest != side.onnx_sha256:
-            return f"{onnx.name} changed since the engine was built (SHA-256 {digest[:12]}… vs {side.onnx_sha256[:12]}…)"
+            return f"{name} changed since the engine was built (SHA-256 {digest[:12]}… vs {side.onnx_sha256[:12]}…)"
     if side.tensorrt_version != trt_version:
         return f"built with TensorRT {side.tensorrt_version}, this is TensorRT {trt_version} (plans are version-locked)"
     if side.gpu != gpu:
@@ -220,7 +264,7 @@ def current_gpu_name() -> str:
 
 
 def build_engine(
-    onnx_path: str | Path,
+    onnx: str | Path | OnnxGraph,
     plan_path: str | Path,
     *,
     fp16: bool = False,
@@ -235,20 +279,22 @@ def build_engine(
     INT8 flag as well, after its Q/DQ nodes are checked to be symmetric int8. A dynamic batch dimension gets an
     optimisation profile 1 … ``max_batch`` (optimum: 1 stream). ``timing_cache`` is read if it
     exists and written back after the build: rebuilds on the same GPU then take seconds, not minutes.
+    ``onnx``: a path, or the :class:`OnnxGraph` the caller read already. The plan, its sidecar and
+    the timing cache are each replaced atomically.
     """
     try:
         import tensorrt as trt
     except ModuleNotFoundError:
         raise EngineError("TensorRT is not installed (pip install tensorrt, or JetPack on a Jetson)") from None
-    onnx_path, plan_path = Path(onnx_path), Path(plan_path)
-    card = _card_of_onnx(onnx_path)
+    graph, plan_path = _as_graph(onnx), Path(plan_path)
+    onnx_path, card = graph.path, graph.card
     quantized = card.precision == "int8"
-    precision = onnx_precision(onnx_path, "fp16" if fp16 else "fp32")
+    precision = onnx_precision(graph, "fp16" if fp16 else "fp32")
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10: networks are always explicit-batch
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_path.read_bytes()):
+    if not parser.parse(graph.data):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise EngineError(f"TensorRT cannot parse {onnx_path}: {errors}")
     config = builder.create_builder_config()
@@ -278,13 +324,11 @@ def build_engine(
     if serialized is None:
         raise EngineError(f"TensorRT failed to build an engine from {onnx_path} (see the TensorRT log above)")
     plan_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = plan_path.with_name(plan_path.name + ".part")
-    tmp.write_bytes(bytes(serialized))
-    os.replace(tmp, plan_path)
+    write_bytes_atomic(plan_path, bytes(serialized))
     if timing_cache:
-        Path(timing_cache).write_bytes(bytes(config.get_timing_cache().serialize()))
+        write_bytes_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
     side = EngineSidecar(
-        onnx_sha256=file_sha256(onnx_path),
+        onnx_sha256=graph.sha256,
         tensorrt_version=str(trt.__version__),
         gpu=current_gpu_name(),
         precision=precision,
@@ -292,7 +336,7 @@ def build_engine(
         onnx_path=str(onnx_path),
         max_batch=built_batch,
     )
-    sidecar_path(plan_path).write_text(side.to_json() + "\n", encoding="utf-8")
+    write_text_atomic(sidecar_path(plan_path), side.to_json() + "\n")
     return plan_path
 
 
@@ -307,33 +351,15 @@ def ensure_engine(
     """The cached engine for ``onnx_path``, rebuilt (with the reason logged) when missing or stale."""
     import tensorrt as trt
 
-    precision = onnx_precision(onnx_path, precision)
+    graph = read_onnx_graph(onnx_path)  # once: precision, staleness and the build all use it
+    precision = onnx_precision(graph, precision)
     plan = engine_path_for(onnx_path, precision, engine_dir)
-    reason = engine_is_stale(plan, onnx_path, trt_version=str(trt.__version__), gpu=current_gpu_name(), precision=precision)
+    reason = engine_is_stale(plan, graph, trt_version=str(trt.__version__), gpu=current_gpu_name(), precision=precision)
     if reason is None:
         log.info("using cached TensorRT engine %s", plan)
         return plan
     log.info("building TensorRT engine %s: %s", plan, reason)
     return build_engine(
-        onnx_path, plan, fp16=precision.endswith("fp16"), workspace_gb=workspace_gb,
+        graph, plan, fp16=precision.endswith("fp16"), workspace_gb=workspace_gb,
         timing_cache=plan.with_name(".timing.cache"), max_batch=max_batch,
     )
-
-
-def _card_of_onnx(onnx_path: Path) -> ModelCard:
-    """The card in an ONNX file's metadata, read with onnx, or onnxruntime when onnx is absent (Jetson)."""
-    if not onnx_path.is_file():
-        raise EngineError(f"ONNX file {onnx_path} does not exist; export one with `streamtsm export`")
-    try:
-        import onnx
-    except ModuleNotFoundError:
-        import onnxruntime as ort
-
-        metadata = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
-    else:
-        model = onnx.load(str(onnx_path), load_external_data=False)
-        metadata = {p.key: p.value for p in model.metadata_props}
-    try:
-        return read_card_from_onnx_metadata(metadata, str(onnx_path))
-    except ContractError as exc:
-        raise EngineError(str(exc)) from None

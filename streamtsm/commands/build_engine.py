@@ -33,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..backends.tensorrt_backend import tensorrt_unavailable_reason
-    from ..backends.tensorrt_engine import build_engine, current_gpu_name, engine_is_stale, engine_path_for, onnx_precision
+    from ..backends.tensorrt_engine import (
+        build_engine, current_gpu_name, engine_is_stale, engine_path_for, onnx_precision, read_onnx_graph,
+    )
 
     reason = tensorrt_unavailable_reason()
     if reason is not None:
@@ -43,14 +45,15 @@ def run(args: argparse.Namespace) -> int:
         )
     import tensorrt as trt
 
-    precision = onnx_precision(args.onnx, "fp16" if args.fp16 else "fp32")  # int8 graphs: int8 / int8_fp16
+    graph = read_onnx_graph(args.onnx)  # read once: precision, staleness and the build use it
+    precision = onnx_precision(graph, "fp16" if args.fp16 else "fp32")  # int8 graphs: int8 / int8_fp16
     plan = args.output or engine_path_for(args.onnx, precision)
-    stale = engine_is_stale(plan, args.onnx, trt_version=str(trt.__version__), gpu=current_gpu_name(), precision=precision)
+    stale = engine_is_stale(plan, graph, trt_version=str(trt.__version__), gpu=current_gpu_name(), precision=precision)
     if stale is None and not args.force:
         print(f"{plan} is up to date (same ONNX, TensorRT {trt.__version__}, GPU and precision)")
         return 0
     print(f"building {plan}: {'forced' if stale is None else stale}")
-    build_engine(args.onnx, plan, fp16=args.fp16, workspace_gb=args.workspace_gb,
+    build_engine(graph, plan, fp16=args.fp16, workspace_gb=args.workspace_gb,
                  timing_cache=args.timing_cache or plan.with_name(".timing.cache"), max_batch=args.max_batch)
     print(f"wrote {plan} and {plan.name}.json")
     return 0
