@@ -24,6 +24,7 @@ preprocessing and postprocessing stay on the caller's thread, in stream order.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import threading
 import time
@@ -38,10 +39,10 @@ from .card import ModelCard
 from .postprocess import ActionEvent
 from .preprocess import FrameError
 from .predictions import Prediction, PostprocessOptions, StreamOutputs
-from .recognizer import check_stop_event
+from .recognizer import check_callback, check_stop_event
 from .resolve import check_option_names, keyword_only, open_engine
-from .sampling import Reset, ResetReason
-from .session import FramePrefetcher, PendingFrame, StreamSlot
+from .sampling import FrameSampler, Reset, ResetReason
+from .session import FramePrefetcher, PendingFrame, SessionError, StreamSlot
 from .sources import CaptureStats, CaptureThread, Source, SourceError, open_source
 
 logger = logging.getLogger(__name__)
@@ -128,6 +129,24 @@ def _frame_and_time(stream_id: Hashable, entry: Any) -> tuple[Any, float | None]
                     "give (frame, None) to stamp it on arrival")
 
 
+def _shared_source_message(source: Source, stream_ids: tuple[Hashable, Hashable]) -> str:
+    return (f"streams {stream_ids[0]!r} and {stream_ids[1]!r} were given the same {type(source).__name__} object "
+            f"({source.name}): each stream needs a source of its own (one capture thread reads one source); "
+            "give the spec (path, URL, camera index) to each, and each opens its own")
+
+
+_FRAME_INFO = ("frame_index", "source", "captured_at", "capture_wait_ms", "prepared")
+
+
+def _check_frame_info(stream_id: Hashable, info: Mapping[str, Any]) -> None:
+    unknown = [k for k in info if k not in _FRAME_INFO]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), _FRAME_INFO, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise TypeError(f"stream {stream_id!r}: unknown frame info {unknown[0]!r}{hint}: a frame takes "
+                        f"{', '.join(_FRAME_INFO)}")
+
+
 class MultiRecognizer:
     """Frames of many streams in, per-stream :class:`Prediction` objects out; due frames run as one batch.
 
@@ -161,6 +180,8 @@ class MultiRecognizer:
             if name in recognizer_options:
                 raise MultiRecognizerError(f"{name}= applies to window (clip) models; MultiRecognizer batches online models")
         check_option_names(recognizer_options, (*_OWN_OPTIONS, *_POSTPROCESS), MultiRecognizerError)
+        check_callback("on_event", on_event, MultiRecognizerError)
+        check_callback("on_source_end", on_source_end, MultiRecognizerError)
         post = {k: recognizer_options.pop(k) for k in list(recognizer_options) if k in _POSTPROCESS}
         self._closed = False
         self._lane_pool: ThreadPoolExecutor | None = None
@@ -191,6 +212,7 @@ class MultiRecognizer:
         self._arrived = threading.Condition()
         self._arrived_count = 0
         self._fps = fps
+        FrameSampler(self.card.temporal.fps if fps is None else fps, self.card.temporal.max_gap_s)  # a bad fps: now
         self._options = PostprocessOptions(**post)
         card = self.card
         crop = card.preprocessing.crop_size
@@ -211,6 +233,7 @@ class MultiRecognizer:
     @property
     def stream_ids(self) -> list[Hashable]:
         with self._lock:
+            self._check_open()
             return list(self._streams)
 
     def add_stream(self, stream_id: Hashable, source: Any = None) -> None:
@@ -234,6 +257,11 @@ class MultiRecognizer:
 
     def _attach(self, stream_id: Hashable, source: Any) -> None:
         """Start a capture thread that reads ``source`` into the existing stream ``stream_id``."""
+        if isinstance(source, Source):
+            with self._lock:
+                other = next((sid for sid, c in (self._captures or {}).items() if c.source is source), None)
+            if other is not None:  # two threads reading one decoder crash inside FFmpeg
+                raise MultiRecognizerError(_shared_source_message(source, (other, stream_id)))
         src = source if isinstance(source, Source) else open_source(source, **self._source_options)
         prefetcher = FramePrefetcher(self.card, self._fps)
         capture = CaptureThread(src, prepare=prefetcher, on_frame=self._on_frame, skip_unprepared=self._model_frames_only)
@@ -310,6 +338,7 @@ class MultiRecognizer:
     def capture_stats(self, stream_id: Hashable) -> CaptureStats | None:
         """The capture thread counters of a stream while run() reads its source, or the last ones
         once its source ended or it was removed; None for a stream that never ran a source."""
+        self._check_open()
         capture = (self._captures or {}).get(stream_id)
         return capture.stats if capture is not None else self._ended_captures.get(stream_id)
 
@@ -319,6 +348,7 @@ class MultiRecognizer:
             return self._state.row(self._get(stream_id).slot)
 
     def _get(self, stream_id: Hashable) -> _Stream:
+        self._check_open()
         try:
             return self._streams[stream_id]
         except KeyError:
@@ -344,36 +374,48 @@ class MultiRecognizer:
                             "for one stream, push(stream_id, frame, timestamp)")
         with self._lock:
             self._check_open()
-            due: list[tuple[_Stream, PendingFrame]] = []
-            results: dict[Hashable, Prediction | None] = {}
-            new: list[Hashable] = []
-            try:
-                for stream_id, entry in frames.items():
-                    image, timestamp = _frame_and_time(stream_id, entry)
-                    stream = self._streams.get(stream_id)
-                    if stream is None:
-                        stream = self._add(stream_id)
-                        new.append(stream_id)
-                    info = dict((frame_info or {}).get(stream_id, {}))
-                    info.setdefault("frame_index", stream.frames_pushed)
-                    try:
-                        pending = stream.front.prepare(image, timestamp, self._input[len(due)], **info)
-                    except FrameError as exc:
-                        raise FrameError(f"stream {stream_id!r}: {exc}") from None
-                    results[stream_id] = None
-                    if pending is not None:
-                        due.append((stream, pending))
-                predictions = self._step(due)
-            except BaseException:
-                for stream_id in new:  # a failed first push leaves no stream behind
-                    self._free.append(self._streams.pop(stream_id).slot)
-                raise
-            for stream_id in frames:
-                self._streams[stream_id].frames_pushed += 1
-            results.update(predictions)
+            results, predictions = self._push_locked(frames, frame_info)
+        self._dispatch_predictions(predictions)
+        return results
+
+    def _push_locked(self, frames: Mapping[Hashable, Any], frame_info: Mapping[Hashable, Mapping[str, Any]] | None
+                     ) -> tuple[dict[Hashable, Prediction | None], dict[Hashable, Prediction]]:
+        """push_many's work, the lock held: (results, the predictions among them)."""
+        due: list[tuple[_Stream, PendingFrame]] = []
+        results: dict[Hashable, Prediction | None] = {}
+        new: list[Hashable] = []
+        try:
+            for stream_id, entry in frames.items():
+                image, timestamp = _frame_and_time(stream_id, entry)
+                info = dict((frame_info or {}).get(stream_id, {}))
+                _check_frame_info(stream_id, info)
+                stream = self._streams.get(stream_id)
+                if stream is None:
+                    stream = self._add(stream_id)
+                    new.append(stream_id)
+                info.setdefault("frame_index", stream.frames_pushed)
+                try:
+                    pending = stream.front.prepare(image, timestamp, self._input[len(due)], **info)
+                except FrameError as exc:
+                    raise FrameError(f"stream {stream_id!r}: {exc}") from None
+                except SessionError as exc:
+                    raise SessionError(f"stream {stream_id!r}: {exc}") from None
+                results[stream_id] = None
+                if pending is not None:
+                    due.append((stream, pending))
+            predictions = self._step(due)
+        except BaseException:
+            for stream_id in new:  # a failed first push leaves no stream behind
+                self._free.append(self._streams.pop(stream_id).slot)
+            raise
+        for stream_id in frames:
+            self._streams[stream_id].frames_pushed += 1
+        results.update(predictions)
+        return results, predictions
+
+    def _dispatch_predictions(self, predictions: Mapping[Hashable, Prediction]) -> None:
         for stream_id, prediction in predictions.items():
             self._dispatch(stream_id, prediction.events)
-        return results
 
     def _step(self, due: list[tuple[_Stream, PendingFrame]]) -> dict[Hashable, Prediction]:
         if not due:
@@ -460,6 +502,12 @@ class MultiRecognizer:
         if not 0 <= gather_s <= 1:
             raise MultiRecognizerError(f"gather_s must be between 0 and 1 second, got {gather_s!r}")
         check_stop_event(stop_event, MultiRecognizerError)
+        owners: dict[int, Hashable] = {}
+        for stream_id, source in sources.items():
+            if isinstance(source, Source):
+                if id(source) in owners:
+                    raise MultiRecognizerError(_shared_source_message(source, (owners[id(source)], stream_id)))
+                owners[id(source)] = stream_id
         with self._lock:
             self._check_open()
             if self._captures is not None:
@@ -490,12 +538,18 @@ class MultiRecognizer:
             while self._captures and not (stop_event is not None and stop_event.is_set()):
                 if not self._wait_for_frames(poll_s, gather_s):
                     continue
-                round_frames = self._take_round()
-                if not round_frames:
+                taken = self._take_round()
+                if not taken:
                     continue
-                info = {sid: dict(frame_index=f.index, source=f.source, captured_at=f.timestamp, prepared=f.prepared)
-                        for sid, f in round_frames.items()}
-                results = self.push_many({sid: (f.image, f.media_time_s) for sid, f in round_frames.items()}, frame_info=info)
+                with self._lock:  # a stream removed (or given a new source) since its frame was taken is left out
+                    self._check_open()
+                    live = self._captures or {}
+                    round_frames = {sid: f for sid, (capture, f) in taken.items() if live.get(sid) is capture}
+                    info = {sid: dict(frame_index=f.index, source=f.source, captured_at=f.timestamp, prepared=f.prepared)
+                            for sid, f in round_frames.items()}
+                    results, predictions = self._push_locked(
+                        {sid: (f.image, f.media_time_s) for sid, f in round_frames.items()}, info)
+                self._dispatch_predictions(predictions)
                 for stream_id, prediction in results.items():
                     yield stream_id, round_frames[stream_id], prediction
         finally:
@@ -533,9 +587,10 @@ class MultiRecognizer:
             if self._arrived_count == 1 or self._arrived_count >= len(self._captures or ()):
                 self._arrived.notify_all()
 
-    def _take_round(self) -> dict[Hashable, Any]:
-        """The oldest waiting frame of every stream; streams whose source ended or failed are removed."""
-        frames: dict[Hashable, Any] = {}
+    def _take_round(self) -> dict[Hashable, tuple[CaptureThread, Any]]:
+        """The oldest waiting frame of every stream, with the capture it came from; streams whose source
+        ended or failed are removed."""
+        frames: dict[Hashable, tuple[CaptureThread, Any]] = {}
         for stream_id, capture in list((self._captures or {}).items()):
             try:
                 frame = capture.get(timeout=0)
@@ -553,7 +608,7 @@ class MultiRecognizer:
             if stream.segment is not None and frame.segment != stream.segment:
                 stream.front.reset(Reset(ResetReason.RECONNECT, f"{capture.source.name} reconnected"))
             stream.segment = frame.segment
-            frames[stream_id] = frame
+            frames[stream_id] = (capture, frame)
         if frames:  # files queue several frames: look again at once rather than wait for a new arrival
             with self._arrived:
                 self._arrived_count = max(self._arrived_count, 1)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import collections
 import logging
+import math
+import numbers
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Hashable, Sequence
@@ -85,6 +87,24 @@ def event_to_dict(event: ActionEvent) -> dict[str, Any]:
     }
 
 
+#: The longest smoothing window (and start_steps) in model steps: 100 s at 10 steps/s.
+MAX_SMOOTHING_STEPS = 1000
+
+
+def _whole(name: str, value: object, low: int, high: int, *, none_ok: bool = False) -> None:
+    if value is None and none_ok:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        default = " (or None for the default)" if none_ok else ""
+        raise ValueError(f"{name} must be a whole number from {low} to {high}{default}, got {value!r}")
+
+
+def _real(name: str, value: object, low: float, high: float) -> None:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+            or not low <= value <= high):
+        raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class PostprocessOptions:
     """The postprocessing keywords of the Recognizer (see its docstring for their meaning)."""
@@ -97,6 +117,21 @@ class PostprocessOptions:
     min_duration_s: float = 0.0
     background: Sequence[str] | None = None
     top_k: int = 3
+
+    def __post_init__(self) -> None:
+        # checked here, when the Recognizer is built: top_k=2.5 failed at every push, smoothing=10**9
+        # asked for 67 GiB at the first one, background="no_motion" was read as 9 one-letter classes
+        _whole("smoothing", self.smoothing, 1, MAX_SMOOTHING_STEPS, none_ok=True)
+        _whole("start_steps", self.start_steps, 1, MAX_SMOOTHING_STEPS)
+        _whole("top_k", self.top_k, 1, 1000)
+        for name in ("start_threshold", "end_threshold"):
+            _real(name, getattr(self, name), 0.0, 1.0)
+        _real("min_duration_s", self.min_duration_s, 0.0, 3600.0)
+        if isinstance(self.background, str):
+            object.__setattr__(self, "background", (self.background,))  # one class name
+        elif self.background is not None and (not isinstance(self.background, Sequence)
+                                              or not all(isinstance(b, str) for b in self.background)):
+            raise ValueError(f"background must be a list of class names (or None for the card's), got {self.background!r}")
 
     def postprocessor(self, card: ModelCard, step_rate: float) -> PostProcessor:
         """A PostProcessor for ``card``; the default smoothing is ~0.3 s at ``step_rate`` steps/s."""

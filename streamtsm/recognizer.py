@@ -42,7 +42,7 @@ from .postprocess import ActionEvent
 from .predictions import Prediction, PostprocessOptions, StreamOutputs, event_to_dict
 from .resolve import check_option_names, keyword_only, open_engine
 from .sampling import STREAM_START, Reset, ResetReason
-from .session import FramePrefetcher, StreamingSession, WindowSession, open_session
+from .session import FramePrefetcher, StreamingSession, WindowSession, check_frame_index, open_session
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +61,12 @@ def check_stop_event(stop_event: object, error: type[Exception]) -> None:
     if stop_event is not None and not callable(getattr(stop_event, "is_set", None)):
         raise error(f"stop_event must be a threading.Event (or None), got {type(stop_event).__name__}; "
                     "set the event from another thread to stop the loop")
+
+
+def check_callback(name: str, callback: object, error: type[Exception]) -> None:
+    """A callback must be callable (or None): a string or a number failed at every event, in a log."""
+    if callback is not None and not callable(callback):
+        raise error(f"{name} must be a function (or None), got {callback!r} ({type(callback).__name__})")
 
 
 class Recognizer:
@@ -102,7 +108,9 @@ class Recognizer:
         **engine_options: Any,
     ) -> None:
         self._closed = False
+        self._lock = threading.Lock()
         check_option_names(engine_options, _OWN_OPTIONS, RecognizerError)
+        check_callback("on_event", on_event, RecognizerError)
         self._owns_engine = not isinstance(model, Engine)
         if not self._owns_engine and engine_options:
             raise RecognizerError(f"backend options {sorted(engine_options)} given with an already open engine; "
@@ -121,7 +129,6 @@ class Recognizer:
             self.close()
             raise
         self.on_event = on_event
-        self._lock = threading.Lock()
         self._running = False
         self._frames_pushed = 0
         self._rates: tuple[float | None, float | None] = (None, None)  # (effective, input) fps after the last push
@@ -195,7 +202,7 @@ class Recognizer:
         """
         with self._lock:
             self._check_open()
-            index = self._frames_pushed if frame_index is None else int(frame_index)
+            index = self._frames_pushed if frame_index is None else check_frame_index(frame_index)
             output = self.session.push(frame, timestamp, frame_index=index, source=source, captured_at=captured_at,
                                        capture_wait_ms=capture_wait_ms, prepared=prepared)
             self._frames_pushed += 1
@@ -337,10 +344,13 @@ class Recognizer:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
-        """Release the engine (if this Recognizer opened it). Later calls raise; closing twice is harmless."""
-        if self._closed:
-            return
-        self._closed = True
+        """Release the engine (if this Recognizer opened it). Later calls raise; closing twice is harmless.
+
+        A push running on another thread finishes first (the lock), so it never meets a closed engine."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         if self._owns_engine and hasattr(self, "engine"):
             self.engine.close()
 

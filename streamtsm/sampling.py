@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import enum
 import math
+import numbers
 import statistics
 from dataclasses import dataclass
 
@@ -101,6 +102,22 @@ class SampleDecision:
     reset: Reset | None
 
 
+#: A timestamp at most this much earlier than the last one is clock jitter, not a time reversal: it is
+#: taken as the last frame's time. Smaller than any frame interval (5 ms = 200 fps).
+JITTER_S = 0.005
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _duration(seconds: float) -> str:
+    """``0.0001`` -> '0.1 ms', ``2.5`` -> '2.500 s', ``1e300`` -> '1e+300 s' (never 300 digits)."""
+    if seconds < 1.0:
+        return f"{seconds * 1000:.1f} ms"
+    return f"{seconds:.3f} s" if seconds < 1e6 else f"{seconds:.3g} s"
+
+
 class FrameSampler:
     """Keeps frames on a time grid of period ``P = 1/fps`` anchored at the first frame (or a reset).
 
@@ -112,16 +129,17 @@ class FrameSampler:
     changing which frames are kept; after dropped frames the grid continues where it was.
     Anchoring on a fixed grid (rather than "P after the last kept frame") means timing errors
     never accumulate. A source slower than ``fps`` has every frame kept. ``fps=None`` keeps
-    every frame.
+    every frame. A frame stamped up to ``JITTER_S`` (5 ms) before the previous one is jitter of
+    the camera's clock, taken as the previous frame's time; earlier than that is a time reversal.
 
     ``decide`` does not change the sampler; ``commit`` does, so that a frame whose
     preprocessing or inference fails leaves the sampler as if the frame had never arrived.
     """
 
     def __init__(self, fps: float | None, max_gap_s: float) -> None:
-        if fps is not None and not (math.isfinite(fps) and fps > 0):
+        if fps is not None and not (_is_real(fps) and math.isfinite(fps) and fps > 0):
             raise SamplingError(f"sampling fps must be a positive number (or None to keep every frame), got {fps!r}")
-        if not (math.isfinite(max_gap_s) and max_gap_s > 0):
+        if not (_is_real(max_gap_s) and math.isfinite(max_gap_s) and max_gap_s > 0):
             raise SamplingError(f"max_gap_s must be a positive number of seconds, got {max_gap_s!r}")
         self.fps = fps
         self.max_gap_s = float(max_gap_s)
@@ -139,7 +157,13 @@ class FrameSampler:
         self.input_rate.clear()
         self.kept_rate.clear()
 
+    def _jitter_free(self, timestamp: float) -> float:
+        """A timestamp up to ``JITTER_S`` before the last one counts as the last one's time."""
+        last = self._last_time
+        return last if last is not None and last - JITTER_S <= timestamp < last else timestamp
+
     def decide(self, timestamp: float, source: str | None) -> SampleDecision:
+        timestamp = self._jitter_free(timestamp)
         reset = self._reset_for(timestamp, source)
         if reset is not None:
             return SampleDecision(True, 0, reset)
@@ -159,13 +183,15 @@ class FrameSampler:
             return self._cause
         if source is not None and self._source is not None and source != self._source:
             return Reset(ResetReason.SOURCE_CHANGE, f"source changed from {self._source} to {source}")
-        if timestamp < last:
-            return Reset(ResetReason.TIME_REVERSAL, f"time went backwards by {last - timestamp:.3f} s (frames from two streams?)")
+        if timestamp < last - JITTER_S:
+            return Reset(ResetReason.TIME_REVERSAL, f"time went backwards by {_duration(last - timestamp)} "
+                                                    "(frames from two streams?)")
         if timestamp - last > self.max_gap_s:
-            return Reset(ResetReason.GAP, f"gap of {timestamp - last:.3f} s > max_gap_s {self.max_gap_s:g}")
+            return Reset(ResetReason.GAP, f"gap of {_duration(timestamp - last)} > max_gap_s {self.max_gap_s:g}")
         return None
 
     def commit(self, decision: SampleDecision, timestamp: float, source: str | None) -> None:
+        timestamp = self._jitter_free(timestamp) if decision.reset is None else timestamp
         if decision.reset is not None:
             self.clear()
             self._origin = timestamp

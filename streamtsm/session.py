@@ -17,6 +17,7 @@ state was reset since the previous output, the :class:`~streamtsm.sampling.Reset
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +82,38 @@ def _ms(seconds: float) -> float:
     return seconds * 1000.0
 
 
+#: The longest window a session buffers (frames): a clip model's clip_len is 8-64; more is a typo.
+MAX_WINDOW = 512
+
+
+def check_seconds(name: str, value: object) -> float | None:
+    """``value`` as float seconds (None stays None); anything but a finite real number is refused here,
+    before the frame touches the model, with the argument's name."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise SessionError(f"{name} must be a finite number of seconds or None, got {value!r} ({type(value).__name__})")
+    seconds = float(value)
+    if not math.isfinite(seconds):
+        raise SessionError(f"{name} must be a finite number of seconds, got {value!r}")
+    return seconds
+
+
+def check_frame_index(value: object) -> int:
+    """A frame index must be a whole number (2.7 used to become 2, "x" a bare ValueError)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise SessionError(f"frame_index must be a whole number, got {value!r} ({type(value).__name__})")
+    return int(value)
+
+
+def _whole_frames(name: str, value: object, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= MAX_WINDOW:
+        raise SessionError(f"{name} must be a whole number of frames from 1 to {MAX_WINDOW}, got {value!r}")
+    return int(value)
+
+
 class _SessionBase:
     """Validation, sampling, reset reporting and statistics shared by both sessions."""
 
@@ -120,13 +153,20 @@ class _SessionBase:
         """
         self.sampler.clear(cause or Reset(ResetReason.CALLER, "reset by caller"))
 
-    def _admit(self, image: object, timestamp: float | None, source: str | None) -> tuple[np.ndarray, float, SampleDecision, float]:
-        """Validate and sample: (image, timestamp, decision, t_start). Skipped frames are committed here."""
+    def _admit(self, image: object, timestamp: float | None, source: str | None, *, frame_index: int = -1,
+               captured_at: float | None = None, capture_wait_ms: float = 0.0) -> tuple[np.ndarray, float, SampleDecision, float]:
+        """Validate and sample: (image, timestamp, decision, t_start). Skipped frames are committed here.
+
+        The frame and every number that comes with it are checked before anything changes."""
         t_start = time.monotonic()
         frame = as_bgr_uint8(image)  # FrameError before anything changes
-        ts = t_start if timestamp is None else float(timestamp)
-        if not math.isfinite(ts):
-            raise SessionError(f"timestamp must be a finite number of seconds, got {timestamp!r}")
+        stamped = check_seconds("timestamp", timestamp)
+        ts = t_start if stamped is None else stamped
+        check_seconds("captured_at", captured_at)
+        if (isinstance(capture_wait_ms, bool) or not isinstance(capture_wait_ms, numbers.Real)
+                or not (math.isfinite(capture_wait_ms) and capture_wait_ms >= 0)):
+            raise SessionError(f"capture_wait_ms must be a number of milliseconds >= 0, got {capture_wait_ms!r}")
+        check_frame_index(frame_index)
         decision = self.sampler.decide(ts, source)
         self.frames_seen += 1
         if not decision.keep:
@@ -189,7 +229,8 @@ class StreamingSession(_SessionBase):
         normalisation runs here. Returns None when the frame was skipped by sampling. Raises
         FrameError for an unusable frame, leaving the state and sampler untouched.
         """
-        frame, ts, decision, t_start = self._admit(image, timestamp, source)
+        frame, ts, decision, t_start = self._admit(image, timestamp, source, frame_index=frame_index,
+                                                   captured_at=captured_at, capture_wait_ms=capture_wait_ms)
         if not decision.keep:
             return None
         state = self.engine.init_state(1) if decision.reset is not None else self._state
@@ -225,12 +266,15 @@ class WindowSession(_SessionBase):
             raise SessionError(f"{engine.card.arch} is an online model: use StreamingSession")
         super().__init__(engine, fps=fps, max_gap_s=max_gap_s, sample=sample)
         temporal = self.card.temporal
-        self.window = int(temporal.clip_len if window is None else window)
-        if self.window < 1:
-            raise SessionError(f"window must be at least 1 frame, got {window!r}")
-        self.stride = int(max(1, self.window // 4) if stride is None else stride)
-        if self.stride < 1:
-            raise SessionError(f"stride must be at least 1 frame, got {stride!r}")
+        self.window = _whole_frames("window", window, temporal.clip_len)
+        fixed = engine.fixed_clip_len
+        if fixed is not None and self.window != fixed:
+            raise SessionError(
+                f"window={window!r} does not fit {engine.name}: its graph runs clips of exactly {fixed} frames (the "
+                f"card's clip_len). Leave window out (or give {fixed}), or run the checkpoint on torch "
+                "(backend='torch') for another window"
+            )
+        self.stride = _whole_frames("stride", stride, max(1, self.window // 4))
         crop = self.card.preprocessing.crop_size
         self.layout = temporal.clip_layout
         self._ring = np.zeros((self.window, 3, crop, crop), dtype=np.float32)
@@ -266,7 +310,8 @@ class WindowSession(_SessionBase):
         None when the frame was skipped by sampling, the window is not yet full, or it is not
         a stride boundary.
         """
-        frame, ts, decision, t_start = self._admit(image, timestamp, source)
+        frame, ts, decision, t_start = self._admit(image, timestamp, source, frame_index=frame_index,
+                                                   captured_at=captured_at, capture_wait_ms=capture_wait_ms)
         if not decision.keep:
             return None
         self._preprocess(frame, prepared, self._incoming)  # may raise: nothing is changed yet
@@ -330,7 +375,8 @@ class StreamSlot(_SessionBase):
                 source: str | None = None, captured_at: float | None = None, capture_wait_ms: float = 0.0,
                 prepared: np.ndarray | None = None) -> PendingFrame | None:
         """Preprocess into ``row`` ((3, H, W) float32) if sampling keeps the frame; None when it is skipped."""
-        frame, ts, decision, t_start = self._admit(image, timestamp, source)
+        frame, ts, decision, t_start = self._admit(image, timestamp, source, frame_index=frame_index,
+                                                   captured_at=captured_at, capture_wait_ms=capture_wait_ms)
         if not decision.keep:
             return None
         self._preprocess(frame, prepared, row)

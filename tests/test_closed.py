@@ -80,6 +80,11 @@ def test_a_closed_multirecognizer_refuses_every_call():
     multi.close()
     for call in (lambda: multi.push("a", FRAME, 0.1), lambda: multi.push_many({"a": (FRAME, 0.1)}),
                  lambda: multi.add_stream("b"), lambda: multi.reset("a"),
-                 lambda: next(iter(multi.run({"c": "synthetic"})))):
+                 lambda: next(iter(multi.run({"c": "synthetic"}))),
+                 # the readers too (they answered after close: the audit of 5de4cc3)
+                 lambda: multi.stream_ids, lambda: multi.current("a"), lambda: multi.rates("a"),
+                 lambda: multi.state_rows("a"), lambda: multi.reset_counts("a"), lambda: multi.capture_stats("a"),
+                 lambda: multi.remove_stream("a")):
         with pytest.raises(MultiRecognizerError, match="closed"):
             call()
+    assert "MultiRecognizer(" in repr(multi)  # repr never raises

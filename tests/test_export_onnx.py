@@ -271,3 +271,21 @@ def test_cli_export_checkpoint(tmp_path, capsys):
     assert open_onnxruntime(out).card.arch == "tsm_mobilenetv2"
     assert main(["export", "no_such_model", "-o", str(tmp_path / "x.onnx")]) == 1
     assert "neither an existing checkpoint" in capsys.readouterr().err
+
+
+def test_an_exported_window_model_refuses_another_window_when_the_recognizer_is_built(tmp_path):
+    """The graph's T is fixed: window=3 was accepted and then failed at every clip (audit of 5de4cc3)."""
+    from streamtsm import Recognizer
+    from streamtsm.session import SessionError
+
+    model = _window_model()
+    path = export_onnx(model, tmp_path / "window.onnx", check_steps=1)
+    assert open_onnxruntime(path).fixed_clip_len == 4
+    for window in (3, 5):
+        with pytest.raises(SessionError, match="runs clips of exactly 4 frames"):
+            Recognizer(path, window=window)
+    frames = [np.full((72, 96, 3), 40 * i, np.uint8) for i in range(6)]
+    with Recognizer(path, window=4, stride=1) as rec:  # its own length is fine
+        assert sum(rec.push(f, 0.1 * i) is not None for i, f in enumerate(frames)) == 3
+    with Recognizer(model, window=3, stride=1) as rec:  # on torch any window runs
+        assert sum(rec.push(f, 0.1 * i) is not None for i, f in enumerate(frames)) == 4

@@ -392,6 +392,46 @@ def test_streams_can_be_added_and_removed_while_running(tmp_path):
         multi.add_stream("c", str(b))
 
 
+def test_a_stream_removed_between_taking_a_round_and_stepping_it_stays_removed(tmp_path):
+    """remove_stream() from another thread landed after a round was taken and before it was pushed:
+    the push added the id again, a ghost that kept its slot and gave stream_start predictions (the
+    audit of 5de4cc3, 8 of 8 runs on files). The interleaving is forced here, the threads are real."""
+    engine = FakeOnlineEngine(fake_card(fps=15.0))
+    multi = MultiRecognizer(engine, max_streams=3)
+    clips = {sid: str(_write_clip(tmp_path / f"{sid}.avi", 30, seed=i)) for i, sid in enumerate("abc")}
+    real_take, removed = multi._take_round, []
+
+    def take_then_remove():
+        taken = real_take()
+        if "b" in taken and not removed:
+            removed.append(multi.remove_stream("b"))  # what the other thread does in between
+        return taken
+
+    multi._take_round = take_then_remove
+    after_removal = [sid for sid, _ in multi.run(clips) if removed and sid == "b"]
+    assert removed and after_removal == []
+    assert "b" not in multi.stream_ids and set(multi.stream_ids) <= {"a", "c"}
+    assert multi.max_streams - len(multi.stream_ids) >= 1  # its slot came back
+
+
+def test_one_source_object_under_two_ids_is_refused_before_it_is_read(tmp_path):
+    """Two capture threads reading one decoder segfaulted in FFmpeg (the audit of 5de4cc3)."""
+    from streamtsm.sources import open_source
+
+    multi = MultiRecognizer(FakeOnlineEngine(fake_card(fps=15.0)), max_streams=4)
+    source = open_source(str(_write_clip(tmp_path / "a.avi", 10, seed=1)))
+    with pytest.raises(MultiRecognizerError, match="streams 'x' and 'y' were given the same VideoFileSource object"):
+        next(iter(multi.run({"x": source, "y": source})))
+    assert multi.stream_ids == []
+    other = str(_write_clip(tmp_path / "b.avi", 40, seed=2))
+    for sid, _ in multi.run({"x": source, "z": other}):  # one each is fine; a second id for it is not
+        if sid == "z":
+            with pytest.raises(MultiRecognizerError, match="streams 'x' and 'w' were given the same"):
+                multi.add_stream("w", source)
+            break
+    assert "w" not in multi.stream_ids
+
+
 # -- lanes: one round's batch stepped as several engine calls at once --------------------------
 
 LANE_STREAMS = {

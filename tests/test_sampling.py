@@ -69,8 +69,30 @@ def test_reset_messages_carry_the_numbers():
     assert sampler.decide(2.5, "cam").reset.message == "gap of 2.500 s > max_gap_s 1"
     sampler2 = FrameSampler(10.0, 1.0)
     sampler2.commit(sampler2.decide(1.0, None), 1.0, None)
-    assert "backwards by 0.500 s" in sampler2.decide(0.5, None).reset.message
+    assert "backwards by 500.0 ms" in sampler2.decide(0.5, None).reset.message
     assert sampler.decide(0.1, "other").reset.message == "source changed from cam to other"
+    sampler.commit(sampler.decide(1e300, "cam"), 1e300, "cam")  # a huge gap prints no 300 digits
+    assert sampler.decide(2e300, "cam").reset.message == "gap of 1e+300 s > max_gap_s 1"
+
+
+@pytest.mark.parametrize("earlier_by, reversal", [
+    (0.0001, False),  # 0.1 ms: clock jitter (the audit's 0.1 -> 0.0999 wiped the state)
+    (0.005, False),   # JITTER_S itself
+    (0.0051, True),
+    (0.5, True),
+])
+def test_a_timestamp_a_little_early_is_jitter_not_a_reversal(earlier_by, reversal):
+    sampler = FrameSampler(10.0, 1.0)
+    for ts in (0.0, 0.1):
+        sampler.commit(sampler.decide(ts, None), ts, None)
+    decision = sampler.decide(0.1 - earlier_by, None)
+    if reversal:
+        assert decision.reset.reason is ResetReason.TIME_REVERSAL
+        return
+    assert decision.reset is None and not decision.keep  # the slot of t=0.1 is taken already
+    sampler.commit(decision, 0.1 - earlier_by, None)
+    after = sampler.decide(0.2, None)
+    assert after.keep and after.reset is None and after.slot == 2  # the grid goes on
 
 
 @pytest.mark.parametrize("fps, gap", [(0.0, 1.0), (-5.0, 1.0), (float("nan"), 1.0), (10.0, 0.0), (10.0, float("inf"))])

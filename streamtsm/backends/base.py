@@ -97,7 +97,14 @@ class OnlineEngine(Engine):
 
 
 class ClipEngine(Engine):
-    """Runs a clip model on whole clips. ``init_state``/``step`` exist only to say so."""
+    """Runs a clip model on whole clips. ``init_state``/``step`` exist only to say so.
+
+    ``fixed_clip_len``: the only clip length the engine runs (an exported graph's ``T`` is the
+    card's ``clip_len``), or None when any length works (torch), so a session can refuse
+    another ``window`` before the first clip instead of failing at it.
+    """
+
+    fixed_clip_len: int | None = None
 
     @abstractmethod
     def run_clip(self, clip: np.ndarray) -> np.ndarray:

@@ -188,6 +188,7 @@ class OnnxRuntimeClip(_OrtEngineMixin, ClipEngine):
         if graph.card.is_online:
             raise BackendError(f"{graph.path} is an online (per-frame) model: use OnnxRuntimeOnline / step")
         self._adopt(graph)
+        self.fixed_clip_len = graph.card.temporal.clip_len  # the graph's T (graph_signature of the card)
 
     def run_clip(self, clip: np.ndarray) -> np.ndarray:
         self._check_open()

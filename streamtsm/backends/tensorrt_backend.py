@@ -324,6 +324,7 @@ class TensorRTClip(_TensorRTMixin, ClipEngine):
         if engine.card.is_online:
             raise BackendError(f"{engine.plan} is an online (per-frame) model: use init_state()/step()")
         self._adopt(engine)
+        self.fixed_clip_len = engine.card.temporal.clip_len  # built from an export: T is fixed
 
     def run_clip(self, clip: np.ndarray) -> np.ndarray:
         self._check_open()
