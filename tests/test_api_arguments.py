@@ -163,3 +163,11 @@ def test_close_waits_for_a_push_in_flight_on_another_thread():
     assert engine.closed
     with pytest.raises(RecognizerError, match="closed"):
         rec.push(FRAME, 0.1)
+
+
+@pytest.mark.parametrize("threads", ["two", 0, -1, True, 257, 1.5])
+def test_engine_threads_must_be_a_whole_number_in_range(threads):
+    from streamtsm.backends import BackendError
+
+    with pytest.raises(BackendError, match=f"threads must be a whole number from 1 to 256 .*got {threads!r}"):
+        Recognizer(backend="onnxruntime", threads=threads)  # 0 and -1 quietly meant "the default"

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.runtime
@@ -68,3 +69,36 @@ def test_lanes_reach_the_multirecognizer_of_several_sources(tmp_path):
 def test_bad_lanes_are_one_line_errors(tmp_path, args, message):
     proc = _demo([*args, "--headless", "--max-frames", "3"], tmp_path)
     assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_every_action_started_ends_also_when_its_stream_is_cut_off(tmp_path):
+    """--max-frames removes a stream mid-action: its end event is in no Prediction, and the demo
+    dropped it (the audit of 5de4cc3). At 400 frames both synthetic scripts are mid-gesture."""
+    proc = _demo(["--source", "synthetic:1", "--source", "synthetic:2", "--no-realtime", "--headless",
+                  "--max-frames", "400"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    for sid in ("synthetic:1", "synthetic:2"):
+        kinds = [e["kind"] for e in lines if e["type"] == "event" and e["stream_id"] == sid]
+        assert kinds and kinds == ["start", "end"] * (len(kinds) // 2), kinds  # every start has its end, in order
+        last = [e for e in lines if e["type"] == "event" and e["stream_id"] == sid][-1]
+        assert last["frame_index"] == 399  # the end came from the cut, at the stream's last prediction
+    summary = lines[-1]["streams"]["synthetic:1"]
+    assert summary["resets"] == {"stream_start": 1} and summary["dropped"] == 0 and summary["ended_early"] is False
+
+
+def test_the_mosaic_plays_at_the_fastest_sources_rate_whatever_their_order(tmp_path):
+    slow = tmp_path / "slow.avi"
+    writer = cv2.VideoWriter(str(slow), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for i in range(20):
+        writer.write(np.full((48, 64, 3), 10 * i, np.uint8))
+    writer.release()
+    for order in (["synthetic:1", str(slow)], [str(slow), "synthetic:1"]):
+        out = tmp_path / "mosaic.avi"
+        args = [arg for spec in order for arg in ("--source", spec)]
+        proc = _demo([*args, "--no-realtime", "--headless", "--max-frames", "20", "--output", str(out)], tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        cap = cv2.VideoCapture(str(out))
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        cap.release()
+        assert fps == pytest.approx(30.0), order  # it took the first source's: 10 fps for the second order

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..card import ModelCard
 from ..contract import ContractError, GraphSignature, check_graph_io, graph_signature, read_card_from_onnx_metadata
-from .base import BackendError, ClipEngine, OnlineEngine, State, check_input
+from .base import BackendError, ClipEngine, OnlineEngine, State, check_input, check_threads
 from .pingpong import BufferPair, PingPongState, begin_step
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,9 @@ class _OrtGraph:
         if unknown:
             raise BackendError(f"ONNX Runtime execution providers {unknown} are not available here (available: {sorted(have)})")
         options = ort.SessionOptions()
+        threads = check_threads(threads)
         if threads:
-            options.intra_op_num_threads = int(threads)
+            options.intra_op_num_threads = threads
         if spinning is not None:
             options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         try:

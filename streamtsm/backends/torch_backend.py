@@ -15,15 +15,16 @@ from torch import nn
 
 from ..card import ModelCard
 from ..models.online import to_online
-from .base import BackendError, ClipEngine, OnlineEngine, State, check_input
+from .base import BackendError, ClipEngine, OnlineEngine, State, check_input, check_threads
 
 
 def _prepare(model: nn.Module, device: str, threads: int | None) -> tuple[ModelCard, torch.device, nn.Module]:
     card: ModelCard | None = getattr(model, "card", None)
     if card is None:
         raise BackendError("a torch engine needs a model with a .card (use create_model or load_model)")
+    threads = check_threads(threads)
     if threads:
-        torch.set_num_threads(int(threads))
+        torch.set_num_threads(threads)
     dev = torch.device(device)
     return card, dev, model.eval().to(dev)
 

@@ -9,6 +9,7 @@ JSON lines with a ``stream_id``. ``r`` resets every stream, ``q`` quits.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import logging
 import threading
@@ -38,22 +39,37 @@ def run_many(args: argparse.Namespace, specs: list[tuple[Any, str]], show_window
     from ..render import mosaic
 
     sources: list[Any] = []
+    ended: list[tuple[Hashable, Any]] = []  # every event; those of removed streams are in no Prediction
     try:
         for spec, kind in specs:  # every source opens before the model loads: a missing camera fails fast
             sources.append(open_source_arg(spec, kind, args.realtime))
         multi = MultiRecognizer(args.model, max_streams=len(sources), backend=args.backend, lanes=args.lanes,
-                                **recognizer_options(args))
+                                on_event=lambda sid, event: ended.append((sid, event)), **recognizer_options(args))
     except BaseException:
         for source in sources:
             source.close()
         raise
     ids = _stream_ids(sources)
     by_id: dict[Hashable, Any] = dict(zip(ids, sources))
-    screen = _Screen(args, show_window, float(getattr(sources[0], "fps", None) or 30.0))
+    # the mosaic is redrawn once per round, and rounds come at the fastest source's rate
+    screen = _Screen(args, show_window, max(float(getattr(src, "fps", None) or 30.0) for src in sources))
     tiles = {sid: _Tile(args.display_width) for sid in ids}
     canvases: dict[Hashable, Any] = {}
     stats = {sid: _Stats() for sid in ids}
+    resets: dict[Hashable, collections.Counter[str]] = {sid: collections.Counter() for sid in ids}
+    dropped: dict[Hashable, int] = {}
     stop = threading.Event()
+
+    def emit_removed_ends() -> None:
+        """The end of an action whose stream was removed (its source ended, or --max-frames): no
+        Prediction carries it, so without this an action active at the end never ended."""
+        live = set(multi.stream_ids)
+        for sid, event in ended:
+            if sid not in live:
+                if args.headless:
+                    emit({"type": "event", "stream_id": sid, **event_to_dict(event)})
+        ended.clear()
+
     frames = 0
     this_round: set[Hashable] = set()
     logger.info("demo: %s on %s", multi, ", ".join(ids))
@@ -65,6 +81,8 @@ def run_many(args: argparse.Namespace, specs: list[tuple[Any, str]], show_window
                 if prediction is not None:
                     stats[sid].add(prediction)
                     tiles[sid].note(prediction)
+                    if prediction.reset is not None:
+                        resets[sid][prediction.reset.reason.value] += 1
                     if args.headless:
                         emit({"type": "prediction", **prediction.to_dict()})
                         for event in prediction.events:
@@ -87,6 +105,13 @@ def run_many(args: argparse.Namespace, specs: list[tuple[Any, str]], show_window
                                                       dropped=capture.dropped if capture is not None else 0)
                 if args.max_frames is not None and stats[sid].frames >= args.max_frames and sid in multi.stream_ids:
                     multi.remove_stream(sid)  # this source has given its N frames; the others go on
+                emit_removed_ends()
+            for sid in multi.stream_ids:  # stopped (a signal, q): the actions still active end here
+                multi.remove_stream(sid)
+            emit_removed_ends()
+            for sid in ids:
+                capture = multi.capture_stats(sid)
+                dropped[sid] = capture.dropped if capture is not None else 0
     except BaseException:
         screen.close(commit=False)  # a crash keeps the previous --output file
         raise
@@ -105,7 +130,10 @@ def run_many(args: argparse.Namespace, specs: list[tuple[Any, str]], show_window
         "lanes": multi.lanes,
         "lane_batches": multi.lane_batches,
         "streams": {sid: {"source": sid, "frames": s.frames, "predictions": s.predictions,
-                          "end_to_end_ms_p50": percentile(s.latencies, 50), "end_to_end_ms_p99": percentile(s.latencies, 99)}
+                          "dropped": dropped.get(sid, 0), "resets": dict(resets[sid]),
+                          "end_to_end_ms_p50": percentile(s.latencies, 50), "end_to_end_ms_p99": percentile(s.latencies, 99),
+                          "frames_announced": getattr(by_id[sid], "frames_announced", None),  # a file's header count
+                          "ended_early": getattr(by_id[sid], "ended_early", False)}  # damaged or truncated
                     for sid, s in stats.items()},
         "output": str(screen.output.path) if screen.output is not None else None,
         "output_frames": screen.output.frames if screen.output is not None else 0,
