@@ -74,11 +74,34 @@ def test_implicit_state_config_parses_with_tritons_schema(card, backend, dynamic
 
 
 def test_tensorrt_accelerator_and_cpu_instances_parse(card):
-    cfg = parse(triton_config("tsm", card, dynamic_batch=True,
-                              options=TritonOptions(tensorrt_accelerator=True, instance_kind="KIND_CPU", instance_count=2)))
+    cfg = parse(triton_config("tsm", card, dynamic_batch=True, options=TritonOptions(tensorrt_accelerator=True, instance_count=2)))
     accel = cfg.optimization.execution_accelerators.gpu_execution_accelerator
     assert [(a.name, dict(a.parameters)) for a in accel] == [("tensorrt", {"precision_mode": "FP16"})]
+    assert [(g.kind, g.count) for g in cfg.instance_group] == [(model_config_pb2.ModelInstanceGroup.KIND_GPU, 2)]
+    cfg = parse(triton_config("tsm", card, dynamic_batch=True, options=TritonOptions(instance_kind="KIND_CPU", instance_count=2)))
+    assert not cfg.HasField("optimization")
     assert [(g.kind, g.count) for g in cfg.instance_group] == [(model_config_pb2.ModelInstanceGroup.KIND_CPU, 2)]
+
+
+def test_the_tensorrt_accelerator_on_cpu_instances_is_refused():
+    """KIND_CPU with a gpu_execution_accelerator was written before: a config that contradicts itself."""
+    with pytest.raises(TritonError, match="TensorRT accelerator runs on a GPU, but --cpu"):
+        TritonOptions(tensorrt_accelerator=True, instance_kind="KIND_CPU")
+
+
+@pytest.mark.parametrize("threads, want", [(None, None), (4, "4")])
+def test_threads_reach_the_onnxruntime_backend(card, threads, want):
+    """--threads was ignored by the onnxruntime backend; it is Triton's intra_op_thread_count parameter
+    there (the ONNX Runtime backend's model config option), unset by default (ONNX Runtime's own)."""
+    cfg = parse(triton_config("tsm", card, dynamic_batch=True, options=TritonOptions(threads=threads)))
+    got = cfg.parameters["intra_op_thread_count"].string_value if "intra_op_thread_count" in cfg.parameters else None
+    assert got == want and "intra_op_num_threads" not in cfg.parameters
+
+
+def test_threads_are_refused_for_a_tensorrt_plan():
+    with pytest.raises(TritonError, match="--threads 2 sets ONNX Runtime's threads .backends onnxruntime and python"):
+        TritonOptions(backend="tensorrt", threads=2)
+    assert TritonOptions(backend="tensorrt").threads is None
 
 
 @pytest.mark.parametrize("dynamic", [True, False], ids=["dynamic", "fixed"])
@@ -209,6 +232,8 @@ def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, onnx_dyn
         (["-o", str(afile / "repo")], f"is inside {afile}, which is a file"),
         (["--backend", "tensorrt"], "the tensorrt backend serves a .plan"),
         (["--backend", "python", "--trt-accelerator"], "TensorRT accelerator is an option of the onnxruntime backend only"),
+        (["--cpu", "--trt-accelerator"], "the TensorRT accelerator runs on a GPU, but --cpu puts the instances on the CPU"),
+        (["--threads", "0"], "--threads 0 is out of range: use a value from 1 to 256"),
     ]
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     for extra, message in cases:

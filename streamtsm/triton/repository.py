@@ -96,8 +96,10 @@ class TritonOptions:
     cameras per execution (dynamic-batch exports; the python backend always batches
     requests); ``max_candidate_sequences``: cameras served at once; ``max_sequence_idle_us``:
     a camera silent this long loses its state; ``instance_kind`` KIND_GPU or KIND_CPU (python:
-    CPU); ``tensorrt_accelerator``: ONNX Runtime with TensorRT (fp16); ``threads``: ONNX Runtime
-    threads per python model instance."""
+    CPU); ``tensorrt_accelerator``: ONNX Runtime with TensorRT (fp16; GPU instances only);
+    ``threads``: ONNX Runtime intra-op threads per instance (python: ``intra_op_num_threads``,
+    default 1; onnxruntime: Triton's ``intra_op_thread_count`` parameter, default ONNX Runtime's
+    own, one per core; the tensorrt backend has no such setting)."""
 
     backend: str = "onnxruntime"
     max_batch_size: int = 8
@@ -107,7 +109,7 @@ class TritonOptions:
     instance_kind: str = "KIND_GPU"
     instance_count: int = 1
     tensorrt_accelerator: bool = False
-    threads: int = 1
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -116,12 +118,24 @@ class TritonOptions:
             raise TritonError(f"instance_kind must be KIND_GPU or KIND_CPU, got {self.instance_kind!r}")
         for field, (low, high) in _RANGES.items():
             value = getattr(self, field)
+            if field == "threads" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise TritonRangeError(field, low, high, value)
         if self.backend == "tensorrt" and self.instance_kind == "KIND_CPU":
             raise TritonError("a TensorRT plan runs on a GPU only: drop --cpu, or serve the .onnx with --backend onnxruntime/python")
         if self.tensorrt_accelerator and self.backend != "onnxruntime":
             raise TritonError("the TensorRT accelerator is an option of the onnxruntime backend only")
+        if self.tensorrt_accelerator and self.instance_kind == "KIND_CPU":
+            raise TritonError(
+                "the TensorRT accelerator runs on a GPU, but --cpu puts the instances on the CPU: drop --cpu "
+                "(GPU instances with TensorRT) or --trt-accelerator (plain ONNX Runtime on the CPU)"
+            )
+        if self.threads is not None and self.backend == "tensorrt":
+            raise TritonError(
+                f"--threads {self.threads} sets ONNX Runtime's threads (backends onnxruntime and python); a TensorRT "
+                "plan has no thread setting: drop --threads, or serve the .onnx with --backend onnxruntime/python"
+            )
 
 
 # -- protobuf text format ----------------------------------------------------------------------
@@ -230,8 +244,10 @@ def triton_config(name: str, card: ModelCard, *, dynamic_batch: bool, fixed_batc
     kind = "KIND_CPU" if python else options.instance_kind
     config["instance_group"] = [{"count": options.instance_count, "kind": _Enum(kind)}]
     parameters = dict(card_metadata(card))
-    if python:
-        parameters["intra_op_num_threads"] = str(options.threads)
+    if python:  # read by model.py
+        parameters["intra_op_num_threads"] = str(options.threads or 1)
+    elif options.threads is not None:  # Triton's ONNX Runtime backend: SessionOptions.intra_op_num_threads
+        parameters["intra_op_thread_count"] = str(options.threads)
     config["parameters"] = [{"key": k, "value": {"string_value": v}} for k, v in parameters.items()]
     if options.tensorrt_accelerator:
         config["optimization"] = {"execution_accelerators": {"gpu_execution_accelerator": [
