@@ -251,6 +251,24 @@ def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, onnx_dyn
     assert not (tmp_path.parent / "escaped").exists() and not (tmp_path.parent.parent / "escaped").exists()
 
 
+def test_an_upper_case_suffix_is_the_same_file_type(tmp_path, onnx_dyn, capsys):
+    """`triton G.ONNX` said "expected an exported .onnx or a TensorRT .plan" where `info` and
+    `demo --model` take the file."""
+    from streamtsm.cli import main
+    from streamtsm.triton.repository import default_backend
+
+    upper = tmp_path / "G.ONNX"
+    upper.write_bytes(onnx_dyn.read_bytes())
+    assert main(["triton", str(upper), "-o", str(tmp_path / "repo"), "--backend", "python"]) == 0
+    assert "backend python" in capsys.readouterr().out
+    assert (tmp_path / "repo" / "G" / "1" / "model.onnx").read_bytes() == onnx_dyn.read_bytes()
+    assert main(["triton", str(upper), "-o", str(tmp_path / "repo2")]) == 0  # the default backend for an ONNX file
+    assert "backend onnxruntime" in capsys.readouterr().out
+    assert default_backend("engines/G.PLAN") == "tensorrt" and default_backend("G.Onnx") == "onnxruntime"
+    assert main(["triton", str(upper), "-o", str(tmp_path / "repo3"), "--backend", "tensorrt"]) == 1
+    assert "is an ONNX file: the tensorrt backend serves a .plan" in capsys.readouterr().err
+
+
 def test_card_with_a_multiline_class_name_is_refused(tmp_path, onnx_dyn):
     onnx = pytest.importorskip("onnx")
     from streamtsm.backends.base import BackendError

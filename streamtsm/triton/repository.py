@@ -282,7 +282,8 @@ def _model_and_card(model_path: Path, options: TritonOptions) -> tuple[ModelCard
             f"{model_path} does not exist: give an exported .onnx or .plan file (`streamtsm export MODEL -o "
             "engines/NAME.onnx`), 'default', or an online weight name (`streamtsm models`)"
         )
-    if model_path.suffix == ".onnx":
+    suffix = model_path.suffix.lower()  # G.ONNX is an ONNX file, as for every other command
+    if suffix == ".onnx":
         if options.backend == "tensorrt":
             raise TritonError(
                 f"{model_path} is an ONNX file: the tensorrt backend serves a .plan (build one with `streamtsm "
@@ -293,18 +294,18 @@ def _model_and_card(model_path: Path, options: TritonOptions) -> tuple[ModelCard
             return backend.card, backend.dynamic_batch, backend.fixed_batch or 1, options
         finally:
             backend.close()
-    if model_path.suffix == ".plan":
+    if suffix == ".plan":
         if options.backend != "tensorrt":
             raise TritonError(f"{model_path} is a TensorRT plan: serve it with --backend tensorrt (the default for .plan)")
         side = read_sidecar(model_path)
         capped = replace(options, max_batch_size=min(options.max_batch_size, side.max_batch))
         return side.model_card, side.max_batch > 1, 1, capped
-    raise TritonError(f"{model_path}: expected an exported .onnx or a TensorRT .plan")
+    raise TritonError(f"{model_path}: expected an exported .onnx or a TensorRT .plan (by its suffix, any case)")
 
 
 def default_backend(model_path: str | Path) -> str:
     """tensorrt for a .plan, onnxruntime otherwise."""
-    return "tensorrt" if Path(model_path).suffix == ".plan" else "onnxruntime"
+    return "tensorrt" if Path(model_path).suffix.lower() == ".plan" else "onnxruntime"
 
 
 def write_triton_repository(
