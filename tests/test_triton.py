@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import sys
 import types
@@ -243,6 +244,12 @@ def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, onnx_dyn
         assert main(args) == 1, extra
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, (extra, err)
+    # /proc passes the permission check as root, and mkdir fails there ("[Errno 2] No such file or directory" before)
+    assert main(["triton", str(onnx_dyn), "-o", "/proc/streamtsm-repo"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.endswith("give -o a directory you can write to"), err
+    assert ("writing /proc/streamtsm-repo failed (/proc exists but takes no new entries" in err if os.geteuid() == 0
+            else "cannot write into /proc" in err), err
     # the model file inside the repository it would be written to (SameFileError before)
     assert main(["triton", str(existing), "-o", str(tmp_path / "repo"), "--name", "x"]) == 1
     assert "is the model file this would write" in capsys.readouterr().err

@@ -23,6 +23,7 @@ torch-free.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -342,10 +343,22 @@ def write_triton_repository(
             "Triton will run one camera per execution"
         log.warning("%s has a fixed batch: %s; export with --dynamic-batch to batch cameras", model_path, runs)
     config = triton_config(name, card, dynamic_batch=dynamic, fixed_batch=fixed, options=options)
-    (model_dir / str(version)).mkdir(parents=True, exist_ok=True)
-    _copy_atomically(model_path, target)
-    if options.backend == "python":
-        _copy_atomically(PYTHON_MODEL_TEMPLATE, model_dir / str(version) / "model.py")
-    write_bytes_atomic(model_dir / "labels.txt", ("\n".join(card.class_names) + "\n").encode("utf-8"))
-    write_bytes_atomic(model_dir / "config.pbtxt", config.encode("ascii"))  # last: a polling server sees a whole model
+    try:
+        (model_dir / str(version)).mkdir(parents=True, exist_ok=True)
+        _copy_atomically(model_path, target)
+        if options.backend == "python":
+            _copy_atomically(PYTHON_MODEL_TEMPLATE, model_dir / str(version) / "model.py")
+        write_bytes_atomic(model_dir / "labels.txt", ("\n".join(card.class_names) + "\n").encode("utf-8"))
+        write_bytes_atomic(model_dir / "config.pbtxt", config.encode("ascii"))  # last: a polling server sees a whole model
+    except OSError as exc:  # a folder the checks could not foresee (/proc, a full disk, a read-only mount)
+        raise TritonError(_write_failure(repository, exc)) from None
     return model_dir
+
+
+def _write_failure(repository: Path, exc: OSError) -> str:
+    """One line: which folder could not be written, why, and what to do."""
+    where = Path(exc.filename) if exc.filename else repository
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno == errno.ENOENT and where.parent.is_dir():  # mkdir in /proc, /sys: the parent exists but takes no entries
+        reason = f"{where.parent} exists but takes no new entries: it is not a folder for files"
+    return f"cannot write the repository {repository}: writing {where} failed ({reason}); give -o a directory you can write to"
