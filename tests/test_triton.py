@@ -403,6 +403,50 @@ def test_client_refuses_bad_numbers_before_it_connects(extra, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("url, message", [
+    ("http://10.0.0.5:8000", ("--url http://10.0.0.5:8000: the client speaks gRPC, not HTTP; give HOST:PORT of the server's "
+                              "gRPC endpoint (tritonserver --grpc-port, default 8001), e.g. --url 10.0.0.5:8001")),
+    ("https://triton.example", "the client speaks gRPC, not HTTP"),
+    ("tcp://10.0.0.5:8001", "--url tcp://10.0.0.5:8001: unknown scheme 'tcp'; give HOST:PORT"),
+    ("10.0.0.5", "--url 10.0.0.5: give HOST:PORT of the server's gRPC endpoint (tritonserver --grpc-port, default 8001)"),
+    ("10.0.0.5:99999", "--url 10.0.0.5:99999: give HOST:PORT"),
+    ("10.0.0.5:8001/v2", "--url 10.0.0.5:8001/v2: give HOST:PORT"),
+])
+def test_client_refuses_a_url_that_is_not_host_port(url, message, capsys):
+    """`--url http://host:port` gave gRPC's "Misformatted domain name"; nothing is contacted here."""
+    from streamtsm.cli import main
+
+    assert main(["triton-client", "synthetic", "--url", url, "--max-frames", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_grpc_scheme_and_ipv6_addresses_are_taken():
+    from streamtsm.backends.triton_client import grpc_address
+
+    assert grpc_address("grpc://10.0.0.5:8001") == "10.0.0.5:8001"
+    assert grpc_address(" [::1]:8001 ") == "[::1]:8001" and grpc_address("triton-0.cams:8001") == "triton-0.cams:8001"
+
+
+def test_no_server_at_the_url_names_the_grpc_port(capsys):
+    from streamtsm.cli import main
+
+    assert main(["triton-client", "synthetic", "--url", "127.0.0.1:1", "--max-frames", "1", "--timeout", "5"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no Triton server answers at 127.0.0.1:1 (gRPC)") and err.endswith(
+        "is tritonserver running there? --url takes the gRPC port (tritonserver --grpc-port, default 8001), not the HTTP "
+        "port (default 8000)"), err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "100000"])
+def test_client_refuses_a_bad_reconnect_window(value, capsys):
+    from streamtsm.cli import main
+
+    assert main(["triton-client", "synthetic", "--url", "127.0.0.1:1", "--reconnect-s", value]) == 1
+    assert f"--reconnect-s {value} is out of range: use a value from 0 to 86400 (seconds)" in capsys.readouterr().err
+
+
 @pytest.mark.runtime
 @pytest.mark.parametrize("models, answer", [
     ([{"name": "gest", "version": "1", "state": "READY"}], "gest"),
