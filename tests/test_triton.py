@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import sys
 import types
@@ -74,11 +75,34 @@ def test_implicit_state_config_parses_with_tritons_schema(card, backend, dynamic
 
 
 def test_tensorrt_accelerator_and_cpu_instances_parse(card):
-    cfg = parse(triton_config("tsm", card, dynamic_batch=True,
-                              options=TritonOptions(tensorrt_accelerator=True, instance_kind="KIND_CPU", instance_count=2)))
+    cfg = parse(triton_config("tsm", card, dynamic_batch=True, options=TritonOptions(tensorrt_accelerator=True, instance_count=2)))
     accel = cfg.optimization.execution_accelerators.gpu_execution_accelerator
     assert [(a.name, dict(a.parameters)) for a in accel] == [("tensorrt", {"precision_mode": "FP16"})]
+    assert [(g.kind, g.count) for g in cfg.instance_group] == [(model_config_pb2.ModelInstanceGroup.KIND_GPU, 2)]
+    cfg = parse(triton_config("tsm", card, dynamic_batch=True, options=TritonOptions(instance_kind="KIND_CPU", instance_count=2)))
+    assert not cfg.HasField("optimization")
     assert [(g.kind, g.count) for g in cfg.instance_group] == [(model_config_pb2.ModelInstanceGroup.KIND_CPU, 2)]
+
+
+def test_the_tensorrt_accelerator_on_cpu_instances_is_refused():
+    """KIND_CPU with a gpu_execution_accelerator was written before: a config that contradicts itself."""
+    with pytest.raises(TritonError, match="TensorRT accelerator runs on a GPU, but --cpu"):
+        TritonOptions(tensorrt_accelerator=True, instance_kind="KIND_CPU")
+
+
+@pytest.mark.parametrize("threads, want", [(None, None), (4, "4")])
+def test_threads_reach_the_onnxruntime_backend(card, threads, want):
+    """--threads was ignored by the onnxruntime backend; it is Triton's intra_op_thread_count parameter
+    there (the ONNX Runtime backend's model config option), unset by default (ONNX Runtime's own)."""
+    cfg = parse(triton_config("tsm", card, dynamic_batch=True, options=TritonOptions(threads=threads)))
+    got = cfg.parameters["intra_op_thread_count"].string_value if "intra_op_thread_count" in cfg.parameters else None
+    assert got == want and "intra_op_num_threads" not in cfg.parameters
+
+
+def test_threads_are_refused_for_a_tensorrt_plan():
+    with pytest.raises(TritonError, match="--threads 2 sets ONNX Runtime's threads .backends onnxruntime and python"):
+        TritonOptions(backend="tensorrt", threads=2)
+    assert TritonOptions(backend="tensorrt").threads is None
 
 
 @pytest.mark.parametrize("dynamic", [True, False], ids=["dynamic", "fixed"])
@@ -209,6 +233,8 @@ def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, onnx_dyn
         (["-o", str(afile / "repo")], f"is inside {afile}, which is a file"),
         (["--backend", "tensorrt"], "the tensorrt backend serves a .plan"),
         (["--backend", "python", "--trt-accelerator"], "TensorRT accelerator is an option of the onnxruntime backend only"),
+        (["--cpu", "--trt-accelerator"], "the TensorRT accelerator runs on a GPU, but --cpu puts the instances on the CPU"),
+        (["--threads", "0"], "--threads 0 is out of range: use a value from 1 to 256"),
     ]
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     for extra, message in cases:
@@ -218,12 +244,36 @@ def test_bad_arguments_are_refused_before_anything_is_written(tmp_path, onnx_dyn
         assert main(args) == 1, extra
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, (extra, err)
+    # /proc passes the permission check as root, and mkdir fails there ("[Errno 2] No such file or directory" before)
+    assert main(["triton", str(onnx_dyn), "-o", "/proc/streamtsm-repo"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.endswith("give -o a directory you can write to"), err
+    assert ("writing /proc/streamtsm-repo failed (/proc exists but takes no new entries" in err if os.geteuid() == 0
+            else "cannot write into /proc" in err), err
     # the model file inside the repository it would be written to (SameFileError before)
     assert main(["triton", str(existing), "-o", str(tmp_path / "repo"), "--name", "x"]) == 1
     assert "is the model file this would write" in capsys.readouterr().err
     assert existing.read_bytes() == onnx_dyn.read_bytes() and afile.read_text() == "keep me"
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     assert not (tmp_path.parent / "escaped").exists() and not (tmp_path.parent.parent / "escaped").exists()
+
+
+def test_an_upper_case_suffix_is_the_same_file_type(tmp_path, onnx_dyn, capsys):
+    """`triton G.ONNX` said "expected an exported .onnx or a TensorRT .plan" where `info` and
+    `demo --model` take the file."""
+    from streamtsm.cli import main
+    from streamtsm.triton.repository import default_backend
+
+    upper = tmp_path / "G.ONNX"
+    upper.write_bytes(onnx_dyn.read_bytes())
+    assert main(["triton", str(upper), "-o", str(tmp_path / "repo"), "--backend", "python"]) == 0
+    assert "backend python" in capsys.readouterr().out
+    assert (tmp_path / "repo" / "G" / "1" / "model.onnx").read_bytes() == onnx_dyn.read_bytes()
+    assert main(["triton", str(upper), "-o", str(tmp_path / "repo2")]) == 0  # the default backend for an ONNX file
+    assert "backend onnxruntime" in capsys.readouterr().out
+    assert default_backend("engines/G.PLAN") == "tensorrt" and default_backend("G.Onnx") == "onnxruntime"
+    assert main(["triton", str(upper), "-o", str(tmp_path / "repo3"), "--backend", "tensorrt"]) == 1
+    assert "is an ONNX file: the tensorrt backend serves a .plan" in capsys.readouterr().err
 
 
 def test_card_with_a_multiline_class_name_is_refused(tmp_path, onnx_dyn):
@@ -351,6 +401,50 @@ def test_client_refuses_bad_numbers_before_it_connects(extra, message, capsys):
 
     assert main(["triton-client", "synthetic", "--url", "127.0.0.1:1", "--model", "m", *extra]) == 1
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("url, message", [
+    ("http://10.0.0.5:8000", ("--url http://10.0.0.5:8000: the client speaks gRPC, not HTTP; give HOST:PORT of the server's "
+                              "gRPC endpoint (tritonserver --grpc-port, default 8001), e.g. --url 10.0.0.5:8001")),
+    ("https://triton.example", "the client speaks gRPC, not HTTP"),
+    ("tcp://10.0.0.5:8001", "--url tcp://10.0.0.5:8001: unknown scheme 'tcp'; give HOST:PORT"),
+    ("10.0.0.5", "--url 10.0.0.5: give HOST:PORT of the server's gRPC endpoint (tritonserver --grpc-port, default 8001)"),
+    ("10.0.0.5:99999", "--url 10.0.0.5:99999: give HOST:PORT"),
+    ("10.0.0.5:8001/v2", "--url 10.0.0.5:8001/v2: give HOST:PORT"),
+])
+def test_client_refuses_a_url_that_is_not_host_port(url, message, capsys):
+    """`--url http://host:port` gave gRPC's "Misformatted domain name"; nothing is contacted here."""
+    from streamtsm.cli import main
+
+    assert main(["triton-client", "synthetic", "--url", url, "--max-frames", "1"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_grpc_scheme_and_ipv6_addresses_are_taken():
+    from streamtsm.backends.triton_client import grpc_address
+
+    assert grpc_address("grpc://10.0.0.5:8001") == "10.0.0.5:8001"
+    assert grpc_address(" [::1]:8001 ") == "[::1]:8001" and grpc_address("triton-0.cams:8001") == "triton-0.cams:8001"
+
+
+def test_no_server_at_the_url_names_the_grpc_port(capsys):
+    from streamtsm.cli import main
+
+    assert main(["triton-client", "synthetic", "--url", "127.0.0.1:1", "--max-frames", "1", "--timeout", "5"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no Triton server answers at 127.0.0.1:1 (gRPC)") and err.endswith(
+        "is tritonserver running there? --url takes the gRPC port (tritonserver --grpc-port, default 8001), not the HTTP "
+        "port (default 8000)"), err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "100000"])
+def test_client_refuses_a_bad_reconnect_window(value, capsys):
+    from streamtsm.cli import main
+
+    assert main(["triton-client", "synthetic", "--url", "127.0.0.1:1", "--reconnect-s", value]) == 1
+    assert f"--reconnect-s {value} is out of range: use a value from 0 to 86400 (seconds)" in capsys.readouterr().err
 
 
 @pytest.mark.runtime

@@ -8,17 +8,26 @@ flag (a new sequence on the same id); ``close`` ends the sequence with END. The 
 written by ``streamtsm triton``), so a client needs no model file.
 
 A server that lost the sequence (restarted, or the camera was idle past the batcher's idle
-time, or a load balancer moved it) rejects a frame without START: the engine then starts the
-sequence again from that frame, counts it in ``restarts`` and logs a warning, which is what
-scale-out means for state: a lost server resets its cameras.
+time, or a load balancer moved it) rejects a frame without START: ``step`` raises
+:class:`SequenceLost`. A server that cannot be reached (down, restarting, or silent past
+``timeout_s``) makes ``step`` raise :class:`ServerUnavailable`. Either way the frame did not
+go through and the caller's state is untouched; the caller resets its stream (so smoothing
+starts again too, not only the shift state) and the next frame starts a new sequence.
+:class:`streamtsm.triton.stream.TritonStream` (what ``streamtsm triton-client`` runs) does
+that, and waits for an unreachable server with :meth:`TritonSequenceEngine.reconnect`. This is
+what scale-out means for state: a lost server resets its cameras.
 
-torch-free: numpy and (imported by the engine) ``tritonclient[grpc]``.
+torch-free: numpy and (imported by the engine) ``tritonclient[grpc]``; stdlib ``urllib`` for the
+HTTP-port hint.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import secrets
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +37,67 @@ from ..contract import CARD_METADATA_KEY, ContractError, read_card_from_onnx_met
 from .base import BackendError, OnlineEngine, State, check_input
 
 log = logging.getLogger(__name__)
+
+
+#: Triton's default gRPC port, named in every hint about --url.
+DEFAULT_GRPC_PORT = 8001
+#: gRPC status codes that mean "no server answered" (not "the server refused the request").
+UNREACHABLE = ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED")
+_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})")
+
+
+class SequenceLost(BackendError):
+    """The server no longer has this sequence (restarted, idle timeout, another server): start it again."""
+
+
+class ServerUnavailable(BackendError):
+    """No answer from the server (down, restarting, or slower than the timeout); the frame was not stepped."""
+
+
+def grpc_address(url: str) -> str:
+    """``HOST:PORT`` of a server's gRPC endpoint from ``url`` (``grpc://`` is stripped; ``http://`` is
+    refused, with the hint that the client speaks gRPC, default port 8001)."""
+    text = str(url).strip()
+    scheme, sep, rest = text.partition("://")
+    if sep:
+        host = _HOST_PORT.match(rest)
+        example = f"{host.group(1) if host else '127.0.0.1'}:{DEFAULT_GRPC_PORT}"
+        if scheme.lower() in ("http", "https"):
+            raise BackendError(
+                f"--url {url}: the client speaks gRPC, not HTTP; give HOST:PORT of the server's gRPC endpoint "
+                f"(tritonserver --grpc-port, default {DEFAULT_GRPC_PORT}), e.g. --url {example}"
+            )
+        if scheme.lower() != "grpc":
+            raise BackendError(f"--url {url}: unknown scheme {scheme!r}; give HOST:PORT of the server's gRPC endpoint, "
+                               f"e.g. --url {example}")
+        text = rest
+    match = _HOST_PORT.fullmatch(text)
+    if match is None or not 1 <= int(match.group(2)) <= 65535:
+        raise BackendError(
+            f"--url {url}: give HOST:PORT of the server's gRPC endpoint (tritonserver --grpc-port, default "
+            f"{DEFAULT_GRPC_PORT}), e.g. --url 127.0.0.1:{DEFAULT_GRPC_PORT}"
+        )
+    return text
+
+
+def _http_triton_answers(address: str) -> bool:
+    """True when ``address`` is a Triton HTTP endpoint (the usual mistake: --url HOST:8000)."""
+    try:
+        with urllib.request.urlopen(f"http://{address}/v2/health/live", timeout=1.0) as response:
+            return response.status == 200
+    except urllib.error.HTTPError as exc:
+        return exc.code in (400, 404)  # an HTTP server of some kind: worth the same hint
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def unreachable_hint(address: str) -> str:
+    """What to check when no gRPC server answers at ``address``."""
+    if _http_triton_answers(address):
+        return (f"{address} answers HTTP, so it is the server's HTTP port: the client needs its gRPC port "
+                f"(tritonserver --grpc-port, default {DEFAULT_GRPC_PORT})")
+    return (f"is tritonserver running there? --url takes the gRPC port (tritonserver --grpc-port, default "
+            f"{DEFAULT_GRPC_PORT}), not the HTTP port (default 8000)")
 
 
 def only_ready_model(index: dict[str, Any], url: str) -> str:
@@ -60,9 +130,12 @@ class SequenceHandle:
 class TritonSequenceEngine(OnlineEngine):
     """Steps frames of one stream through a model served by Triton (gRPC), as one sequence.
 
-    ``url``: ``HOST:PORT`` of the server's gRPC endpoint. ``model``: its name in the server's
-    repository (None: the server's only ready model). ``sequence_id``: the correlation id
-    (default: a random one); two streams must never share one. ``timeout_s``: per request.
+    ``url``: ``HOST:PORT`` of the server's gRPC endpoint (``grpc://HOST:PORT`` too). ``model``:
+    its name in the server's repository (None: the server's only ready model). ``sequence_id``:
+    the correlation id (default: a random one); two streams must never share one.
+    ``timeout_s``: per request. ``step`` raises :class:`SequenceLost` or
+    :class:`ServerUnavailable` (see the module's docstring); other server errors are a
+    :class:`BackendError`.
     """
 
     name = "triton"
@@ -74,16 +147,16 @@ class TritonSequenceEngine(OnlineEngine):
         self._grpc, self._error = grpcclient, InferenceServerException
         if sequence_id is not None and not 1 <= sequence_id < 2**64:
             raise BackendError(f"sequence id must be from 1 to 2**64-1, got {sequence_id}")
+        url = grpc_address(url)
         self.url, self.model, self.timeout_s = url, model, float(timeout_s)
         self.sequence_id = sequence_id if sequence_id is not None else secrets.randbits(63) | 1
-        self.restarts = 0
         self._last_frame: np.ndarray | None = None
         self._open = False
         try:
             self._client = grpcclient.InferenceServerClient(url)
             ready = self._client.is_server_ready(client_timeout=self.timeout_s)
         except (InferenceServerException, ValueError) as exc:
-            raise BackendError(f"no Triton server answers at {url} (gRPC): {_first_line(exc)}") from None
+            raise BackendError(f"no Triton server answers at {url} (gRPC): {_first_line(exc)}; {unreachable_hint(url)}") from None
         if not ready:
             raise BackendError(f"the Triton server at {url} is not ready")
         if self.model is None:
@@ -136,18 +209,36 @@ class TritonSequenceEngine(OnlineEngine):
             raise BackendError("this state was not made by this engine's init_state()")
         frame = check_input("frame", frame, self._frame_shape)
         try:
-            try:
-                logits = self._infer(frame, start=not state.started)
-            except self._error as exc:
-                if not (state.started and "START" in str(exc)):
-                    raise
-                self.restarts += 1
-                log.warning("sequence %d: the server lost its state (%s); starting it again", self.sequence_id, _first_line(exc))
-                logits = self._infer(frame, start=True)  # a failure here gets the same one-line error
+            logits = self._infer(frame, start=not state.started)
         except self._error as exc:
-            raise BackendError(f"{self.url} model {self.model!r}: {_first_line(exc)}") from None
+            where = f"{self.url} model {self.model!r}"
+            if exc.status() in UNREACHABLE:
+                self._open = False  # whatever the server had of this sequence is gone or unknown
+                raise ServerUnavailable(f"{where}: {_first_line(exc)}") from None
+            if state.started and "START" in str(exc):
+                self._open = False
+                raise SequenceLost(f"{where} lost sequence {self.sequence_id}: {_first_line(exc)}") from None
+            raise BackendError(f"{where}: {_first_line(exc)}") from None
         self._last_frame, self._open = frame, True
         return logits, SequenceHandle(self.sequence_id, started=True)
+
+    def reconnect(self, timeout_s: float | None = None) -> str | None:
+        """Connect again (a new channel: gRPC's own reconnect backoff on the old one can be long) and
+        check that the server and the model are ready. None when they are, else what is wrong.
+        The card is kept: the client goes on preprocessing as the model it started with."""
+        self._check_open()
+        timeout = self.timeout_s if timeout_s is None else float(timeout_s)
+        old, self._client = self._client, self._grpc.InferenceServerClient(self.url)
+        if old is not None:
+            old.close()
+        try:
+            if not self._client.is_server_ready(client_timeout=timeout):
+                return "the server is not ready"
+            if not self._client.is_model_ready(self.model, client_timeout=timeout):
+                return f"model {self.model!r} is not ready"
+        except self._error as exc:
+            return _first_line(exc)
+        return None
 
     def _infer(self, frame: np.ndarray, *, start: bool = False, end: bool = False) -> np.ndarray:
         grpc = self._grpc

@@ -38,9 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-candidates", type=int, default=64, help="max_candidate_sequences: cameras served at once; default 64")
     p.add_argument("--idle-ms", type=int, default=5000, help="a camera silent this long loses its state; default 5000")
     p.add_argument("--instances", type=int, default=1, help="model instances, each holding its own sequences; default 1")
-    p.add_argument("--threads", type=int, default=1, help="python backend: ONNX Runtime threads per instance; default 1")
+    p.add_argument("--threads", type=int, default=None,
+                   help="ONNX Runtime threads per instance: python backend (default 1) and onnxruntime backend (Triton's "
+                        "intra_op_thread_count; default ONNX Runtime's, one per core); not for tensorrt")
     p.add_argument("--cpu", action="store_true", help="onnxruntime backend: instance_group KIND_CPU instead of KIND_GPU (python is always CPU)")
-    p.add_argument("--trt-accelerator", action="store_true", help="onnxruntime backend: the TensorRT execution accelerator (fp16)")
+    p.add_argument("--trt-accelerator", action="store_true",
+                   help="onnxruntime backend on GPU instances: the TensorRT execution accelerator (fp16); not with --cpu")
     p.set_defaults(func=run)
 
 

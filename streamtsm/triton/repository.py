@@ -23,6 +23,7 @@ torch-free.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -96,8 +97,10 @@ class TritonOptions:
     cameras per execution (dynamic-batch exports; the python backend always batches
     requests); ``max_candidate_sequences``: cameras served at once; ``max_sequence_idle_us``:
     a camera silent this long loses its state; ``instance_kind`` KIND_GPU or KIND_CPU (python:
-    CPU); ``tensorrt_accelerator``: ONNX Runtime with TensorRT (fp16); ``threads``: ONNX Runtime
-    threads per python model instance."""
+    CPU); ``tensorrt_accelerator``: ONNX Runtime with TensorRT (fp16; GPU instances only);
+    ``threads``: ONNX Runtime intra-op threads per instance (python: ``intra_op_num_threads``,
+    default 1; onnxruntime: Triton's ``intra_op_thread_count`` parameter, default ONNX Runtime's
+    own, one per core; the tensorrt backend has no such setting)."""
 
     backend: str = "onnxruntime"
     max_batch_size: int = 8
@@ -107,7 +110,7 @@ class TritonOptions:
     instance_kind: str = "KIND_GPU"
     instance_count: int = 1
     tensorrt_accelerator: bool = False
-    threads: int = 1
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -116,12 +119,24 @@ class TritonOptions:
             raise TritonError(f"instance_kind must be KIND_GPU or KIND_CPU, got {self.instance_kind!r}")
         for field, (low, high) in _RANGES.items():
             value = getattr(self, field)
+            if field == "threads" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise TritonRangeError(field, low, high, value)
         if self.backend == "tensorrt" and self.instance_kind == "KIND_CPU":
             raise TritonError("a TensorRT plan runs on a GPU only: drop --cpu, or serve the .onnx with --backend onnxruntime/python")
         if self.tensorrt_accelerator and self.backend != "onnxruntime":
             raise TritonError("the TensorRT accelerator is an option of the onnxruntime backend only")
+        if self.tensorrt_accelerator and self.instance_kind == "KIND_CPU":
+            raise TritonError(
+                "the TensorRT accelerator runs on a GPU, but --cpu puts the instances on the CPU: drop --cpu "
+                "(GPU instances with TensorRT) or --trt-accelerator (plain ONNX Runtime on the CPU)"
+            )
+        if self.threads is not None and self.backend == "tensorrt":
+            raise TritonError(
+                f"--threads {self.threads} sets ONNX Runtime's threads (backends onnxruntime and python); a TensorRT "
+                "plan has no thread setting: drop --threads, or serve the .onnx with --backend onnxruntime/python"
+            )
 
 
 # -- protobuf text format ----------------------------------------------------------------------
@@ -230,8 +245,10 @@ def triton_config(name: str, card: ModelCard, *, dynamic_batch: bool, fixed_batc
     kind = "KIND_CPU" if python else options.instance_kind
     config["instance_group"] = [{"count": options.instance_count, "kind": _Enum(kind)}]
     parameters = dict(card_metadata(card))
-    if python:
-        parameters["intra_op_num_threads"] = str(options.threads)
+    if python:  # read by model.py
+        parameters["intra_op_num_threads"] = str(options.threads or 1)
+    elif options.threads is not None:  # Triton's ONNX Runtime backend: SessionOptions.intra_op_num_threads
+        parameters["intra_op_thread_count"] = str(options.threads)
     config["parameters"] = [{"key": k, "value": {"string_value": v}} for k, v in parameters.items()]
     if options.tensorrt_accelerator:
         config["optimization"] = {"execution_accelerators": {"gpu_execution_accelerator": [
@@ -266,7 +283,8 @@ def _model_and_card(model_path: Path, options: TritonOptions) -> tuple[ModelCard
             f"{model_path} does not exist: give an exported .onnx or .plan file (`streamtsm export MODEL -o "
             "engines/NAME.onnx`), 'default', or an online weight name (`streamtsm models`)"
         )
-    if model_path.suffix == ".onnx":
+    suffix = model_path.suffix.lower()  # G.ONNX is an ONNX file, as for every other command
+    if suffix == ".onnx":
         if options.backend == "tensorrt":
             raise TritonError(
                 f"{model_path} is an ONNX file: the tensorrt backend serves a .plan (build one with `streamtsm "
@@ -277,18 +295,18 @@ def _model_and_card(model_path: Path, options: TritonOptions) -> tuple[ModelCard
             return backend.card, backend.dynamic_batch, backend.fixed_batch or 1, options
         finally:
             backend.close()
-    if model_path.suffix == ".plan":
+    if suffix == ".plan":
         if options.backend != "tensorrt":
             raise TritonError(f"{model_path} is a TensorRT plan: serve it with --backend tensorrt (the default for .plan)")
         side = read_sidecar(model_path)
         capped = replace(options, max_batch_size=min(options.max_batch_size, side.max_batch))
         return side.model_card, side.max_batch > 1, 1, capped
-    raise TritonError(f"{model_path}: expected an exported .onnx or a TensorRT .plan")
+    raise TritonError(f"{model_path}: expected an exported .onnx or a TensorRT .plan (by its suffix, any case)")
 
 
 def default_backend(model_path: str | Path) -> str:
     """tensorrt for a .plan, onnxruntime otherwise."""
-    return "tensorrt" if Path(model_path).suffix == ".plan" else "onnxruntime"
+    return "tensorrt" if Path(model_path).suffix.lower() == ".plan" else "onnxruntime"
 
 
 def write_triton_repository(
@@ -325,10 +343,22 @@ def write_triton_repository(
             "Triton will run one camera per execution"
         log.warning("%s has a fixed batch: %s; export with --dynamic-batch to batch cameras", model_path, runs)
     config = triton_config(name, card, dynamic_batch=dynamic, fixed_batch=fixed, options=options)
-    (model_dir / str(version)).mkdir(parents=True, exist_ok=True)
-    _copy_atomically(model_path, target)
-    if options.backend == "python":
-        _copy_atomically(PYTHON_MODEL_TEMPLATE, model_dir / str(version) / "model.py")
-    write_bytes_atomic(model_dir / "labels.txt", ("\n".join(card.class_names) + "\n").encode("utf-8"))
-    write_bytes_atomic(model_dir / "config.pbtxt", config.encode("ascii"))  # last: a polling server sees a whole model
+    try:
+        (model_dir / str(version)).mkdir(parents=True, exist_ok=True)
+        _copy_atomically(model_path, target)
+        if options.backend == "python":
+            _copy_atomically(PYTHON_MODEL_TEMPLATE, model_dir / str(version) / "model.py")
+        write_bytes_atomic(model_dir / "labels.txt", ("\n".join(card.class_names) + "\n").encode("utf-8"))
+        write_bytes_atomic(model_dir / "config.pbtxt", config.encode("ascii"))  # last: a polling server sees a whole model
+    except OSError as exc:  # a folder the checks could not foresee (/proc, a full disk, a read-only mount)
+        raise TritonError(_write_failure(repository, exc)) from None
     return model_dir
+
+
+def _write_failure(repository: Path, exc: OSError) -> str:
+    """One line: which folder could not be written, why, and what to do."""
+    where = Path(exc.filename) if exc.filename else repository
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno == errno.ENOENT and where.parent.is_dir():  # mkdir in /proc, /sys: the parent exists but takes no entries
+        reason = f"{where.parent} exists but takes no new entries: it is not a folder for files"
+    return f"cannot write the repository {repository}: writing {where} failed ({reason}); give -o a directory you can write to"

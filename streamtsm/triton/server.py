@@ -97,7 +97,8 @@ class LocalServer:
 
     The server's output goes to ``log_path`` (never to a pipe that could fill up).
     ``start()`` returns once ``/v2/health/ready`` answers 200, or raises within
-    ``ready_timeout_s`` with the end of the log. ``stop()`` terminates, then kills.
+    ``ready_timeout_s`` with the end of the log. ``stop()`` terminates, then kills; ``kill()``
+    ends it as a crash would (SIGKILL), and ``restart()`` starts it again on the same ports.
     """
 
     def __init__(self, install: ServerInstall, repository: str | Path, log_path: str | Path, *,
@@ -137,7 +138,29 @@ class LocalServer:
             f"If the setup is broken, run `{SETUP_COMMAND} {self.install.root}` again."
         )
 
-    def _start_once(self) -> bool:
+    def restart(self) -> "LocalServer":
+        """Start again on the same ports, after :meth:`stop` or :meth:`kill` (clients keep their URL).
+        The log goes on in the same file."""
+        if self.process is not None and self.process.poll() is None:
+            raise TritonServerError("the server is still running: stop() or kill() it before restart()")
+        if not self.grpc_port:
+            raise TritonServerError("the server never started: call start() first")
+        for _ in range(10):  # the ports of a killed server can take a moment to be free again
+            if self._start_once(append=True):
+                return self
+            if "already in use" not in self.log_tail(40):
+                break
+            time.sleep(0.5)
+        raise TritonServerError(f"tritonserver did not become ready again on its ports (log {self.log_path}):\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        """End the server at once with SIGKILL (no shutdown: what a crash or an OOM kill does)."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(10.0)
+
+    def _start_once(self, append: bool = False) -> bool:
         args = [
             str(self.install.launcher), f"--model-repository={self.repository}",
             "--http-address=127.0.0.1", f"--http-port={self.http_port}",
@@ -146,7 +169,7 @@ class LocalServer:
             "--exit-timeout-secs=5", *self.extra_args,
         ]
         t0 = time.monotonic()
-        with open(self.log_path, "wb") as log:
+        with open(self.log_path, "ab" if append else "wb") as log:
             self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         deadline = t0 + self.ready_timeout_s
         while time.monotonic() < deadline:
