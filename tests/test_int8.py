@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sys
 
 import cv2
@@ -218,14 +219,20 @@ def tensorrt_int8(default_pair, tmp_path_factory):
                            CalibrationSource.parse("synthetic"), Int8Config(target="tensorrt", calib_frames=30, check_frames=30))
 
 
-def test_tensorrt_refuses_a_cpu_int8_graph_and_takes_a_symmetric_one(default_pair, tensorrt_int8):
+def test_tensorrt_refuses_a_cpu_int8_graph_and_takes_a_symmetric_one(default_pair, tensorrt_int8, caplog):
     fp32_path, cpu_int8, _ = default_pair
     assert onnx_precision(fp32_path, "fp16") == "fp16"
     with pytest.raises(EngineError, match="--int8-target tensorrt"):
         onnx_precision(cpu_int8, "fp16")  # uint8 activations: TensorRT reads symmetric int8 only
     trt_int8, check = tensorrt_int8
     assert onnx_precision(trt_int8, "fp16") == "int8_fp16" and onnx_precision(trt_int8, "fp32") == "int8"
-    card = open_onnxruntime(trt_int8).card
+    with caplog.at_level(logging.WARNING, logger="streamtsm.backends.onnxruntime_backend"):
+        card = open_onnxruntime(trt_int8).card
+    assert "quantized for TensorRT" in caplog.text and "--int8-target cpu" in caplog.text  # it used to run silently
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="streamtsm.backends.onnxruntime_backend"):
+        open_onnxruntime(cpu_int8)
+    assert caplog.text == ""
     assert card.calibration["activation_type"] == "int8 symmetric" and "float ops" in check.kernels
 
 

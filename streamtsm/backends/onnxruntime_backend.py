@@ -88,6 +88,10 @@ class _OrtGraph:
         self.provider = self.session.get_providers()[0]
         self.device = "cuda" if self.provider in _GPU_PROVIDERS else "cpu"
         self.name = "onnxruntime-" + self.provider.replace("ExecutionProvider", "").lower()
+        if self.device == "cpu" and self.card.precision == "int8" and self.card.calibration.get("target") == "tensorrt":
+            log.warning(
+                "%s was quantized for TensorRT (symmetric int8 activations): ONNX Runtime's CPU kernels run it less "
+                "faithfully than a graph quantized for them. For this path export with `--int8 --int8-target cpu`", path)
         main = self.signature.inputs[0]
         self.main_shape = (-1, *main.shape[1:]) if self.dynamic_batch else main.shape
 
