@@ -258,6 +258,10 @@ class Recognizer:
         ``model_frames_only``: yield only the frames sampling keeps for the model; the capture
         thread drops the others before they reach this loop (what :meth:`run` does). Counted
         in ``capture_stats.skipped``; ``input_fps`` still measures every captured frame.
+        An action still active when the loop ends (the source ended, ``max_frames``, ``stop_event``)
+        stays active (:attr:`current`): :meth:`reset` ends it and returns its ``end`` event;
+        otherwise the next run's first Prediction carries it (each event is in exactly one
+        Prediction or ``reset()`` result).
         """
         if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, numbers.Integral)
                                        or max_frames < 0):
