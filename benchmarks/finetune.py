@@ -17,6 +17,9 @@ What a user does with three commands, with the synthetic performer standing in f
 3. ``streamtsm eval`` on the held-out takes (per-class accuracy), and each model through the
    public ``Recognizer`` over scripted streams of the new gestures (held-out split) scored by
    :mod:`streamtsm.bench.detection`: gestures detected, delay after the gesture ends, false starts.
+   The fine-tuned and the classifier-only model are scored on the same streams again with each
+   event rule of :data:`EVENT_RULES` (the Recognizer's ``start_steps`` / ``start_threshold``,
+   the demo's ``--start-steps`` / ``--start-threshold``): one pass over the streams per rule.
 
 Every command runs as a user runs it (a subprocess of the CLI, with a deadline). Writes
 ``finetune.json``, ``finetune.md`` and ``finetune.png`` (per-class held-out accuracy) to ``--out``
@@ -57,6 +60,27 @@ class Variant:
     what: str
     args: tuple[str, ...]
 
+
+@dataclass(frozen=True)
+class EventRule:
+    """One way of turning the smoothed probabilities into start events: Recognizer keywords and the demo option."""
+
+    name: str
+    options: tuple[tuple[str, Any], ...]
+    demo: str
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.options)
+
+
+EVENT_RULES = (
+    EventRule("default (start_steps=1, start_threshold=0.6)", (), ""),
+    EventRule("start_steps=2", (("start_steps", 2),), "--start-steps 2"),
+    EventRule("start_steps=3", (("start_steps", 3),), "--start-steps 3"),
+    EventRule("start_threshold=0.8", (("start_threshold", 0.8),), "--start-threshold 0.8"),
+)
+RULE_VARIANTS = ("fine-tune", "classifier only")  # the variants scored with every event rule
 
 VARIANTS = (
     Variant("fine-tune", "--init default, all layers trained", ("--init", "default", "--lr", "0.0005")),
@@ -125,12 +149,33 @@ def evaluate(model: Path, data: Path, logs: Path, name: str, **kw: Any) -> dict[
     return json.loads(result.read_text())
 
 
-def live(model: Path, seeds: list[int], seconds: float, env: dict[str, str]) -> dict[str, Any]:
-    """The model through the Recognizer (its card's smoothing and thresholds) over scripted new gestures."""
+def live(model: Path, seeds: list[int], seconds: float, env: dict[str, str],
+         rule: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model through the Recognizer (its card's smoothing and thresholds) over scripted new gestures.
+
+    ``rule``: Recognizer keywords of an event rule (``start_steps``, ``start_threshold``); none = the defaults.
+    """
     from streamtsm.bench.scripted import score_scripts
 
     os.environ["STREAMTSM_HOME"] = env["STREAMTSM_HOME"]  # the export cache of this run, not the user's
-    return score_scripts(str(model), seeds=seeds, seconds=seconds, labels=NEW_GESTURES, options={"threads": 1})
+    return score_scripts(str(model), seeds=seeds, seconds=seconds, labels=NEW_GESTURES,
+                         options={"threads": 1, **(rule or {})})
+
+
+def rule_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per event rule: detected, median delay and false starts of each variant scored with the rules."""
+    scored = [v for v in payload["variants"] if "event_rules" in v]
+    rows = []
+    for i, rule in enumerate(EVENT_RULES):
+        row: dict[str, Any] = {"event rule (Recognizer keywords)": rule.name, "demo option": rule.demo or "(none)"}
+        for v in scored:
+            r = v["event_rules"][i]
+            assert r["rule"] == rule.name
+            row[f"{v['name']}: detected"] = f"{r['detected']}/{r['gestures']}"
+            row[f"{v['name']}: delay p50 s"] = _r(r.get("delay_median_s"))
+            row[f"{v['name']}: false starts"] = r["false_starts"]
+        rows.append(row)
+    return rows
 
 
 def markdown(payload: dict[str, Any], quick: bool) -> str:
@@ -162,9 +207,23 @@ def markdown(payload: dict[str, Any], quick: bool) -> str:
     classes = list(payload["variants"][0]["held_out"]["per_class_accuracy"])
     lines.append(markdown_table([{"training": v["name"], **{c: round(v["held_out"]["per_class_accuracy"][c], 3)
                                                             for c in classes}} for v in payload["variants"]]))
+    if any("event_rules" in v for v in payload["variants"]):
+        lines += ["", "## Event rules on the same scripted streams", "",
+                  "The same streams and models through the `Recognizer` with each event rule (one pass over the "
+                  "streams per rule; the default row is the pass of the table above). Delay = start event's "
+                  "time minus the gesture's end plus the compute time of the step that emitted it (negative: "
+                  "before the gesture ended); false starts = start events that match no gesture in the script.", "",
+                  markdown_table(rule_rows(payload))]
     lines += ["", "Training commands (`WORK` is the run's scratch folder, `<out>/work` with `--keep`):", ""]
     lines += [f"- `{v['train']['command']}`" for v in payload["variants"]]
     return "\n".join(lines) + "\n"
+
+
+def _rule_summary(scored: dict[str, Any]) -> dict[str, Any]:
+    """What the event-rule table keeps of one scoring pass (the delays of every gesture included)."""
+    keep = ("gestures", "detected", "detected_fraction", "false_starts", "start_events", "delay_median_s",
+            "delay_p90_s", "delay_max_s", "per_label", "delays_s", "compute_ms")
+    return {k: scored[k] for k in keep if k in scored}
 
 
 def _r(x: float | None) -> float | None:
@@ -238,8 +297,15 @@ def main(argv: list[str] | None = None) -> int:
         held_out = evaluate(model, work / "test", logs, variant.name, **kw)
         print(f"  held-out top-1 {held_out['top1']:.3f} after {trained['epochs_run']} epochs; scripted streams ...", flush=True)
         scored = live(model, args.script_seeds, args.script_seconds, env)
-        payload["variants"].append({"name": variant.name, "what": variant.what, "train": trained,
-                                    "held_out": held_out, "live": scored})
+        entry = {"name": variant.name, "what": variant.what, "train": trained, "held_out": held_out, "live": scored}
+        if variant.name in RULE_VARIANTS:
+            entry["event_rules"] = [{"rule": EVENT_RULES[0].name, "options": {}, "demo": "", **_rule_summary(scored)}]
+            for rule in EVENT_RULES[1:]:
+                print(f"  scripted streams with {rule.name} ...", flush=True)
+                again = live(model, args.script_seeds, args.script_seconds, env, rule.kwargs)
+                entry["event_rules"].append({"rule": rule.name, "options": rule.kwargs, "demo": rule.demo,
+                                             **_rule_summary(again)})
+        payload["variants"].append(entry)
     payload["load_average_end"] = load_average()
     paths = [*write_results("finetune", payload, markdown(payload, args.quick), out), figure(payload, out / "finetune.png")]
     if not args.keep:

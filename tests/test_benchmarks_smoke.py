@@ -251,6 +251,37 @@ def test_delay_benchmark_scores_both_recognizers_on_a_short_script(tmp_path):
     _assert_png(out / "delay.png")
 
 
+@pytest.mark.slow
+def test_finetune_quick_records_trains_and_scores_every_event_rule(tmp_path):
+    """benchmarks/finetune.py --quick end to end, with the event-rule table the README's figures come from."""
+    module = _script("finetune")
+    out = tmp_path / "finetune"
+    assert module.main(["--quick", "--out", str(out)]) == 0
+    assert {p.name for p in out.iterdir()} == {"finetune.json", "finetune.md", "finetune.png"}  # work/ removed
+    payload = json.loads((out / "finetune.json").read_text())
+    assert [v["name"] for v in payload["variants"]] == ["fine-tune", "classifier only", "random init"]
+    rules = [r.name for r in module.EVENT_RULES]
+    for v in payload["variants"]:
+        if v["name"] not in module.RULE_VARIANTS:
+            assert "event_rules" not in v
+            continue
+        assert [r["rule"] for r in v["event_rules"]] == rules
+        assert [r["options"] for r in v["event_rules"]] == [{}, {"start_steps": 2}, {"start_steps": 3},
+                                                           {"start_threshold": 0.8}]
+        default = v["event_rules"][0]
+        assert (default["detected"], default["false_starts"]) == (v["live"]["detected"], v["live"]["false_starts"])
+        for r in v["event_rules"]:
+            assert r["gestures"] == v["live"]["gestures"] >= 1 and 0 <= r["detected"] <= r["gestures"]
+            assert len(r["delays_s"]) == r["gestures"] and r["false_starts"] >= 0
+    md = (out / "finetune.md").read_text()
+    assert "QUICK MODE" in md and "## Event rules on the same scripted streams" in md
+    table = md.split("## Event rules on the same scripted streams", 1)[1]
+    assert "| fine-tune: detected |" in table and "| classifier only: false starts |" in table
+    for rule in module.EVENT_RULES:
+        assert f"| {rule.name} | {rule.demo or '(none)'} |" in table
+    _assert_png(out / "finetune.png")
+
+
 def test_contention_quick_runs_the_recognizer_idle_and_under_a_busy_process(tmp_path):
     out = tmp_path / "contention"
     assert _script("contention").main(["--quick", "--no-progress", "--out", str(out)]) == 0
