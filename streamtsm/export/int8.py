@@ -25,7 +25,8 @@ AVX-512/VNNI):
   TensorRT only takes symmetric int8 (zero point 0), so ``target="tensorrt"`` quantizes
   activations int8 symmetric, weights full range (its kernels do not saturate), bias float: 0.975
   over the 1,000 frames with Q/DQ as float ops (0.987 on the export's 300-frame check, where the
-  CPU target gives 0.993).
+  CPU target gave 0.993). The figures here were measured before the runtime's faster area resize;
+  the CPU target's check now gives 0.990 (benchmarks/results/int8.md).
 * **What stays fp32.** Excluding, one at a time, the shift Concat/Slice nodes (0.981), the
   classifier Gemm (0.982), the first conv (0.973), or the residual Adds (0.983) changes agreement
   by less than its noise over 1,000 frames (+-0.005), and quantizing only the convs is worse
