@@ -55,12 +55,16 @@ def source_kind(spec: str | int | Path) -> SourceKind:
 
     An integer or integer text (signed too: ``"-1"`` is a bad camera index, not a file name)
     -> camera; ``rtsp://``, ``http(s)://`` ... -> stream; ``"synthetic"``, ``"synthetic:SEED"`` or
-    ``"synthetic:performer[:SPLIT][:SEED]"`` -> synthetic; any other text or path -> file.
+    ``"synthetic:performer[:SPLIT][:SEED]"`` -> synthetic; any other text or path -> file (a
+    ``file:///path`` URL too); empty text is refused.
     """
     if isinstance(spec, bool):
         raise SourceError(f"source spec {spec!r} is not a camera index, path, URL or 'synthetic'")
     if isinstance(spec, int) or (isinstance(spec, str) and _SIGNED_INTEGER.fullmatch(spec.strip())):
         return "camera"
+    if isinstance(spec, str) and not spec.strip():
+        raise SourceError(f"the source is empty ({spec!r}): give a camera index such as 0, a video path, an rtsp:// or "
+                          "http:// URL, or 'synthetic'")
     if isinstance(spec, str) and spec.lower().startswith(STREAM_SCHEMES):
         return "stream"
     if isinstance(spec, str) and (spec == "synthetic" or spec.startswith("synthetic:")):
