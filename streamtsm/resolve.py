@@ -104,8 +104,9 @@ ARCHITECTURES = (
 def check_model_spec(model: Any) -> None:
     """Refuse, without torch, a spec that names no model: the same message with torch or without.
 
-    Passes ``None``, ``'default'``, an open engine, a module with a ``.card``, an existing file
-    that can be a checkpoint (by its first bytes), a weight name and an architecture name: those
+    Passes ``None``, ``'default'``, an open engine, a module with a ``.card``, an exported file
+    (``.onnx``, ``.plan``: its reader judges it), an existing file that can be a checkpoint (by
+    its first bytes), a weight name and an architecture name: those
     need torch or the export cache, and only then may "needs torch" be the answer. Refuses
     anything else (not a path or name; a missing path; a folder; a file that cannot be a
     checkpoint; a name that is neither a weight nor an architecture, with the closest names).
@@ -122,6 +123,8 @@ def check_model_spec(model: Any) -> None:
     path = Path(model)
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory; pass the checkpoint file inside it")
+    if path.suffix.lower() in EXPORTED_SUFFIXES:
+        return  # an exported graph: its own reader (ONNX Runtime, TensorRT) judges the file
     if path.exists():
         check_checkpoint_file(path)
         return

@@ -142,3 +142,33 @@ def test_an_in_memory_module_is_logged_in_one_short_line(small_module, backend, 
     assert all("\n" not in ln and len(ln) < 400 for ln in lines), lines
     if backend == "onnxruntime":
         assert "an in-memory MobileNetV2 (tsm_mobilenetv2) exported to the cache" in engine_lines[0]
+
+
+# -- the demo refuses before it opens a camera --------------------------------------------------
+
+
+@pytest.mark.runtime
+@pytest.mark.parametrize("spec, start", [
+    ("tsm_mobilenet", "error: 'tsm_mobilenet' is neither an existing checkpoint file nor a known model name. Closest names: "),
+    ("{folder}", "error: {folder} is a directory; pass the checkpoint file inside it"),
+    ("{text}", "error: {text} is not a model checkpoint (it is a text file)"),
+])
+def test_the_demo_refuses_a_bad_model_before_it_opens_the_camera(files, spec, start):
+    code = "import sys\nsys.modules['torch'] = None\nfrom streamtsm.cli import main\nsys.exit(main(sys.argv[1:]))"
+    # camera 99 does not exist: had the demo got as far as opening it, the error would be about the camera
+    proc = subprocess.run([sys.executable, "-c", code, "demo", "--camera", "99", "--headless", "--model",
+                           _fill(spec, files)], capture_output=True, text=True, timeout=150, env=ENV, cwd=REPO)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert len(errors) == 1 and errors[0].startswith(_fill(start, files)), proc.stderr
+
+
+@pytest.mark.runtime
+def test_the_check_passes_what_can_be_a_model(tmp_path, files):
+    from streamtsm.resolve import DEFAULT_ONNX, check_model_spec
+
+    graph = tmp_path / "model.onnx"
+    graph.write_bytes(b"\x08\x07 a protobuf")  # judged by ONNX Runtime when it opens, not here
+    for spec in (None, "default", str(DEFAULT_ONNX), graph, str(graph), files["pickle"], "tsm_mobilenetv2",
+                 "tsm_mobilenetv2.jester_online", "r2plus1d_18"):
+        check_model_spec(spec)
