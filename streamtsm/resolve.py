@@ -43,11 +43,11 @@ from pathlib import Path
 from typing import Any
 
 from . import exports, weights
-from .describe import CheckpointError, check_checkpoint_file
 from .backends.base import BackendError, ClipEngine, Engine, OnlineEngine
 from .backends.onnxruntime_backend import available_providers, open_onnxruntime
 from .backends.tensorrt_backend import open_tensorrt, tensorrt_unavailable_reason
 from .backends.tensorrt_engine import EngineError, ensure_engine
+from .describe import CheckpointError, check_checkpoint_file
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ..describe import CheckpointError
+from ..describe import CheckpointError  # noqa: F401  (defined torch-free; raised by every module here)
 
 StateDict = dict[str, torch.Tensor]
 KeyShapes = Mapping[str, tuple[int, ...]]
