@@ -1,11 +1,9 @@
-"""Live demo: ``python demo.py --camera 0`` (see ``python demo.py --help``)."""
+"""Live demo: ``python demo.py --camera 0`` (see ``python demo.py --help``): ``streamtsm demo``
+as a program of its own (its usage and argument errors say ``demo.py``; ``-v`` logs debug messages)."""
 
 import sys
 
-from streamtsm.cli import main
+from streamtsm.cli import run_command
 
-VERBOSE = ("-v", "--verbose")
-
-if __name__ == "__main__":  # -v is the streamtsm command's flag: `python demo.py -v` means `streamtsm -v demo`
-    args = sys.argv[1:]
-    sys.exit(main([*(a for a in args if a in VERBOSE), "demo", *(a for a in args if a not in VERBOSE)]))
+if __name__ == "__main__":
+    sys.exit(run_command("demo", sys.argv[1:], prog="demo.py"))

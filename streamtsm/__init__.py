@@ -3,6 +3,9 @@
 The runtime names (ModelCard, Recognizer, open_source, list_weights, download, …) need only numpy
 and OpenCV. The torch names (load_model, create_model, to_online, …) are imported lazily on first
 use, so ``import streamtsm`` works on a device without torch.
+
+The errors an application catches are here too (``except streamtsm.SourceError``), each the
+class the code raises; none of them needs torch (``CheckpointError`` included).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ _LAZY = {
     "load_model": ".checkpoints",
     "save_model": ".checkpoints",
     "inspect_checkpoint": ".checkpoints",
-    "CheckpointError": ".checkpoints",
+    "CheckpointError": ".describe",  # defined torch-free; streamtsm.checkpoints raises the same class
     "create_model": ".models",
     "list_models": ".models",
     "to_online": ".models",
@@ -38,6 +41,14 @@ _LAZY = {
     "download": ".weights",
     "StreamingSession": ".session",
     "WindowSession": ".session",
+    # errors users catch
+    "RecognizerError": ".recognizer",
+    "MultiRecognizerError": ".multi",
+    "SessionError": ".session",
+    "BackendError": ".backends.base",
+    "ModelSpecError": ".resolve",
+    "WeightsError": ".weights",
+    "DownloadError": ".weights",
 }
 
 __all__ = ["CardError", "ModelCard", "Preprocessing", "StateTensor", "Temporal", "__version__", *_LAZY]

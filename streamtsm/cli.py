@@ -44,18 +44,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return _main(argv)
+
+
+def run_command(command: str, argv: list[str] | None = None, *, prog: str) -> int:
+    """Run one command as a program of its own: ``python demo.py ...`` is ``streamtsm demo ...``,
+    but its usage line and argument errors say ``usage: demo.py ...``. ``-v``/``--verbose`` is
+    taken as the top-level flag."""
+    return _main(argv, command=command, prog=prog)
+
+
+def _main(argv: list[str] | None, **standalone: str) -> int:
     try:
         try:
-            return _run(argv)
+            return _run(argv, **standalone)
         finally:  # also after --help/--version (SystemExit): a reader that left shows up here, not at exit
             sys.stdout.flush()
     except BrokenPipeError:
         return _stdout_closed()
 
 
-def _run(argv: list[str] | None) -> int:
+def _command_parser(parser: argparse.ArgumentParser, command: str, prog: str) -> argparse.ArgumentParser:
+    """The parser of one command, renamed ``prog`` and given the top-level -v/--verbose."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub = commands.choices[command]
+    sub.prog = prog
+    sub.add_argument("-v", "--verbose", action="store_true", help="log debug messages, show OpenCV's warnings and tracebacks")
+    return sub
+
+
+def _run(argv: list[str] | None, *, command: str | None = None, prog: str | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if command is not None:
+        parser = _command_parser(parser, command, prog or command)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said with the command's usage (`usage: streamtsm demo ...`), not the list of commands
+        commands = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        owner = commands.choices.get(args.command, parser) if commands is not None else parser
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
     if not args.verbose:
         _quiet_opencv()
     logging.basicConfig(

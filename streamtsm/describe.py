@@ -8,6 +8,10 @@ sidecar, which says what it was built from (TensorRT version, GPU, precision, th
 SHA-256 and card): reading the engine itself would need TensorRT and a GPU, the sidecar
 needs neither. torch-free; the ``onnx`` package is used when installed (it gives the opset),
 otherwise ONNX Runtime reads the graph.
+
+A checkpoint is not described here (that needs torch), but whether a file *can* be one is
+told from its first bytes (:func:`check_checkpoint_file`), without torch: a JPEG or a text
+file given as a model is "not a model checkpoint", not a pickle the restricted reader refused.
 """
 
 from __future__ import annotations
@@ -18,6 +22,97 @@ from typing import Any
 from .backends.tensorrt_engine import file_sha256, read_sidecar
 from .card import ModelCard
 from .contract import check_graph_io, graph_signature, read_card_from_onnx_metadata
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file cannot be used: unreadable, unknown format, or not matching a model.
+
+    Defined here, torch-free, so that a device without torch can refuse a file that is not a
+    checkpoint with the same class; :mod:`streamtsm.checkpoints` raises it for everything else.
+    """
+
+
+#: What the file's first bytes say when it is not a checkpoint: (prefix, what it is).
+_NOT_CHECKPOINTS = (
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"BM", "a BMP image"),
+    (b"%PDF", "a PDF document"),
+    (b"\x7fELF", "a program (ELF)"),
+    (b"\x1f\x8b", "a gzip archive: unpack it first"),
+    (b"BZh", "a bzip2 archive: unpack it first"),
+    (b"\xfd7zXZ\x00", "an xz archive: unpack it first"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive: unpack it first"),
+    (b"\x1aE\xdf\xa3", "a Matroska/WebM video: give it as a source, not as a model"),
+    (b"RIFF", "a RIFF file (AVI video or WAV sound)"),
+    (b"version https://git-lfs", "a Git LFS pointer, not the file itself: run `git lfs pull`"),
+)
+
+_HEAD_BYTES = 512
+
+
+def checkpoint_container(head: bytes) -> str | None:
+    """The container a checkpoint file starting with ``head`` is in, None if it cannot be one.
+
+    ``"zip"``: torch.save since 1.6 (``PK\\x03\\x04``); ``"pickle"``: a pickle with a protocol
+    2-5 header (``\\x80\\x02`` to ``\\x80\\x05``), as torch's legacy format (a protocol-2 pickle
+    of its magic number, then the tensors) and plain pickled state dicts are; ``"tar"``: torch's
+    oldest format; ``"safetensors"``: an 8-byte little-endian header length, then its JSON.
+    """
+    if head.startswith(b"PK\x03\x04"):
+        return "zip"
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        return "pickle"
+    if head[257:262] == b"ustar":
+        return "tar"
+    if len(head) >= 9 and head[8:9] == b"{" and 2 <= int.from_bytes(head[:8], "little") <= 100_000_000:
+        return "safetensors"
+    return None
+
+
+def _what_it_is(head: bytes) -> str:
+    if not head:
+        return "the file is empty"
+    for prefix, what in _NOT_CHECKPOINTS:
+        if head.startswith(prefix):
+            return "it is " + what
+    if head[4:8] == b"ftyp":
+        return "it is an MP4/MOV video: give it as a source, not as a model"
+    if head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
+        return "it is an HTML page: a download that fetched an error or login page?"
+    text = next((t for t in map(_utf8, (head, head[:-1], head[:-2], head[:-3])) if t is not None), None)  # a character cut at the end
+    if text is not None and all(c.isprintable() or c in "\t\r\n" for c in text):
+        return "it is a text file"
+    return "it starts with the bytes " + head[:8].hex(" ")
+
+
+def _utf8(data: bytes) -> str | None:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def check_checkpoint_file(path: str | Path) -> str:
+    """The container of an existing checkpoint file (see :func:`checkpoint_container`); refuses,
+    with :class:`CheckpointError` saying what the file is instead, a file that cannot be one
+    (an image, a text file, an HTML page) or cannot be read. torch-free."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(_HEAD_BYTES)
+    except OSError as exc:
+        raise CheckpointError(f"{p} cannot be read ({exc.strerror or type(exc).__name__}): check that it is a file "
+                              "you may read, or give another model") from None
+    container = checkpoint_container(head)
+    if container is None:
+        raise CheckpointError(
+            f"{p} is not a model checkpoint ({_what_it_is(head)}): give a checkpoint (.safetensors with its "
+            ".card.json, .pth, .pth.tar, .pt, .ckpt), an exported .onnx or .plan, 'default' or a weight name (`streamtsm models`)"
+        )
+    return container
 
 
 def card_fields(card: ModelCard) -> dict[str, Any]:

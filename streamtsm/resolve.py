@@ -37,6 +37,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
+import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,7 @@ from .backends.base import BackendError, ClipEngine, Engine, OnlineEngine
 from .backends.onnxruntime_backend import available_providers, open_onnxruntime
 from .backends.tensorrt_backend import open_tensorrt, tensorrt_unavailable_reason
 from .backends.tensorrt_engine import EngineError, ensure_engine
+from .describe import CheckpointError, check_checkpoint_file
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,60 @@ def check_model_file(model: Any, *, instead: str = _OTHER_SPECS) -> None:
                              f"check the path, or give {instead}")
 
 
+#: The model registry's architecture names (``streamtsm.list_models()``), known here without torch so
+#: that a misspelled name says so on a device without torch (tests/test_model_spec_checks.py keeps them equal).
+ARCHITECTURES = (
+    "i3d_r50", "r2plus1d_18", "r2plus1d_34", "r2plus1d_seed", "r3d_18", "resnet3d_101", "resnet3d_152", "resnet3d_18",
+    "resnet3d_34", "resnet3d_50", "slowfast_r101", "slowfast_r50", "slowonly_r101", "slowonly_r152", "slowonly_r50",
+    "tsm_mobilenetv2", "tsm_resnet101", "tsm_resnet18", "tsm_resnet34", "tsm_resnet50", "tsn_mobilenetv2", "tsn_resnet50",
+)
+
+
+def check_model_spec(model: Any) -> None:
+    """Refuse, without torch, a spec that names no model: the same message with torch or without.
+
+    Passes ``None``, ``'default'``, an open engine, a module with a ``.card``, an exported file
+    (``.onnx``, ``.plan``: its reader judges it), an existing file that can be a checkpoint (by
+    its first bytes), a weight name and an architecture name: those
+    need torch or the export cache, and only then may "needs torch" be the answer. Refuses
+    anything else (not a path or name; a missing path; a folder; a file that cannot be a
+    checkpoint; a name that is neither a weight nor an architecture, with the closest names).
+    """
+    if model is None or model == "default" or isinstance(model, Engine) or _has_card(model):
+        return
+    if not isinstance(model, (str, Path)):
+        module = " (a torch module needs a .card: build it with streamtsm.create_model or load_model)" if hasattr(
+            model, "state_dict") else ""
+        raise ModelSpecError(f"model spec {reprlib.repr(model)} (type {type(model).__name__}) is not a model{module}: give the "
+                             "path of a checkpoint or an exported .onnx/.plan, 'default', a weight name (`streamtsm models`), "
+                             "an architecture name, or a torch module with a .card")
+    check_model_file(model)
+    path = Path(model)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory; pass the checkpoint file inside it")
+    if path.suffix.lower() in EXPORTED_SUFFIXES:
+        return  # an exported graph: its own reader (ONNX Runtime, TensorRT) judges the file
+    if path.exists():
+        check_checkpoint_file(path)
+        return
+    name = str(model)
+    if weights.find_weight(name) is None and name not in ARCHITECTURES:
+        raise ModelSpecError(_not_found_message(name, [*ARCHITECTURES, *(w.name for w in weights.list_weights())]))
+
+
+def spec_text(model: Any) -> str:
+    """A model spec in a few words, for logs and messages: an in-memory module is its class and
+    card arch, never its repr (hundreds of lines for a CNN)."""
+    if model is None or model == "default":
+        return "the default model"
+    if isinstance(model, (str, Path)):
+        return str(model)
+    if isinstance(model, Engine):
+        return model.describe()
+    arch = getattr(getattr(model, "card", None), "arch", None)
+    return f"an in-memory {type(model).__name__}" + (f" ({arch})" if arch else "")
+
+
 def open_engine(model: Any = None, backend: str = "auto", **options: Any) -> AnyEngine:
     """The engine for ``model`` (see the module docstring for specs, backends and options)."""
     if backend not in BACKENDS:
@@ -101,7 +157,7 @@ def open_engine(model: Any = None, backend: str = "auto", **options: Any) -> Any
     path = _exported_path(model)
     if path is not None:
         return _open_exported(path, backend, options, why=f"{path.name} is an exported graph")
-    check_model_file(model)  # a missing checkpoint says so, not "needs torch" where torch is absent
+    check_model_spec(model)  # a typo, a folder or a JPEG says so, not "needs torch" where torch is absent
     if backend == "torch" or (backend == "auto" and _has_card(model)):
         why = "asked for" if backend == "torch" else "an in-memory torch model stays on torch"
         return _open_torch(load_torch_model(model), options, why)
@@ -111,7 +167,7 @@ def open_engine(model: Any = None, backend: str = "auto", **options: Any) -> Any
         if DEFAULT_ONNX.is_file():
             return _open_exported(DEFAULT_ONNX, backend, options, why="the embedded default model's ONNX export")
         return _open_exported(cached_export_of(None), backend, options, why="default model exported to the cache")
-    return _open_exported(cached_export_of(model), backend, options, why=f"{model} exported to the cache")
+    return _open_exported(cached_export_of(model), backend, options, why=f"{spec_text(model)} exported to the cache")
 
 
 def load_torch_model(model: Any = None, *, num_classes: int | None = None, input_size: int | None = None) -> Any:
@@ -124,12 +180,11 @@ def load_torch_model(model: Any = None, *, num_classes: int | None = None, input
     if _has_card(model):
         return model
     if isinstance(model, Engine) or _exported_path(model) is not None:
-        raise ModelSpecError(f"{model} is an exported graph, not trainable weights: it has no torch model")
+        raise ModelSpecError(f"{spec_text(model)} is an exported graph, not trainable weights: it has no torch model")
+    check_model_spec(model)  # the same refusals as without torch, before torch is imported
     checkpoints, models = _torch_side()
     if model is None or model == "default":
         return _with_weights_hash(checkpoints.load_model(None), checkpoints.DEFAULT_MODEL)
-    if not isinstance(model, (str, Path)):
-        raise ModelSpecError(f"a model spec is a path, a name or a module with a .card, got {type(model).__name__}")
     if Path(model).exists():
         if input_size is not None or num_classes is not None:
             raise ValueError("--input-size/--num-classes apply to registry names only: a checkpoint's card fixes them")
@@ -166,18 +221,18 @@ def cached_export_of(model: Any) -> Path:
         key = exports.key_for_file(path, _safe_stem(path), sha256=digest)
         found = exports.lookup(key)
         if found is not None:
-            log.info("using the cached export %s of %s", found, model)
+            log.info("using the cached export %s of %s", found, spec_text(model))
             return found
     try:
         net = load_torch_model(model)
     except BackendError as exc:
         hint = f" Run `streamtsm download {model} --onnx` where torch is installed." if weights.find_weight(str(model)) else ""
         raise BackendError(
-            f"{model or 'the default model'} has no cached export here, and exporting it needs torch: {exc}.{hint}"
+            f"{spec_text(model)} has no cached export here, and exporting it needs torch: {exc}.{hint}"
         ) from None
     if key is None and path is not None and path.is_file():
         key = exports.key_for_file(path, _safe_stem(path))  # a weight name downloaded just now
-    return exports.cached_export(net, key, source=str(model or "default"))
+    return exports.cached_export(net, key, source=str(model or "default") if isinstance(model, (str, Path, type(None))) else spec_text(model))
 
 
 # -- helpers ---------------------------------------------------------------------------------------

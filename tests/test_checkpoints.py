@@ -158,7 +158,7 @@ def test_bad_files_give_clear_errors(tmp_path):
         load_model(tmp_path / "nope.pth")
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"this is not a checkpoint\n" * 10)
-    with pytest.raises(CheckpointError, match="junk.pth: not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match=r"junk.pth is not a model checkpoint \(it is a text file\)"):
         load_model(junk)
     good = tmp_path / "good.pth"
     torch.save(random_state_dict(reference_keys("tsm_official_online_mobilenetv2_jester")), good)

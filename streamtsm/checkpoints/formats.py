@@ -14,12 +14,10 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from ..describe import CheckpointError  # noqa: F401  (defined torch-free; raised by every module here)
+
 StateDict = dict[str, torch.Tensor]
 KeyShapes = Mapping[str, tuple[int, ...]]
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file cannot be used: unreadable, unknown format, or not matching a model."""
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from torch import nn
 from ..card import CardError, ModelCard, StateTensor, card_path_for
 from ..models.online import to_online
 from ..models.registry import create_model
-from ..describe import card_fields
+from ..describe import card_fields, check_checkpoint_file
 from ..weights import WeightEntry, ensure_weight, find_weight, near_miss_message
 from . import tsm, video3d
 from .formats import CheckpointError, CheckpointFormat, Converted, StateDict, key_shapes
@@ -62,6 +62,7 @@ class CheckpointInfo:
 
 def _unpickle(path: Path) -> Any:
     """The pickled object: weights_only first, the restricted reader when weights_only refuses."""
+    check_checkpoint_file(path)  # a JPEG or a text file is not a pickle the restricted reader refused
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:  # torch's reason is the line naming the global it refused
@@ -208,6 +209,7 @@ def load_model(
         raise CheckpointError(f"{p} is a directory; pass the checkpoint file inside it")
     if p.suffix == ".onnx":
         raise CheckpointError(f"{p} is an ONNX graph, not trainable weights: run it with streamtsm.Recognizer({str(p)!r})")
+    check_checkpoint_file(p)
     if p.suffix == ".safetensors":
         model, fmt = _from_safetensors(p)
         card = model.card

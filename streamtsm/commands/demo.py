@@ -282,9 +282,9 @@ def _validate(args: argparse.Namespace) -> None:
                         f"{args.backend} cannot. Use --lanes 1, or --backend onnxruntime (or auto)")
     check_range("--start-steps", args.start_steps, 1, 100, error=DemoError)
     check_range("--start-threshold", args.start_threshold, 0.4, 1.0, note="0.4 is the end threshold", error=DemoError)
-    from ..resolve import check_model_file
+    from ..resolve import check_model_spec
 
-    check_model_file(args.model)  # a typo in a path fails here, before a camera opens or torch loads
+    check_model_spec(args.model)  # a typo in a path or a name, a folder, a JPEG: here, before a camera opens or torch loads
     inputs = [*(args.video or ()), *(args.source or ()), args.model]  # none may be overwritten by an output
     if args.output:
         check_output_path(args.output, suffixes=(".mp4", ".avi", ".mkv", ".mov"), inputs=inputs, what="--output")

@@ -48,7 +48,17 @@ def run(args: argparse.Namespace) -> int:
     if path is not None and not Path(path).exists() and find_weight(path) is None:  # before torch is imported
         raise FileNotFoundError(near_miss_message(path) or f"checkpoint {path} does not exist: give a checkpoint, .onnx "
                                 "or .plan file, 'default', or a weight name (`streamtsm models`)")
-    from ..checkpoints.loader import card_json, card_summary, inspect_checkpoint
+    if path is not None and Path(path).is_file():
+        from ..describe import check_checkpoint_file
+
+        check_checkpoint_file(path)  # a JPEG or a text file says so, with or without torch
+    try:
+        from ..checkpoints.loader import card_json, card_summary, inspect_checkpoint
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        raise RuntimeError(f"describing the checkpoint {path or 'of the default model'} needs torch: install "
+                           "streamtsm[torch], or run `streamtsm info` on its .onnx export (no torch needed)") from None
 
     checkpoint = inspect_checkpoint(path)
     if args.json:

@@ -3,12 +3,16 @@
 A damaged or truncated file often still has a header announcing its full length, and OpenCV
 simply stops decoding early. The source compares the frames it decoded with the header's frame
 count, so the user is told that the file is damaged instead of getting a silently short run.
+
+The path may be given as a local ``file://`` URL (``file:///data/clip.mp4``, percent-escapes
+decoded). A file that exists but cannot be read says so, not that it is no video.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import urllib.parse
 from pathlib import Path
 
 import cv2
@@ -19,6 +23,29 @@ from .base import Frame, Source, SourceError
 logger = logging.getLogger(__name__)
 
 _RE_ENCODE = "re-encode it, e.g. ffmpeg -i IN -c:v libx264 OUT.mp4"
+
+_SOURCES = "a camera index such as 0, a video path, an rtsp:// or http:// URL, or 'synthetic'"
+
+
+def video_path(spec: str | Path) -> Path:
+    """The path a file source spec names: a path as given, or the local path of a ``file://`` URL
+    (``Path("file:///a/b.mp4")`` would be ``file:/a/b.mp4``). Refuses an empty spec and a URL of
+    another host."""
+    if isinstance(spec, Path):
+        return spec
+    if not spec.strip():
+        raise SourceError(f"the source is empty ({spec!r}): give {_SOURCES}")
+    if not spec.lower().startswith("file:") or Path(spec).exists():  # a file really called file:x.mp4 is that file
+        return Path(spec)
+    host, path = "", spec[len("file:"):]  # file:/PATH has no host
+    if path.startswith("//"):  # file://HOST/PATH, HOST empty or localhost
+        host, slash, rest = path[2:].partition("/")
+        path = slash + rest
+    if host.lower() not in ("", "localhost") or not path.startswith("/"):
+        raise SourceError(f"{spec!r} is not a local file URL: give file:///absolute/path.mp4 (or the path itself), "
+                          "or a stream's rtsp:// or http:// URL")
+    decoded = Path(urllib.parse.unquote(path))  # %20 is a space; a '#' or '?' is part of the name, as typed
+    return decoded if decoded.exists() or not Path(path).exists() else Path(path)
 
 
 def _file_fps(cap: cv2.VideoCapture, what: str, default: float = 30.0) -> float:
@@ -56,7 +83,7 @@ class VideoFileSource(Source):
     is_live = False
 
     def __init__(self, path: str | Path, realtime: bool = False, loop: bool = False) -> None:
-        self.path = Path(path)
+        self.path = video_path(path)
         super().__init__(str(self.path))
         if not self.path.exists():
             raise SourceError(
@@ -65,6 +92,12 @@ class VideoFileSource(Source):
             )
         if not self.path.is_file():
             raise SourceError(f"'{self.path}' is not a file; give the path of a video file")
+        try:
+            with open(self.path, "rb") as f:
+                f.read(1)
+        except OSError as exc:  # OpenCV would only say that it is no video it can open
+            raise SourceError(f"video file '{self.path}' cannot be read ({exc.strerror or type(exc).__name__}): "
+                              "check its permissions (ls -l), or give another source") from None
         self.realtime = realtime
         self.loop = loop
         self.fps = 0.0
