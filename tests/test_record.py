@@ -3,6 +3,7 @@ quit on a real subprocess's stdin, sources that die, appending, and arguments re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
@@ -224,6 +225,66 @@ def test_recording_again_appends_with_stable_labels(tmp_path, capsys):
     assert main(["record", str(out), "--classes", "circle_cw,wave", *FAST]) == 1
     assert "would renumber this folder's labels (wave=0, circle_cw=1, no_action=2, push=3)" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_an_appended_performer_session_records_new_takes(tmp_path, capsys):
+    # every session used to start at take 1 (seed 0): push/0003 was push/0001 frame for frame
+    out = tmp_path / "gestures"
+    for _ in range(2):
+        assert record(capsys, out, "--classes", "push", "--between", "0", "--takes", "2", *FAST)[0] == 0
+    m = check_folder(out)
+    clips = {c["path"]: decode(out / c["path"])[0] for c in m["clips"]}
+    assert sorted(clips) == [f"push/000{i}.mp4" for i in (1, 2, 3, 4)]
+    digests = {path: hashlib.md5(frames.tobytes()).hexdigest() for path, frames in clips.items()}
+    assert len(set(digests.values())) == 4, digests
+    assert [(s["settings"]["performer_first_take"], s["performer_last_take"]) for s in m["sessions"]] == [(1, 2), (3, 4)]
+    # the first session is what a one-session recording gives (take numbering starts at 1 as before)
+    alone = tmp_path / "alone"
+    assert record(capsys, alone, "--classes", "push", "--between", "0", "--takes", "2", *FAST)[0] == 0
+    assert [hashlib.md5(decode(alone / f"push/000{i}.mp4")[0].tobytes()).hexdigest() for i in (1, 2)] == \
+        [digests["push/0001.mp4"], digests["push/0002.mp4"]]
+
+
+NEXT_TAKE_CASES = {
+    "a new folder": ([], [], 1),
+    "sessions that recorded their last take": ([{"performer_last_take": 2}, {"performer_last_take": 7}], ["take"] * 4, 8),
+    "redone takes count (cued, not kept)": ([{"performer_last_take": 5}], ["take"] * 3 + ["between"] * 3, 6),
+    "an older folder: its takes": ([{}, {}], ["take", "between", "take", "take"], 4),
+}
+
+
+@pytest.mark.parametrize("sessions, kinds, expected", NEXT_TAKE_CASES.values(), ids=NEXT_TAKE_CASES.keys())
+def test_the_next_performer_take_follows_every_earlier_session(sessions, kinds, expected):
+    from streamtsm.commands.record import next_performer_take
+    from streamtsm.recording.folder import FolderState
+
+    state = FolderState(["push", "no_action"], "no_action", sessions, [{"kind": k} for k in kinds])
+    assert next_performer_take(state) == expected
+
+
+def test_the_performer_continues_from_its_first_take():
+    def take_frames(source: PerformerSource) -> np.ndarray:
+        source.open()
+        try:
+            start = source.perform("push", within_s=2.0)
+            frames = []
+            while len(frames) < 20:
+                frame = source.read()
+                if frame.index >= start:
+                    frames.append(frame.image)
+            return np.stack(frames)
+        finally:
+            source.close()
+
+    def performer(**kw) -> PerformerSource:
+        return PerformerSource(size=(48, 64), realtime=False, **kw)
+
+    first, second = take_frames(performer()), performer()
+    second.takes = 2  # cue number 3 of an earlier source
+    assert np.array_equal(take_frames(performer(first_take=3)), take_frames(second))
+    assert not np.array_equal(take_frames(performer(first_take=3)), first)
+    with pytest.raises(SourceError, match="first_take must be a whole number from 1, got 0"):
+        performer(first_take=0)
 
 
 def _stdin_session(tmp_path: Path, command: str, *extra: str) -> tuple[list[dict], Path, subprocess.Popen]:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -200,7 +202,7 @@ def test_resume_with_other_settings_or_a_broken_file_is_refused_and_nothing_is_t
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert main([*args, "--epochs", "2", "--resume", "--input-size", "48"]) == 1
     err = capsys.readouterr().err
-    assert "belongs to a run with other settings (preprocessing" in err and "crop_size" in err
+    assert "--resume continues the run in" in err and "--input-size 48 (the run has 32); drop --input-size" in err
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     resume = tmp_path / "run.resume.pt"
     for broken in (b"", before["run.resume.pt"][: len(before["run.resume.pt"]) // 2]):
@@ -444,3 +446,235 @@ def test_imagenet_init_is_an_alias_that_loads_only_the_backbone(gestures, tmp_pa
     backbone = [k for k in sd if not k.startswith("classifier")]
     assert all(torch.equal(got[k], sd[k]) for k in backbone if "num_batches" not in k)
     assert got["classifier.weight"].shape == (3, 1280)
+
+
+# --------------------------------------------------------------------------- labels by class name (eval, --val)
+
+PERFORMER = ["--source", "synthetic:performer:test:3", "--countdown", "0", "--headless", "--frame-size", "64x48"]
+
+
+def _recorded(tmp_path: Path, name: str, *args: str) -> Path:
+    """A folder `streamtsm record` writes with the synthetic performer (unpaced: a second or two)."""
+    out = tmp_path / name
+    assert main(["record", str(out), *args, *PERFORMER]) == 0
+    return out
+
+
+def _relabelled_copy(gestures: Path, folder: Path, order: Sequence[str], take: dict[str, int]) -> Path:
+    """A recording-style folder (annotations.txt + classes.txt in ``order``) of ``take[c]`` clips per class."""
+    folder.mkdir()
+    (folder / "classes.txt").write_text("".join(f"{c}\n" for c in order))
+    (folder / "annotations.txt").write_text("".join(f"{gestures / c / f'{i:04d}.mp4'} {order.index(c)}\n"
+                                                    for c in order for i in range(take.get(c, 0))))
+    return folder
+
+
+def test_eval_labels_a_recording_by_its_classes_txt_not_by_the_model_order(tmp_path, capsys):
+    # the auditor's case: classes.txt swipe_left, swipe_right, no_motion (label 2 = no_motion, but swipe_up in the
+    # default model); eval used to count every no_motion clip as a swipe_up clip
+    gs = _recorded(tmp_path, "gs", "--classes", "swipe_left,swipe_right", "--background", "no_motion", "--takes", "1")
+    capsys.readouterr()
+    assert (gs / "classes.txt").read_text().split() == ["swipe_left", "swipe_right", "no_motion"]
+    assert main(["eval", "default", str(gs), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    default_names = list(result["per_class_accuracy"])  # the model's classes, in its order
+    assert default_names.index("swipe_up") == 2 and "no_motion" in default_names
+    rows = {n: sum(result["confusion"][i]) for i, n in enumerate(default_names)}
+    assert rows == {**{n: 0 for n in default_names}, "swipe_left": 1, "swipe_right": 1, "no_motion": 2}
+
+
+def test_a_dataset_class_the_model_lacks_is_refused_by_name(gestures, capsys):
+    # folders left/no_action/right: none is a class of the default model
+    assert main(["eval", "default", str(gestures)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "class 'left', 'no_action', 'right' of the clips is not among the classes of default" in err
+    assert "matched by class name" in err and "Traceback" not in err
+
+
+MAPPING_CASES = {
+    # layout: what classes.txt says (None: a bare list), the target classes -> labels expected, in file order
+    "classes.txt in another order": (("right", "left", "no_action"), ("left", "no_action", "right"), [2, 0, 1]),
+    "classes.txt a subset": (("right",), ("left", "no_action", "right"), [2]),
+    "bare list: the target's indices": (None, ("left", "no_action", "right"), [0, 1, 2]),
+}
+
+
+@pytest.mark.parametrize("own, target, expected", MAPPING_CASES.values(), ids=MAPPING_CASES.keys())
+def test_dataset_labels_follow_the_target_classes_by_name(own, target, expected, gestures, tmp_path):
+    from streamtsm.train.datasets import load_video_dataset
+
+    order = own or ("left", "no_action", "right")
+    folder = _relabelled_copy(gestures, tmp_path / "d", order, {c: 1 for c in order})
+    if own is None:
+        (folder / "classes.txt").unlink()
+    data, _ = load_video_dataset(folder, sampling=SampleFrames(num_clips=4), target_classes=target)
+    assert data.class_names == target and data.labels == expected
+    assert [r.path.parent.name for r in data.records] == [target[i] for i in expected]
+
+
+def test_train_val_labels_the_validation_folder_by_its_own_classes(gestures, tmp_path, capsys):
+    # validation in another class order, with unequal counts so a swapped label shows in the row sums
+    val = _relabelled_copy(gestures, tmp_path / "val", ("right", "left", "no_action"), {"left": 4, "no_action": 2})
+    assert main(["train", str(gestures), "--val", str(val), "--out", str(tmp_path / "m"), *TINY, "--width-mult", "0.25"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): sum(int(x) for x in line.split("|")[2:-1])
+            for line in out.splitlines() if line.startswith("| ") and not line.startswith("| true")}
+    assert rows == {"left": 4, "no_action": 2, "right": 0}
+    other = _relabelled_copy(gestures, tmp_path / "other", ("left", "wave"), {"left": 1})
+    (other / "annotations.txt").write_text(f"{gestures / 'left' / '0000.mp4'} 1\n")  # a 'wave' clip
+    assert main(["train", str(gestures), "--val", str(other), "--out", str(tmp_path / "m2"), *TINY]) == 1
+    assert "class 'wave' of the clips is not among the training classes of" in capsys.readouterr().err
+    assert not (tmp_path / "m2.safetensors").exists()
+
+
+# --------------------------------------------------------------------------- one class, resume states, eval inputs
+
+
+def test_one_class_is_refused_with_what_to_record(tmp_path, capsys):
+    g1c = _recorded(tmp_path, "g1c", "--classes", "wave", "--between", "0", "--takes", "2")
+    capsys.readouterr()
+    assert main(["train", str(g1c), "--out", str(tmp_path / "m"), *TINY]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has 1 class ('wave'): a classifier needs at least 2" in err
+    assert f"streamtsm record {g1c} --classes wave --between 1 --background no_action" in err
+    assert not list(tmp_path.glob("m*"))
+
+
+@pytest.fixture(scope="module")
+def trained_run(gestures, tmp_path_factory) -> Path:
+    """A tiny 1-epoch run (model, card, resume state) under umask 022, to read, resume or export."""
+    folder = tmp_path_factory.mktemp("run")
+    before = os.umask(0o022)
+    try:
+        assert main(["train", str(gestures), "--out", str(folder / "m1"), *TINY, "--width-mult", "0.25"]) == 0
+    finally:
+        os.umask(before)
+    return folder / "m1.safetensors"
+
+
+def test_the_model_file_has_the_mode_of_the_card_and_the_umask(trained_run):
+    mode = {p.name: p.stat().st_mode & 0o777 for p in trained_run.parent.iterdir()}
+    assert mode == {"m1.safetensors": 0o644, "m1.card.json": 0o644, "m1.resume.pt": 0o644}
+
+
+def test_a_resume_state_is_named_as_one_where_a_model_is_expected(trained_run, gestures, tmp_path, capsys):
+    state = trained_run.with_name("m1.resume.pt")
+    for argv, what in ((["eval", str(state), str(gestures)], "eval:"),
+                       (["train", str(gestures), "--init", str(state), "--out", str(tmp_path / "x"), "--epochs", "1"],
+                        "--init")):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{what} {state} is the resume state of a training run" in err
+        assert f"--out {trained_run} --resume" in err and f"give {trained_run} (the model written beside it)" in err
+        assert "looks like format" not in err
+    renamed = tmp_path / "state.pt"  # recognised by its keys, not by its name
+    renamed.write_bytes(state.read_bytes())
+    assert main(["eval", str(renamed), str(gestures)]) == 1
+    assert "is the resume state of a training run" in capsys.readouterr().err
+
+
+def test_eval_messages_speak_of_evaluating(trained_run, gestures, tmp_path, capsys):
+    onnx = tmp_path / "m1.int8.onnx"
+    assert main(["export", str(trained_run), "--output", str(onnx)]) == 0
+    capsys.readouterr()
+    beside = tmp_path / "m1.safetensors"
+    beside.write_bytes(trained_run.read_bytes())
+    (tmp_path / "m1.card.json").write_bytes(trained_run.with_name("m1.card.json").read_bytes())
+    assert main(["eval", str(onnx), str(gestures)]) == 1
+    err = capsys.readouterr().err
+    assert "is an exported graph: eval scores clips with the torch model" in err and f"give {beside}" in err
+    assert "trainable" not in err
+    ann = tmp_path / "list.txt"
+    ann.write_text(f"{gestures / 'left' / '0000.mp4'} 0\n{tmp_path / 'gone.mp4'} 1\n")
+    assert main(["eval", str(trained_run), str(ann)]) == 1
+    err = capsys.readouterr().err
+    assert "gone.mp4: file does not exist" in err and "--skip-bad (skip_bad=True) to evaluate the rest" in err
+    assert "train" not in err
+
+
+# --------------------------------------------------------------------------- resuming, reordered classes, Ctrl-C
+
+
+def test_resume_takes_the_runs_settings_from_its_resume_state(gestures, tmp_path, capsys):
+    # clips at two frame rates: a first run needs --fps; resuming it used to fail on "different frame rates"
+    mixed = tmp_path / "mixed"
+    for name, gesture in GESTURES.items():
+        write_clip(mixed / name / "a.mp4", render_clip(gesture, 7, size=(48, 48), fps=20.0, duration_s=0.8), 20.0)
+        write_clip(mixed / name / "b.mp4", render_clip(gesture, 8, size=(48, 48), fps=30.0, duration_s=0.8), 30.0)
+    out = tmp_path / "run.safetensors"
+    first = ["train", str(mixed), "--out", str(out), *TINY, "--width-mult", "0.25"]
+    assert main(first) == 0
+    capsys.readouterr()
+    assert main(["train", str(mixed), "--out", str(out), "--resume", "--epochs", "2", "--no-progress",
+                 "--batch-size", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "at 10 fps" in text and "resuming the run in run.resume.pt" in text and "epoch 2:" in text
+    assert int(torch.load(tmp_path / "run.resume.pt", weights_only=True)["epoch"]) == 1
+    assert json.loads((tmp_path / "run.card.json").read_text())["temporal"]["fps"] == 10.0
+    assert main(["train", str(mixed), "--out", str(out), "--resume", "--epochs", "3", "--fps", "15"]) == 1
+    err = capsys.readouterr().err
+    assert "--fps 15 (the run has 10); drop --fps" in err
+
+
+def test_the_same_classes_in_another_order_keep_the_trained_classifier(trained_run, gestures, tmp_path, capsys):
+    from streamtsm.checkpoints import load_model
+    from streamtsm.train.finetune import with_classes
+
+    model = load_model(trained_run).eval()
+    order = ("right", "left", "no_action")  # the run's order is left, no_action, right
+    moved, new_head = with_classes(model, order, reorder=True)
+    assert not new_head and moved.card.class_names == order
+    x = torch.rand(1, 8, 3, 32, 32)
+    with torch.no_grad():
+        a, b = model(x), moved.eval()(x)
+    assert torch.allclose(b, a[..., [2, 0, 1]])  # the same scores, in the dataset's order
+    assert with_classes(model, order)[1]  # without reorder: a new classifier, as before
+    data = _relabelled_copy(gestures, tmp_path / "g1f", order, {c: 2 for c in order})
+    assert main(["train", str(data), "--init", str(trained_run), "--out", str(tmp_path / "f"), "--epochs", "1",
+                 "--batch-size", "4", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "has the dataset's classes in another order (left, no_action, right)" in text
+    assert "rows moved to the dataset's order (right, left, no_action)" in text and "same (reordered) classifier" in text
+    assert main(["train", str(_relabelled_copy(gestures, tmp_path / "g2", ("left", "right"), {"left": 1, "right": 1})),
+                 "--init", str(trained_run), "--out", str(tmp_path / "g"), "--epochs", "1", "--no-progress"]) == 0
+    assert "new classifier (random weights): the dataset's classes differ" in capsys.readouterr().out
+
+
+INTERRUPTS = {
+    # wait for this stdout line, then Ctrl-C -> what stderr says (N: the epoch that was running)
+    "in the first epoch": ("training ", r"interrupted during the first epoch: nothing was saved; run the command again"),
+    "after an epoch": ("epoch 1:", r"interrupted in epoch (?P<n>\d+): \S+run\.safetensors holds the weights of epoch "
+                                   r"(?P<k>\d+); \S+run\.resume\.pt holds epoch (?P=k)\. Run the same command with "
+                                   r"--resume to continue from epoch (?P=n)"),
+}
+
+
+@pytest.mark.parametrize("after, expected", INTERRUPTS.values(), ids=INTERRUPTS.keys())
+def test_ctrl_c_says_what_was_saved_and_how_to_continue(after, expected, gestures, tmp_path):
+    import signal
+
+    from procs import LineReader, finish
+
+    out = tmp_path / "run.safetensors"
+    proc = subprocess.Popen([sys.executable, "-m", "streamtsm.cli", "train", str(gestures), "--out", str(out),
+                             *TINY, "--width-mult", "0.25", "--epochs", "500", "--threads", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        lines = LineReader(proc.stdout)
+        while not (line := lines.readline(timeout=120)).startswith(after):
+            assert line, "train ended before the line to interrupt after"
+        proc.send_signal(signal.SIGINT)
+        finish(proc, timeout=60)
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert proc.returncode == 130, err
+    found = re.search(expected, err)
+    assert found, err
+    if "n" in found.groupdict():  # the epoch saved is the one before the interrupted one
+        assert int(found["n"]) == int(found["k"]) + 1 >= 2
+    assert "Traceback" not in err
+    assert out.exists() == (after == "epoch 1:")

@@ -60,11 +60,13 @@ def run(args: argparse.Namespace) -> int:
     from ..train.loop import CentredClips
     from ..train.sampling import clip_sampling
 
-    model = load_torch_model(args.checkpoint)
+    model = _torch_model(args.checkpoint, load_torch_model)
     card = model.card
     mode = args.sampling if args.sampling != "auto" else default_sampling(card)
     sampling = clip_sampling(args.frames or default_frames(card), mode)
-    data, bad = load_video_dataset(args.data, sampling=sampling, test_mode=True, class_names=card.class_names,
+    # labels by class name: the clips' classes.txt (or folder names) against the checkpoint's classes
+    data, bad = load_video_dataset(args.data, sampling=sampling, test_mode=True, target_classes=card.class_names,
+                                   target_what=f"the classes of {args.checkpoint}", use="evaluate",
                                    data_prefix=args.data_prefix, skip_bad=args.skip_bad, backend=args.decoder,
                                    model_fps=args.fps or card.temporal.fps, clip_fps=args.clip_fps)
     result = evaluate(model, CentredClips(data, card.preprocessing), num_classes=card.num_classes,
@@ -74,3 +76,31 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_result(result, card.class_names)
     return 0
+
+
+class EvalInputError(ValueError):
+    """The checkpoint argument is a file eval cannot score with (an export, a resume state)."""
+
+
+def _torch_model(spec: str, load_torch_model):
+    """The torch model ``spec`` names; an exported graph or a training resume state is refused with
+    a line that says which file to give instead."""
+    from ..resolve import EXPORTED_SUFFIXES
+    from ..train.outputs import RESUME_SUFFIX, SUFFIX, is_resume_state, resume_state_message
+
+    path = Path(spec)
+    if path.suffix.lower() in EXPORTED_SUFFIXES:
+        # m1.int8.onnx, m1.onnx -> m1.safetensors, if it is there
+        stem = path.name.split(".")[0]
+        beside = [p for p in (path.with_name(path.stem + SUFFIX), path.with_name(stem + SUFFIX)) if p.is_file()]
+        instead = f"give {beside[0]}" if beside else "give the .safetensors (or .pth) file it was exported from"
+        raise EvalInputError(f"{spec} is an exported graph: eval scores clips with the torch model, so it needs the "
+                             f"checkpoint the graph was exported from: {instead}")
+    if path.name.endswith(RESUME_SUFFIX) and is_resume_state(path):
+        raise EvalInputError(resume_state_message(path, "eval:"))
+    try:
+        return load_torch_model(spec)
+    except ValueError:  # CheckpointError, ModelSpecError (FileNotFoundError) is left as it is
+        if path.is_file() and is_resume_state(path):
+            raise EvalInputError(resume_state_message(path, "eval:")) from None
+        raise

@@ -153,6 +153,16 @@ def _check_performer(spec: str | int, classes: tuple[str, ...], seconds: float) 
                           f"use --seconds {need:g} or more")
 
 
+def next_performer_take(state: Any) -> int:
+    """The synthetic performer's first take number for a session on a folder in ``state``: after
+    every take an earlier session cued (``performer_last_take``; for sessions that did not record
+    it, the number of takes in the folder), so no two sessions render the same scene."""
+    last = [s.get("performer_last_take") for s in state.sessions if isinstance(s, dict)]
+    cued = max([int(n) for n in last if isinstance(n, int) and not isinstance(n, bool) and n >= 0], default=0)
+    takes = sum(1 for c in state.clips if isinstance(c, dict) and c.get("kind") == "take")
+    return max(cued, takes) + 1
+
+
 def validate(args: argparse.Namespace) -> tuple[Any, Any]:
     """Every check that needs no source: returns (plan, inspected folder). Nothing is written."""
     from ..recording import ClassNameError, FolderError, Plan, RecordingFolder, check_class_name, parse_class_list
@@ -290,13 +300,18 @@ def _read_commands(stream: Any, commands: "queue.Queue[Any]") -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..recording import RecordingSession, Stopped
-    from ..sources import CaptureThread, open_source
+    from ..sources import CaptureThread, is_performer_spec, open_source
 
     plan, folder = validate(args)
     if not args.headless:
         open_window(WINDOW_TITLE, instead="--headless (JSON lines on stdout, commands on stdin)")
     spec = _source_spec(args)
-    source = open_source(spec, **_source_options(args, spec))  # a missing camera fails here, before any write
+    options = _source_options(args, spec)
+    first_take = None
+    if isinstance(spec, str) and is_performer_spec(spec):
+        # an appended session goes on from the folder's last performer take: new scenes, not session 1's again
+        first_take = options["first_take"] = next_performer_take(folder.state)
+    source = open_source(spec, **options)  # a missing camera fails here, before any write
     commands: queue.Queue[Any] = queue.Queue()
     screen: Any = _JsonLines(commands) if args.headless else _Window(commands, plan.background, args.display_width)
     stop = threading.Event()
@@ -314,9 +329,14 @@ def run(args: argparse.Namespace) -> int:
             folder, plan, capture.get, listener=screen, commands=commands, stop=stop,
             performer=source if callable(getattr(source, "perform", None)) else None,
             source_name=source.name, live=source.is_live, nominal_fps=getattr(source, "fps", None),
-            settings={"source_spec": source.name})
+            settings={"source_spec": source.name, **({"performer_first_take": first_take} if first_take else {})})
         with stop_on_signals(stop) as received:
             result = session.run()
+        if first_take is not None:  # the last take cued (redone takes included), where the next session goes on
+            try:
+                folder.update_session(len(folder.state.sessions) - 1, performer_last_take=source.takes)
+            except OSError as exc:
+                logger.warning("could not record the performer's last take in %s: %s", folder.root, exc)
     finally:
         if capture is not None:
             capture.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -165,6 +166,29 @@ def _init_conflicts(args: argparse.Namespace, init_arch: str) -> None:
                          f"drop {', '.join(named)} (or train without --init)")
 
 
+def _resume_conflicts(args: argparse.Namespace, fields: dict, state: Path) -> None:
+    """``--resume`` without ``--init`` takes the run's settings from its resume state; an option given
+    with another value than the run's would be ignored, so it is refused (the same value is fine)."""
+    from ..train.families import FAMILIES
+
+    pre, temporal, kwargs = fields.get("preprocessing") or {}, fields.get("temporal") or {}, fields.get("arch_kwargs") or {}
+    family = FAMILIES.get(fields.get("arch"))
+    window = temporal.get("mode") == "window"
+    run = {"--arch": fields.get("arch"), "--fps": temporal.get("fps"), "--input-size": pre.get("crop_size"),
+           "--resize-short": pre.get("resize_short"), "--shift": fields.get("shift_mode"),
+           "--frames": temporal.get("clip_len") if window else temporal.get("num_segments"),
+           "--width-mult": kwargs.get("width_mult", 1.0) if family is not None and family.width == "width_mult" else None,
+           "--width": kwargs.get(family.width) if family is not None and family.width not in (None, "width_mult") else None}
+    given = {"--arch": args.arch, "--fps": args.fps, "--input-size": args.input_size, "--resize-short": args.resize_short,
+             "--shift": args.shift, "--frames": args.frames, "--width-mult": args.width_mult, "--width": args.width}
+    differ = [(k, v, run[k]) for k, v in given.items() if v is not None and run[k] is not None and v != run[k]]
+    if differ:
+        detail = ", ".join(f"{k} {v:g} (the run has {r:g})" if isinstance(v, float) else f"{k} {v} (the run has {r})"
+                           for k, v, r in differ)
+        raise ValueError(f"--resume continues the run in {state} with its own settings: {detail}; drop "
+                         f"{', '.join(k for k, _, _ in differ)}, or start a new run with another --out")
+
+
 def _common_fps(data, clip_fps: float | None) -> float:
     """The model fps when none is given: the clips' frame rate, which must be the same for all of them."""
     rates = sorted({round(i.fps, 2) for i in data.infos if math.isfinite(i.fps)})
@@ -176,6 +200,28 @@ def _common_fps(data, clip_fps: float | None) -> float:
         raise ValueError(f"the clips have different frame rates ({', '.join(f'{r:g}' for r in rates[:6])} fps): pass --fps "
                          "with the model's frame rate (each clip is then sampled at the stride that reaches it)")
     return rates[0]
+
+
+def interrupted_message(out: Path, finished: Sequence, *, resumed: bool, validating: bool) -> str:
+    """What a Ctrl-C during training leaves behind, and how to go on (``finished``: the epochs' logs)."""
+    from ..train.outputs import resume_path_for
+
+    state = resume_path_for(out)
+    if not finished:
+        if resumed:
+            return (f"\ninterrupted before an epoch finished: {out} and {state} are as they were; run the same "
+                    "command (with --resume) to continue")
+        return "\ninterrupted during the first epoch: nothing was saved; run the command again to start over"
+    last = finished[-1].epoch + 1
+    best = [e.epoch + 1 for e in finished if e.best]
+    if not validating:
+        weights = f"{out} holds the weights of epoch {last}"
+    elif best:
+        weights = f"{out} holds the weights of epoch {best[-1]} (the best validation score so far)"
+    else:
+        weights = f"{out} holds the weights of the best epoch before this session"
+    return (f"\ninterrupted in epoch {last + 1}: {weights}; {state} holds epoch {last}. Run the same command with "
+            f"--resume to continue from epoch {last + 1}")
 
 
 # --------------------------------------------------------------------------- the command
@@ -219,7 +265,8 @@ def run(args: argparse.Namespace) -> int:
     from ..train.evaluate import evaluate, print_result
     from ..train.families import default_frames, default_sampling, family_of, training_card
     from ..train.finetune import freeze_stages, with_classes
-    from ..train.init import build_model, load_init_model
+    from ..train.init import build_model, load_init_model, model_from_resume_card
+    from ..train.outputs import is_resume_state, resume_path_for, resume_state_message
     from ..train.loop import CentredClips, TrainConfig, train_model
     from ..train.sampling import check_sampling_fits, clip_sampling
     from ..train.split import stratified_split
@@ -233,12 +280,23 @@ def run(args: argparse.Namespace) -> int:
 
     # the model first (quick), so its card's frame rate can check the clips during the scan
     init = None
-    if args.init is not None:
+    resumed = args.resume and args.init is None
+    if resumed:  # the run's own settings, from its resume state: nothing else is needed to continue it
+        from ..train.outputs import read_resume_card
+
+        fields = read_resume_card(resume_path_for(out))
+        _resume_conflicts(args, fields, resume_path_for(out))
+        base = model_from_resume_card(fields, str(resume_path_for(out)))
+    elif args.init is not None:
+        if is_resume_state(args.init):
+            raise ValueError(resume_state_message(args.init, "--init"))
         init = load_init_model(args.init, None, build_arch=build_arch)
         if init.from_card:
             _init_conflicts(args, init.model.card.arch)
-    base = init.model if init is not None else build_arch()
-    from_card = init is not None and init.from_card
+        base = init.model
+    else:
+        base = build_arch()
+    from_card = resumed or (init is not None and init.from_card)
     if from_card and args.dropout is not None and not family_of(base.card.arch).dropout:
         raise ValueError(f"--dropout: {base.card.arch} has no dropout layer")
     fps = base.card.temporal.fps if from_card else args.fps
@@ -253,12 +311,20 @@ def run(args: argparse.Namespace) -> int:
     data, bad = load_video_dataset(args.data, sampling=sampling, class_names=names, data_prefix=args.data_prefix,
                                    skip_bad=args.skip_bad, backend=args.decoder, model_fps=fps, clip_fps=args.clip_fps)
     names = list(data.class_names)
+    if len(names) < 2:
+        shown = f" ({names[0]!r})" if names else ""
+        raise ValueError(f"{args.data} has {len(names)} class{shown}: a classifier needs at least 2 to choose between. "
+                         f"Record a background class beside it (`streamtsm record {args.data} --classes "
+                         f"{names[0] if names else 'GESTURE'} --between 1 --background {BACKGROUND_DEFAULT}`) "
+                         "or another gesture, then train again")
     if fps is None:
         fps = _common_fps(data, args.clip_fps)
         data.model_fps = fps
         check_sampling_fits(sampling, max(data.timeline_frames(i) for i in range(len(data))))
     if args.val is not None:
-        val_set, _ = load_video_dataset(args.val, sampling=sampling, test_mode=True, class_names=names,
+        # its labels by class name (its own classes.txt or folders), in the training set's order
+        val_set, _ = load_video_dataset(args.val, sampling=sampling, test_mode=True, target_classes=names,
+                                        target_what=f"the training classes of {args.data}",
                                         skip_bad=args.skip_bad, backend=args.decoder, model_fps=fps, clip_fps=args.clip_fps)
         train_set = data
     elif args.val_fraction is not None:
@@ -272,7 +338,19 @@ def run(args: argparse.Namespace) -> int:
     flip_pairs = parse_flip_pairs(args.flip_pairs, names)
     background = background_classes(args.background_class, names)
 
-    model, new_head = with_classes(base, names, dropout=args.dropout if from_card else None)
+    model, new_head = with_classes(base, names, dropout=args.dropout if from_card else None, reorder=True)
+    head = "new" if new_head else "same"
+    if init is not None and not new_head and tuple(base.card.class_names) != tuple(names):
+        head = "same (reordered)"
+        print(f"{init.source} has the dataset's classes in another order ({', '.join(base.card.class_names)}): "
+              f"its trained classifier is kept, with its rows moved to the dataset's order ({', '.join(names)})",
+              flush=True)
+    elif init is not None and new_head and tuple(base.card.class_names) != tuple(names):
+        gone = [c for c in base.card.class_names if c not in names][:6]
+        added = [c for c in names if c not in base.card.class_names][:6]
+        print(f"new classifier (random weights): the dataset's classes differ from {init.source}'s"
+              + (f" (new: {', '.join(added)})" if added else "") + (f" (not in the data: {', '.join(gone)})" if gone else ""),
+              flush=True)
     if from_card:
         pre = base.card.preprocessing
     else:
@@ -281,16 +359,23 @@ def run(args: argparse.Namespace) -> int:
         pre = Preprocessing(crop_size=size, resize_short=args.resize_short or max(size, int(round(size * 256 / 224))),
                             mean=defaults.mean, std=defaults.std, channel_order=defaults.channel_order)
     origin = f", fine-tuned from {init.source}" if init is not None else ""
+    description = f"trained with `streamtsm train` on {Path(args.data).name}{origin}"
+    if resumed:  # the run's card (written with its first epoch) knows where the run started
+        from ..card import CardError, ModelCard, card_path_for
+
+        try:
+            description = ModelCard.load(card_path_for(out)).description or description
+        except (CardError, OSError, ValueError):
+            pass
     model.card = training_card(model.card, preprocessing=pre, fps=fps, frames=frames).replace(
-        background_classes=background,
-        description=f"trained with `streamtsm train` on {Path(args.data).name}{origin}",
-    )
+        background_classes=background, description=description)
     frozen = freeze_stages(model, args.freeze_stages)
     model.train()
     split = f", validating on {len(val_set)}" if val_set is not None else ""
     print(f"training {model.card.arch} on {len(train_set)} clips, {len(names)} classes at {fps:g} fps, {frames} frames "
           f"({mode}){split}" + (f" ({len(bad)} bad entries skipped)" if bad else "")
-          + (f"; {init.source}, {'new' if new_head else 'same'} classifier" if init is not None else "")
+          + (f"; {init.source}, {head} classifier" if init is not None else "")
+          + (f"; resuming the run in {resume_path_for(out).name}" if resumed else "")
           + (f"; {frozen} parameters frozen" if frozen else ""), flush=True)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                          grad_clip=args.grad_clip, lr_steps=tuple(args.lr_steps), seed=args.seed, num_workers=args.workers,
@@ -298,12 +383,20 @@ def run(args: argparse.Namespace) -> int:
                          max_minutes=args.max_minutes)
     augment = AugmentConfig(flip_ratio=0.5 if flip_pairs else 0.0, flip_pairs=flip_pairs)
 
+    finished: list = []  # epochs whose model and resume state are saved, as train_model reports them
+
     def report(e) -> None:
+        finished.append(e)
         val = f" val top-1 {e.val['top1']:.3f} loss {e.val['loss']:.4f}" + (" (best)" if e.best else "") if e.val else ""
         print(f"epoch {e.epoch + 1}: loss {e.train_loss:.4f} lr {e.lr:.3g} ({e.clips_per_second:.1f} clips/s){val}", flush=True)
 
-    history = train_model(model, train_set, config=config, out=out, augment=augment, val_clips=val_set, resume=args.resume,
-                          overwrite=args.overwrite, progress=not args.no_progress, on_epoch=report)
+    try:
+        history = train_model(model, train_set, config=config, out=out, augment=augment, val_clips=val_set,
+                              resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress, on_epoch=report)
+    except KeyboardInterrupt:
+        print(interrupted_message(out, finished, resumed=args.resume, validating=val_set is not None),
+              file=sys.stderr, flush=True)
+        raise
     stopped = history and history[-1].epoch + 1 < args.epochs
     best = [h for h in history if h.best]
     why = {"patience": " (early stop)", "budget": f" (the {args.max_minutes:g}-minute budget)"}

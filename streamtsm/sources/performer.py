@@ -49,8 +49,9 @@ class PerformerSource(Source):
     ``realtime=False`` renders frames as fast as they are read and delivers every one (a test
     records a hundred takes in seconds). Frames carry the ground truth in ``Frame.label``: the
     gesture's name on the frames where it is in progress, ``"no_motion"`` elsewhere. Takes are
-    numbered from 1 in the order they are cued; take ``k``'s appearance and motion depend only
-    on ``(seed, split, k)`` and the gesture, so a session is reproducible.
+    numbered from ``first_take`` (default 1) in the order they are cued; take ``k``'s appearance
+    and motion depend only on ``(seed, split, k)`` and the gesture, so a session is reproducible,
+    and a session that continues a recording (``first_take`` after its last take) records new scenes.
     """
 
     #: Gestures it can perform: every gesture of the generator but the idle one.
@@ -64,16 +65,20 @@ class PerformerSource(Source):
         *,
         realtime: bool = True,
         split: str = "train",
+        first_take: int = 1,
     ) -> None:
         super().__init__(f"synthetic:performer:{split}:{seed}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise SourceError(f"synthetic performer seed must be a non-negative integer, got {seed!r}")
         if split not in SPLIT_CODE:
             raise SourceError(f"synthetic performer split must be 'train' or 'test', got {split!r}")
+        if isinstance(first_take, bool) or not isinstance(first_take, (int, np.integer)) or first_take < 1:
+            raise SourceError(f"synthetic performer first_take must be a whole number from 1, got {first_take!r}")
         self.seed, self.split, self.fps, self.size = int(seed), split, float(fps), tuple(size)
         self.realtime = realtime
         self.is_live = realtime
-        self.takes = 0
+        #: the number of the last take cued (``first_take - 1`` before the first cue)
+        self.takes = int(first_take) - 1
         self._lock = threading.Lock()
         self._scene: _Scene | None = None
         self._i = 0

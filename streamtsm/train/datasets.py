@@ -110,13 +110,13 @@ class BadEntry:
 class BadDataError(ValueError):
     """The dataset has bad entries. ``entries`` lists them; the message names each one."""
 
-    def __init__(self, entries: Sequence[BadEntry], total: int) -> None:
+    def __init__(self, entries: Sequence[BadEntry], total: int, use: str = "train on") -> None:
         self.entries = tuple(entries)
         shown = "\n".join(f"  {e}" for e in self.entries[:50])
         more = f"\n  ... and {len(self.entries) - 50} more" if len(self.entries) > 50 else ""
         super().__init__(
             f"{len(self.entries)} of {total} dataset entries cannot be used:\n{shown}{more}\n"
-            "Fix or remove them, or pass --skip-bad (skip_bad=True) to train on the rest."
+            f"Fix or remove them, or pass --skip-bad (skip_bad=True) to {use} the rest."
         )
 
 
@@ -416,9 +416,27 @@ class VideoClipDataset:
         try:
             frames = decode_video(record.path, inds.tolist(), self.backend)
         except DecodeError as exc:  # changed on disk since the check
-            raise BadDataError([BadEntry(record.where, str(record.path), str(exc))], len(self.records)) from None
+            raise BadDataError([BadEntry(record.where, str(record.path), str(exc))], len(self.records),
+                               "train on" if not self.test_mode else "evaluate") from None
         return frames, record.label
 
+
+def _class_mapping(records: Sequence[VideoRecord], names: tuple[str, ...], target: tuple[str, ...], source: Path,
+                   target_what: str) -> dict[int, int]:
+    """Dataset label -> index in ``target``, matched by class name; a :class:`DatasetError` naming
+    each class that has clips but is not in ``target``. Labels outside ``names`` are left to
+    ``check_videos`` (a bad entry each)."""
+    index = {name: i for i, name in enumerate(target)}
+    unknown = sorted({names[r.label] for r in records if r.label < len(names) and names[r.label] not in index},
+                     key=names.index)
+    if unknown:
+        listed = ", ".join(repr(n) for n in unknown[:10]) + (f" ... ({len(unknown)} in all)" if len(unknown) > 10 else "")
+        shown = list(target) if len(target) <= 12 else [*target[:12], "..."]
+        raise DatasetError(
+            f"{source}: class {listed} of the clips is not among {target_what} {shown}: labels are matched by class "
+            "name, so use a model trained on these classes, or remove those clips from the dataset"
+        )
+    return {label: index[name] for label, name in enumerate(names) if name in index}
 
 def check_dataset_path(source: str | Path, option: str = "dataset") -> Path:
     """``source`` as a Path if it exists; else the error ``load_video_dataset`` would raise, but
@@ -440,6 +458,9 @@ def load_video_dataset(
     backend: str = "opencv",
     model_fps: float | None = None,
     clip_fps: float | None = None,
+    target_classes: Sequence[str] | None = None,
+    target_what: str = "the model's classes",
+    use: str = "train on",
 ) -> tuple[VideoClipDataset, list[BadEntry]]:
     """An annotation list, a folder with ``annotations.txt``, or a folder per class -> checked dataset + report.
 
@@ -447,10 +468,18 @@ def load_video_dataset(
     next to the list, else from the labels (which must then be dense). Raises
     :class:`BadDataError` if any entry is bad, unless ``skip_bad``; :class:`DatasetError` when
     the dataset as a whole is unusable.
+
+    ``target_classes`` (a model's classes, or the training set's for a validation set) relabels
+    the clips by class name: a dataset's own label ``i`` means its class ``i``, which becomes
+    that name's index in ``target_classes``; a class with clips that is not among them is a
+    :class:`DatasetError` naming it (``target_what`` says what the targets are). An annotation
+    list with no class names at all (no ``class_names``, no ``classes.txt``) is taken to use
+    the target indices. ``use`` ends the bad-entry message ("pass --skip-bad to USE the rest").
     """
     source = check_dataset_path(source)
     layout, where = dataset_layout(source)
     bad: list[BadEntry] = []
+    named = True
     if layout == "folders":
         records, names = folder_records(where)
         if class_names is not None and tuple(class_names) != names:
@@ -461,19 +490,27 @@ def load_video_dataset(
             names = tuple(class_names)
         elif (where.parent / CLASSES_FILE).is_file():
             names = read_class_names(where.parent / CLASSES_FILE)
+        elif target_classes is not None:
+            names, named = tuple(target_classes), False  # bare indices: the target's
         else:
             names = dense_class_names(records, where)
+    # before decoding: a class the target lacks fails in a second
+    mapping = _class_mapping(records, names, tuple(target_classes), source, target_what) \
+        if target_classes is not None and named else None
     infos, bad_videos = check_videos(records, len(names), backend, model_fps=model_fps, clip_fps=clip_fps)
     bad += bad_videos
     bad_where = {(b.where, b.path) for b in bad}
     good = [r for r in records if (r.where, str(r.path)) not in bad_where]
     total = len(records) + len(bad) - len(bad_videos)  # malformed lines never became records
     if bad and not skip_bad:
-        raise BadDataError(bad, total)
+        raise BadDataError(bad, total, use)
     if bad:
         log.warning("skipping %d bad entries:\n%s", len(bad), "\n".join(f"  {b}" for b in bad))
     if not good:
-        raise BadDataError(bad, total) if bad else DatasetError(f"{where}: no video entries found")
+        raise BadDataError(bad, total, use) if bad else DatasetError(f"{where}: no video entries found")
+    if mapping is not None:
+        good = [VideoRecord(r.path, mapping[r.label], r.where) for r in good]
+        names = tuple(target_classes)  # type: ignore[arg-type]
     data = VideoClipDataset(good, infos, sampling, test_mode=test_mode, backend=backend, class_names=names,
                             model_fps=model_fps)
     check_sampling_fits(sampling, max(data.timeline_frames(i) for i in range(len(data))))

@@ -23,7 +23,7 @@ from ..models.resnet3d import Recognizer3D
 from ..models.slowfast import SlowFast
 
 __all__ = ["FinetuneError", "classifier_name", "stages", "freeze_stages", "keep_frozen_batchnorm_in_eval",
-           "with_classes"]
+           "with_classes", "same_classes_reordered"]
 
 
 class FinetuneError(ValueError):
@@ -89,11 +89,15 @@ def keep_frozen_batchnorm_in_eval(model: nn.Module) -> None:
             m.eval()
 
 
-def with_classes(model: nn.Module, class_names: Sequence[str], *, dropout: float | None = None) -> tuple[nn.Module, bool]:
+def with_classes(model: nn.Module, class_names: Sequence[str], *, dropout: float | None = None,
+                 reorder: bool = False) -> tuple[nn.Module, bool]:
     """``model`` for ``class_names``: the same weights, with a new (randomly initialised) classifier
     unless the classes are exactly the model's (same names, same order). Returns (model, new_head).
 
-    ``dropout`` rebuilds the model with another dropout rate (a builder argument, not a weight).
+    ``reorder``: when the names are the model's in another order, keep the trained classifier with
+    its rows (and biases) moved to the new order (``new_head`` is then False; see
+    :func:`same_classes_reordered`). ``dropout`` rebuilds the model with another dropout rate (a
+    builder argument, not a weight).
     """
     card = model.card
     names = tuple(class_names)
@@ -103,10 +107,16 @@ def with_classes(model: nn.Module, class_names: Sequence[str], *, dropout: float
     same = names == card.class_names
     if same and dropout is None:
         return model, False
+    moved = reorder and not same and same_classes_reordered(card.class_names, names)
     fresh = create_model(card.arch, num_classes=len(names), class_names=names, **kwargs)
     head = classifier_name(fresh) + "."
     old = model.state_dict()
     keep = {k: v for k, v in old.items() if same or not k.startswith(head)}
+    if moved:
+        order = torch.tensor([card.class_names.index(n) for n in names])
+        for k, v in old.items():
+            if k.startswith(head):  # weight (K, F) and bias (K,): rows follow the classes
+                keep[k] = v.index_select(0, order).clone() if v.dim() >= 1 and v.shape[0] == len(names) else v
     missing, unexpected = fresh.load_state_dict(keep, strict=False)
     if unexpected or any(not k.startswith(head) for k in missing):
         raise FinetuneError(f"{card.arch}: rebuilding for new classes lost weights other than the classifier "
@@ -115,4 +125,9 @@ def with_classes(model: nn.Module, class_names: Sequence[str], *, dropout: float
                               background_classes=tuple(c for c in card.background_classes if c in names))
     with torch.no_grad():
         fresh.train(model.training)
-    return fresh, not same
+    return fresh, not (same or moved)
+
+
+def same_classes_reordered(old: Sequence[str], new: Sequence[str]) -> bool:
+    """The same class names (each once), in another order."""
+    return tuple(old) != tuple(new) and len(old) == len(new) == len(set(old)) and set(old) == set(new)

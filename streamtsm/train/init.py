@@ -135,3 +135,24 @@ def load_init_model(spec: str, class_names: Sequence[str] | None = None, *, buil
     model, new_head = with_classes(model, class_names, dropout=dropout) if class_names is not None else (model, False)
     model.train()
     return InitModel(model, source, from_card=True, new_head=new_head)
+
+
+def model_from_resume_card(fields: dict[str, Any], source: str) -> nn.Module:
+    """The architecture a resume state's card fields describe (arch, classes, preprocessing, frame rate),
+    with random weights: ``train --resume`` then loads the run's weights into it. ``source`` names
+    the file for messages."""
+    from ..card import CardError, Preprocessing, Temporal
+
+    try:
+        kwargs = {k: v for k, v in dict(fields["arch_kwargs"]).items() if k != "num_classes"}
+        names = tuple(fields["class_names"])
+        model = create_model(fields["arch"], num_classes=len(names), class_names=names, **kwargs)
+        model.card = model.card.replace(
+            preprocessing=Preprocessing(**{k: tuple(v) if isinstance(v, list) else v
+                                           for k, v in fields["preprocessing"].items()}),
+            temporal=Temporal(**fields["temporal"]), background_classes=tuple(fields.get("background_classes") or ()))
+    except (KeyError, TypeError, ValueError, CardError) as exc:
+        raise InitError(f"--resume: {source} holds settings this streamtsm cannot rebuild the model from "
+                        f"({type(exc).__name__}: {exc}); resume with the run's --init and options, or start over "
+                        "with --overwrite") from None
+    return model

@@ -308,6 +308,9 @@ def train_model(
     card = getattr(model, "card", None)
     if card is None:
         raise TrainError("train_model needs a model made by streamtsm.create_model or load_model (it carries a .card)")
+    if card.num_classes < 2:
+        raise TrainError(f"the model has {card.num_classes} class: a classifier needs at least 2 (add a background "
+                         "class such as no_action, or another gesture)")
     if len(train_clips) == 0:
         raise TrainError("the training set is empty: check the annotation file and the --skip-bad report")
     if config.patience and val_clips is None:

@@ -9,6 +9,7 @@ epoch's files intact, and an existing model is never replaced unless the caller 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,9 +19,13 @@ from ..card import card_path_for
 if TYPE_CHECKING:  # checking an output path needs no torch (the CLI does it before importing torch)
     from torch import nn
 
-__all__ = ["OutputError", "model_path", "resume_path_for", "check_output", "save_model_atomically", "temp_path"]
+__all__ = ["OutputError", "model_path", "resume_path_for", "check_output", "save_model_atomically", "temp_path",
+           "RESUME_KEYS", "RESUME_SUFFIX", "is_resume_state", "resume_state_message", "read_resume_card"]
 
 SUFFIX = ".safetensors"
+RESUME_SUFFIX = ".resume.pt"
+#: keys every resume state has (``loop._save_resume`` writes them, with ``card`` and more)
+RESUME_KEYS = frozenset({"model", "optimizer", "epoch", "iteration"})
 
 
 class OutputError(ValueError):
@@ -38,7 +43,52 @@ def model_path(out: str | Path) -> Path:
 
 
 def resume_path_for(out: str | Path) -> Path:
-    return model_path(out).with_suffix(".resume.pt")
+    return model_path(out).with_suffix(RESUME_SUFFIX)
+
+
+def _load_resume_state(path: Path) -> tuple[dict | None, str]:
+    """The resume state in ``path`` (memory-mapped, so cheap) and "", or None and why it is not one."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # noqa: BLE001 - empty, truncated or foreign files fail in many ways
+        first = str(exc).splitlines()[0][:120] if str(exc) else "empty"
+        return None, f"unreadable ({type(exc).__name__}: {first})"
+    if isinstance(state, dict) and RESUME_KEYS <= set(state):
+        return state, ""
+    return None, "not a streamtsm resume state"
+
+
+def is_resume_state(path: str | Path) -> bool:
+    """Whether ``path`` is a resume state written by ``streamtsm train`` (``<out>.resume.pt``)."""
+    path = Path(path)
+    return path.is_file() and _load_resume_state(path)[0] is not None
+
+
+def resume_state_message(path: str | Path, what: str) -> str:
+    """Why a resume state is not a model, and which file to give instead (``what``: the option or command)."""
+    path = Path(path)
+    name = path.name[: -len(RESUME_SUFFIX)] if path.name.endswith(RESUME_SUFFIX) else path.stem
+    model = path.with_name(name + SUFFIX)
+    instead = (f"give {model} (the model written beside it)" if model.is_file()
+               else f"give the model file of that run ({model.name} is not beside it)")
+    return (f"{what} {path} is the resume state of a training run (weights + optimizer + epoch), which only "
+            f"`streamtsm train ... --out {model} --resume` reads: {instead}")
+
+
+def read_resume_card(path: str | Path) -> dict:
+    """The card fields saved in a resume state (architecture, classes, preprocessing, temporal ...)."""
+    import json
+
+    path = Path(path)
+    state, why = _load_resume_state(path)
+    if state is None:
+        raise OutputError(f"--resume: {path} is {why}; it is probably truncated: restore it, or start over with --overwrite")
+    if "card" not in state:
+        raise OutputError(f"--resume: {path} was written by an older streamtsm without the run's settings; resume with "
+                          "the run's --init and options, or start over with --overwrite")
+    return json.loads(state["card"])
 
 
 def temp_path(path: Path) -> Path:
@@ -85,6 +135,9 @@ def save_model_atomically(model: nn.Module, path: Path) -> Path:
     tmp = temp_path(path)
     try:
         save_model(model, tmp)
+        # the weights writer creates its file 0600; give it the mode the card got (what the umask allows,
+        # as for every other output) so a model readable by the card's readers is readable by them too
+        os.chmod(tmp, stat.S_IMODE(os.stat(card_path_for(tmp)).st_mode))
         os.replace(card_path_for(tmp), card_path_for(path))
         os.replace(tmp, path)
     finally:
