@@ -90,6 +90,27 @@ def test_a_buildable_graph_then_explains_missing_tensorrt(graphs, which):
     assert "cannot build a TensorRT engine here" in line and str(graphs[which]) in line
 
 
+# -- export: int8-only options need --int8 -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flags, shown",
+    [
+        (["--calib-frames", "100"], "--calib-frames only applies with --int8"),
+        (["--check-frames", "50"], "--check-frames only applies with --int8"),
+        (["--min-agreement", "0"], "--min-agreement only applies with --int8"),
+        (["--int8-target", "tensorrt"], "--int8-target only applies with --int8"),
+        (["--keep-fp32"], "--keep-fp32 only applies with --int8"),
+        (["--calibrate", "synthetic", "--calib-frames", "100"], "--calibrate --calib-frames only apply with --int8"),
+    ],
+)
+def test_export_refuses_int8_options_without_int8(tmp_path, flags, shown):
+    out = tmp_path / "m.onnx"
+    line = one_line_error(run_without("torch", "export", "default", "-o", str(out), *flags))
+    assert shown in line and "add --int8" in line
+    assert not out.exists()
+
+
 def test_build_engine_still_builds_once_the_input_is_checked(tmp_path, monkeypatch, capsys):
     """The checks moved ahead of the TensorRT check: the build itself, against the stand-in tensorrt module."""
     pytest.importorskip("onnx")
