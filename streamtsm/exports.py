@@ -11,8 +11,10 @@ once where torch was installed.
 Each entry is ``<arch>-<key>.onnx`` plus a ``.json`` sidecar with the key and the ONNX file's
 SHA-256; an entry whose file does not match its sidecar (truncated, edited) is rebuilt. Every
 export is checked against torch before it is written (as ``streamtsm export`` does), goes to
-a temporary name unique to the process and is renamed into place under a per-entry lock, so
-two processes exporting the same checkpoint at once both end with the same valid file. The
+a temporary name unique to the process, is read back from there with the runtime's own I/O
+check (a file the runtime would refuse never becomes an entry) and is renamed into place under
+a per-entry lock, so two processes exporting the same checkpoint at once both end with the
+same valid file. The
 cache is bounded (``STREAMTSM_EXPORTS_MAX_MB``, default 4096): least recently used entries go.
 """
 
@@ -41,6 +43,9 @@ except ImportError:  # Windows: concurrent exports are not locked against each o
 log = logging.getLogger(__name__)
 
 OPSET = 17
+#: revision of what an export holds, part of every key: raised when exports of one version differ
+#: (2: window TSM/TSN graphs declare their class dimension; revision-1 entries of those were refused at run time)
+EXPORT_REVISION = 2
 MAX_MB_ENV = "STREAMTSM_EXPORTS_MAX_MB"
 DEFAULT_MAX_MB = 4096
 LOCK_WAIT_S = 600.0
@@ -69,7 +74,7 @@ def _version() -> str:
 
 
 def _finish(h: "hashlib._Hash", arch: str, opset: int) -> ExportKey:
-    h.update(f"|streamtsm {_version()}|opset {opset}".encode())
+    h.update(f"|streamtsm {_version()}|export {EXPORT_REVISION}|opset {opset}".encode())
     return ExportKey(arch, h.hexdigest())
 
 
@@ -144,6 +149,7 @@ def _export(net: Any, key: ExportKey, source: str, root: Path) -> Path:
     t0 = time.perf_counter()
     try:
         export_onnx(net, tmp, dynamic_batch=True, opset=OPSET)
+        check_entry(tmp, onnx)
         meta = {"digest": key.digest, "arch": key.arch, "size": tmp.stat().st_size, "onnx_sha256": file_sha256(tmp),
                 "source": source, "streamtsm": _version(), "opset": OPSET, "created": time.time()}
         side_tmp = tmp.with_suffix(".json")
@@ -157,6 +163,19 @@ def _export(net: Any, key: ExportKey, source: str, root: Path) -> Path:
     log.info("exported in %.1f s", time.perf_counter() - t0)
     evict(root, keep=onnx)
     return onnx
+
+
+def check_entry(path: Path, entry: Path) -> None:
+    """Refuse (ExportCacheError) an export the runtime would refuse: its card, I/O and dynamic batch, read from disk."""
+    from .contract import ContractError
+    from .describe import describe_onnx
+
+    try:
+        batch = describe_onnx(path)["batch"]
+    except (ContractError, OSError, ValueError) as exc:
+        raise ExportCacheError(f"the export for {entry.name} fails the runtime's check, so it was not cached: {exc}") from None
+    if batch != "dynamic":
+        raise ExportCacheError(f"the export for {entry.name} has a fixed batch ({batch}), not the dynamic one the cache needs; not cached")
 
 
 def evict(root: Path, *, keep: Path | None = None, max_mb: float | None = None) -> list[Path]:

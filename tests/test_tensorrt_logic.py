@@ -147,9 +147,15 @@ def test_engine_io_check(card):
 def test_build_engine_command_explains_missing_tensorrt(tmp_path, capsys):
     if tensorrt_unavailable_reason() is None:
         pytest.skip("TensorRT is available here: the refusal path does not apply")
+    pytest.importorskip("onnxruntime")
+    from streamtsm.card import Preprocessing
     from streamtsm.cli import main
+    from streamtsm.export.onnx import export_onnx
 
-    assert main(["build-engine", str(tmp_path / "x.onnx")]) == 1
+    model = create_model("tsm_mobilenetv2", num_classes=3, width_mult=0.25)
+    model.card = model.card.replace(preprocessing=Preprocessing(crop_size=32, resize_short=36))
+    graph = export_onnx(model.eval(), tmp_path / "x.onnx", check_steps=1)  # a missing file is refused as missing
+    assert main(["build-engine", str(graph)]) == 1
     assert "cannot build a TensorRT engine here" in capsys.readouterr().err
 
 

@@ -31,22 +31,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def check_input(onnx: Path) -> None:
+    """Refuse what no TensorRT could build, before asking whether TensorRT is here (standard library only)."""
+    is_onnx = onnx.suffix.lower() == ".onnx"
+    takes = "" if is_onnx else "; build-engine takes an .onnx graph written by `streamtsm export`"
+    if not onnx.exists():
+        raise FileNotFoundError(f"{'ONNX file ' if is_onnx else ''}{onnx} does not exist{takes or '; export one with `streamtsm export MODEL -o ' + str(onnx) + '`'}")
+    if onnx.is_dir():
+        raise ValueError(f"{onnx} is a directory; pass the .onnx file inside it")
+    if not is_onnx:
+        stem = onnx.name.split(".")[0] or "model"
+        raise ValueError(f"{onnx} is not an .onnx graph: build-engine takes the file `streamtsm export` writes; for a "
+                         f"checkpoint: `streamtsm export {onnx} -o engines/{stem}.onnx`, then "
+                         f"`streamtsm build-engine engines/{stem}.onnx`")
+
+
 def run(args: argparse.Namespace) -> int:
+    from ..outputs import check_output_path
+    from .ranges import check_range
+
+    check_range("--workspace-gb", args.workspace_gb, 0, 1024, low_open=True)
+    check_range("--max-batch", args.max_batch, 1, 1024)
+    check_input(args.onnx)
+    if args.output is not None:
+        check_output_path(args.output, suffixes=(".plan",), inputs=(args.onnx,), what="-o/--output")
     from ..backends.tensorrt_backend import tensorrt_unavailable_reason
     from ..backends.tensorrt_engine import (
         build_engine, current_gpu_name, engine_is_stale, engine_path_for, onnx_precision, read_onnx_graph,
     )
 
+    # torch-free and TensorRT-free: an unreadable file, one without a card, or an int8 graph quantized for
+    # ONNX Runtime (--int8-target cpu) is refused for what it is, not with "TensorRT is missing"
+    graph = read_onnx_graph(args.onnx)  # read once: precision, staleness and the build use it
+    precision = onnx_precision(graph, "fp16" if args.fp16 else "fp32")  # int8 graphs: int8 / int8_fp16
     reason = tensorrt_unavailable_reason()
     if reason is not None:
         raise RuntimeError(
             f"cannot build a TensorRT engine here: {reason}. Build on the target machine (engines are GPU-specific); "
-            "meanwhile the .onnx runs with ONNX Runtime"
+            f"meanwhile {args.onnx} runs with ONNX Runtime"
         )
     import tensorrt as trt
 
-    graph = read_onnx_graph(args.onnx)  # read once: precision, staleness and the build use it
-    precision = onnx_precision(graph, "fp16" if args.fp16 else "fp32")  # int8 graphs: int8 / int8_fp16
     plan = args.output or engine_path_for(args.onnx, precision)
     stale = engine_is_stale(plan, graph, trt_version=str(trt.__version__), gpu=current_gpu_name(), precision=precision)
     if stale is None and not args.force:

@@ -79,8 +79,13 @@ def int8_request(args: argparse.Namespace):
     from ..export.int8 import CalibrationSource, Int8Config
 
     if not args.int8:
-        if args.calibrate is not None:
-            raise ValueError("--calibrate only applies with --int8 (add --int8, or drop --calibrate)")
+        given = [flag for flag, value in (("--calibrate", args.calibrate), ("--calib-frames", args.calib_frames),
+                                          ("--check-frames", args.check_frames), ("--min-agreement", args.min_agreement),
+                                          ("--int8-target", args.int8_target), ("--keep-fp32", args.keep_fp32))
+                 if value is not None]
+        if given:
+            flags = " ".join(given)
+            raise ValueError(f"{flags} only appl{'ies' if len(given) == 1 else 'y'} with --int8 (add --int8, or drop {flags})")
         return None
     if args.calibrate is None:
         raise ValueError("--int8 needs --calibrate SOURCE: 'synthetic', a folder of video clips, or a video file")

@@ -13,10 +13,17 @@ honours ``opset``, gives static shapes exactly as traced and keeps our slices as
 ``Slice``/``Concat`` nodes (no in-place slice assignment exists in the models, and
 ``online_shift`` never builds empty slices, so no zero-size tensors appear).
 
-Nothing reaches ``path`` unless the ONNX checker passes and ONNX Runtime agrees with torch
-(max abs difference of logits and carried state <= ``tolerance``, scaled by the output
-magnitude once that exceeds 1) over ``check_steps`` steps
-of random frames, state carried separately on each side so drift would accumulate and show.
+Every dimension the card fixes (all but a dynamic batch) is declared static in the graph:
+the tracer leaves some symbolic (a window TSM/TSN averages per-frame logits over the clip with
+``reshape(n, t, -1).mean(1)``, whose class dimension it names ``ReduceMeanlogits_dim_1``), and
+the runtime refuses a graph whose I/O differs from its card.
+
+Nothing reaches ``path`` unless the ONNX checker passes, the graph's declared I/O is the one
+its card implies (the runtime's own check), and ONNX Runtime agrees with torch (same output
+shapes; max abs difference of logits and carried state <= ``tolerance``, scaled by the output
+magnitude once that exceeds 1) over ``check_steps`` steps of random frames, state carried
+separately on each side so drift would accumulate and show. A dynamic-batch graph is also run
+at a second batch size, so one that works only at the traced batch is refused too.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..contract import MAX_OPSET, MIN_OPSET, GraphSignature, card_metadata, graph_signature
+from ..contract import MAX_OPSET, MIN_OPSET, ContractError, GraphSignature, card_metadata, check_graph_io, graph_signature
 from ..card import ModelCard, StateTensor
 from ..outputs import write_bytes_atomic
 
@@ -54,6 +61,8 @@ class ExportCheck:
     #: max |torch output| seen (logits and state): float32 error grows with magnitude, so the
     #: tolerance is relative once outputs exceed 1 (random-weight ResNet-50 logits reach ~100)
     reference_scale: float = 1.0
+    #: the batch sizes run (a dynamic-batch graph is also run at a second one)
+    batches: tuple[int, ...] = (1,)
 
     def passes(self, tolerance: float) -> bool:
         worst = max(self.max_logit_diff, self.max_state_diff)
@@ -119,6 +128,7 @@ def export_onnx(
         net = _graph_module(model, card)
         signature = graph_signature(card, batch_size)
         proto = _trace(net, signature, dynamic_batch, opset)
+        declare_static_dims(proto, signature)
         del proto.metadata_props[:]
         for key, value in card_metadata(card).items():
             proto.metadata_props.add(key=key, value=value)
@@ -129,7 +139,9 @@ def export_onnx(
             onnx.checker.check_model(proto, full_check=True)
         except Exception as exc:
             raise ExportError(f"the exported graph of {card.arch} fails the ONNX checker: {exc}") from None
-        check = verify_against_torch(net, data, signature, steps=check_steps, progress=progress)
+        check = verify_against_torch(
+            net, data, signature, steps=check_steps, progress=progress, dynamic_batch=dynamic_batch, what=f"{card.arch} for {out}"
+        )
     finally:
         model.train(was_training)
     if not check.passes(tolerance):
@@ -139,8 +151,9 @@ def export_onnx(
             f"{out} was NOT written. This usually means an op the exporter mistranslates; try another --opset."
         )
     log.info(
-        "ONNX Runtime matches torch over %d %s: max |logits diff| %.2g, max |state diff| %.2g",
-        check.steps, "steps" if card.is_online else "clips", check.max_logit_diff, check.max_state_diff,
+        "ONNX Runtime matches torch over %d %s (batch %s): max |logits diff| %.2g, max |state diff| %.2g",
+        check.steps, "steps" if card.is_online else "clips", " and ".join(map(str, check.batches)),
+        check.max_logit_diff, check.max_state_diff,
     )
     return write_bytes_atomic(out, data)  # temp name unique per process: parallel exports never mix
 
@@ -151,6 +164,46 @@ def _graph_module(model: nn.Module, card: ModelCard) -> nn.Module:
     from ..models.online import to_online
 
     return to_online(model).eval()
+
+
+def declare_static_dims(proto, signature: GraphSignature) -> None:
+    """Give every graph input/output the static sizes the card implies where the tracer left a dimension symbolic.
+
+    The batch dimension (0) is left as traced (symbolic for ``dynamic_batch``). A dimension the
+    graph already declares with another size is left too: the I/O check then refuses the graph.
+    The values the graph really produces are checked against torch afterwards, so a declared
+    size can never hide a wrong one.
+    """
+    specs = {t.name: t for t in (*signature.inputs, *signature.outputs)}
+    for value in (*proto.graph.input, *proto.graph.output):
+        spec = specs.get(value.name)
+        if spec is None or not value.type.HasField("tensor_type"):
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if len(dims) != len(spec.shape):
+            continue
+        for dim, size in list(zip(dims, spec.shape))[1:]:
+            if not dim.HasField("dim_value"):
+                dim.Clear()
+                dim.dim_value = size
+
+
+def _ort_dims(shape) -> tuple[int, ...]:
+    return tuple(d if isinstance(d, int) and d >= 0 else -1 for d in shape)
+
+
+def check_session_io(session, signature: GraphSignature, dynamic_batch: bool | None, what: str) -> None:
+    """The runtime's I/O check on a session of the exported graph (and the batch kind asked for)."""
+    dtypes = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
+    found_in = {i.name: (_ort_dims(i.shape), dtypes.get(i.type, i.type)) for i in session.get_inputs()}
+    found_out = {o.name: (_ort_dims(o.shape), dtypes.get(o.type, o.type)) for o in session.get_outputs()}
+    try:
+        dynamic = check_graph_io(signature, found_in, found_out, "the exported graph")
+    except ContractError as exc:
+        raise ExportError(f"{what}: {str(exc).split('. It was not written')[0]}; nothing was written") from None
+    if dynamic_batch is not None and dynamic != dynamic_batch:
+        want, got = ("dynamic", "fixed") if dynamic_batch else ("fixed", "dynamic")
+        raise ExportError(f"{what}: a {want} batch was asked for but the exported graph has a {got} one; nothing was written")
 
 
 def _example_inputs(signature: GraphSignature, rng: np.random.Generator, device: torch.device, batch: int) -> list[torch.Tensor]:
@@ -190,9 +243,23 @@ def _trace(net: nn.Module, signature: GraphSignature, dynamic_batch: bool, opset
 
 
 def verify_against_torch(
-    net: nn.Module, onnx_bytes: bytes, signature: GraphSignature, *, steps: int = 4, progress: bool = False, seed: int = 1
+    net: nn.Module,
+    onnx_bytes: bytes,
+    signature: GraphSignature,
+    *,
+    steps: int = 4,
+    progress: bool = False,
+    seed: int = 1,
+    dynamic_batch: bool | None = None,
+    what: str = "the exported graph",
 ) -> ExportCheck:
-    """Run torch and ONNX Runtime side by side on random inputs, each carrying its own state."""
+    """Run torch and ONNX Runtime side by side on random inputs, each carrying its own state.
+
+    First the session's I/O must be the one ``signature`` describes (as the runtime checks it;
+    ``dynamic_batch`` True/False also requires that kind of batch). Then ``steps`` steps at the
+    signature's batch and, for a dynamic batch, one step at a second batch size. Output shapes
+    must equal torch's exactly (a (1, K) vs (K,) difference would broadcast in the comparison).
+    """
     import onnxruntime as ort
 
     try:
@@ -202,19 +269,34 @@ def verify_against_torch(
         session = ort.InferenceSession(onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"])
     except Exception as exc:
         raise ExportError(f"ONNX Runtime cannot load the exported graph: {str(exc).splitlines()[0][:300]}") from None
+    check_session_io(session, signature, dynamic_batch, what)
     rng = np.random.default_rng(seed)
-    device = next(net.parameters()).device
     batch = signature.inputs[0].shape[0]
+    runs = [(batch, steps)] + ([(batch + 1, 1)] if dynamic_batch else [])
+    total = sum(n for _, n in runs)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc="checking ONNX Runtime vs torch", unit="step", leave=False)
+    max_logit = max_state = scale = 0.0
+    try:
+        for run_batch, run_steps in runs:
+            logit, state, run_scale = _compare_steps(net, session, signature, run_batch, run_steps, rng, what, bar)
+            max_logit, max_state, scale = max(max_logit, logit), max(max_state, state), max(scale, run_scale)
+    finally:
+        if bar is not None:
+            bar.close()
+    return ExportCheck(total, max_logit, max_state, scale, tuple(b for b, _ in runs))
+
+
+def _compare_steps(net, session, signature: GraphSignature, batch: int, steps: int, rng, what: str, bar) -> tuple[float, float, float]:
+    device = next(net.parameters()).device
     torch_inputs = _example_inputs(signature, rng, device, batch)
     ort_state = [t.cpu().numpy() for t in torch_inputs[1:]]
     state_in = signature.input_names[1:]
     max_logit = max_state = scale = 0.0
-    steps_iter = range(steps)
-    if progress:
-        from tqdm import tqdm
-
-        steps_iter = tqdm(steps_iter, desc="checking ONNX Runtime vs torch", unit="step", leave=False)
-    for step in steps_iter:
+    for step in range(steps):
         if step:
             main = rng.standard_normal(tuple(torch_inputs[0].shape), dtype=np.float32)
             torch_inputs[0] = torch.from_numpy(main).to(device)
@@ -222,14 +304,24 @@ def verify_against_torch(
             result = net(*torch_inputs)
         torch_out = [t.cpu().numpy() for t in (result if isinstance(result, (tuple, list)) else (result,))]
         feeds = {signature.input_names[0]: torch_inputs[0].cpu().numpy(), **dict(zip(state_in, ort_state))}
-        ort_out = session.run(signature.output_names, feeds)
+        try:
+            ort_out = session.run(signature.output_names, feeds)
+        except Exception as exc:
+            raise ExportError(f"{what}: ONNX Runtime fails to run the exported graph at batch {batch}: "
+                              f"{str(exc).splitlines()[0][:300]}; nothing was written") from None
+        for name, a, b in zip(signature.output_names, ort_out, torch_out):
+            if a.shape != b.shape:
+                raise ExportError(f"{what}: at batch {batch} ONNX Runtime gives {name!r} of shape {a.shape}, torch "
+                                  f"{b.shape}; nothing was written")
         max_logit = max(max_logit, _max_abs_diff(ort_out[0], torch_out[0]))
         scale = max([scale] + [float(np.abs(t).max()) for t in torch_out if t.size])
         for a, b in zip(ort_out[1:], torch_out[1:]):
             max_state = max(max_state, _max_abs_diff(a, b))
         torch_inputs = [torch_inputs[0], *result[1:]] if len(torch_out) > 1 else torch_inputs
         ort_state = list(ort_out[1:])
-    return ExportCheck(steps, max_logit, max_state, scale)
+        if bar is not None:
+            bar.update(1)
+    return max_logit, max_state, scale
 
 
 def _max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
