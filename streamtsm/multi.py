@@ -43,7 +43,7 @@ from .recognizer import check_callback, check_stop_event
 from .resolve import check_option_names, keyword_only, open_engine
 from .sampling import FrameSampler, Reset, ResetReason
 from .session import FramePrefetcher, PendingFrame, SessionError, StreamSlot
-from .sources import CaptureStats, CaptureThread, Source, SourceError, open_source
+from .sources import CaptureStats, CaptureThread, Source, SourceError, check_loop_option_names, open_source
 
 logger = logging.getLogger(__name__)
 
@@ -502,6 +502,11 @@ class MultiRecognizer:
         if not 0 <= gather_s <= 1:
             raise MultiRecognizerError(f"gather_s must be between 0 and 1 second, got {gather_s!r}")
         check_stop_event(stop_event, MultiRecognizerError)
+        if "max_frames" in source_options:
+            raise MultiRecognizerError("MultiRecognizer.run has no max_frames (its streams end on their own): stop the "
+                                       "loop with stop_event, or remove_stream(id) after a stream's N-th frame")
+        check_loop_option_names(source_options, ("stop_event", "gather_s", "poll_s", "model_frames_only"),
+                                MultiRecognizerError)
         owners: dict[int, Hashable] = {}
         for stream_id, source in sources.items():
             if isinstance(source, Source):

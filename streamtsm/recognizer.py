@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends.base import Engine
-from .sources import CaptureStats, CaptureThread, Frame, Source, open_source
+from .sources import CaptureStats, CaptureThread, Frame, Source, check_loop_option_names, open_source
 from .card import ModelCard
 from .postprocess import ActionEvent
 from .predictions import Prediction, PostprocessOptions, StreamOutputs, event_to_dict
@@ -267,6 +267,7 @@ class Recognizer:
                                        or max_frames < 0):
             raise RecognizerError(f"max_frames must be a whole number >= 0 or None, got {max_frames!r}")
         check_stop_event(stop_event, RecognizerError)
+        check_loop_option_names(source_options, _LOOP_OPTIONS, RecognizerError)
         with self._lock:
             self._check_open()
             if self._running:
@@ -369,3 +370,4 @@ class Recognizer:
 
 
 _OWN_OPTIONS = keyword_only(Recognizer.__init__)
+_LOOP_OPTIONS = ("max_frames", "stop_event", "poll_s", "model_frames_only")

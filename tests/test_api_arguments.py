@@ -171,3 +171,18 @@ def test_engine_threads_must_be_a_whole_number_in_range(threads):
 
     with pytest.raises(BackendError, match=f"threads must be a whole number from 1 to 256 .*got {threads!r}"):
         Recognizer(backend="onnxruntime", threads=threads)  # 0 and -1 quietly meant "the default"
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: next(Recognizer(FakeOnlineEngine()).run("synthetic", max_frame=3)), RecognizerError,
+     r"unknown option 'max_frame' \(did you mean 'max_frames'\?\)"),
+    (lambda: next(Recognizer(FakeOnlineEngine()).iter_frames("synthetic", stop_evnt=None)), RecognizerError,
+     r"unknown option 'stop_evnt' \(did you mean 'stop_event'\?\)"),
+    (lambda: next(MultiRecognizer(FakeOnlineEngine(), max_streams=2).run({"a": "synthetic"}, max_frames=3)),
+     MultiRecognizerError, "MultiRecognizer.run has no max_frames"),
+    (lambda: next(MultiRecognizer(FakeOnlineEngine(), max_streams=2).run({"a": "synthetic"}, gather=0.01)),
+     MultiRecognizerError, r"unknown option 'gather' \(did you mean 'gather_s'\?\)"),
+])
+def test_a_misspelled_loop_keyword_is_named_before_a_source_opens(call, error, message):
+    with pytest.raises(error, match=message):
+        call()

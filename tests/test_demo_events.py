@@ -47,3 +47,15 @@ def test_bad_event_options_are_refused_in_one_line(options, message):
     assert result.returncode != 0 and result.stdout == ""
     err = result.stderr.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "Traceback" not in result.stderr
+
+
+def test_an_action_active_when_the_demo_stops_gets_its_end_line():
+    """At 400 frames the scripted source is mid-gesture (rotate_cw): the demo printed its start and never
+    its end (the audit of 5de4cc3). The end now comes from reset() when the loop ends."""
+    result = _demo("--source", "synthetic:1", "--headless", "--no-realtime", "--max-frames", "400")
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    kinds = [r["kind"] for r in records if r["type"] == "event"]
+    assert kinds and kinds == ["start", "end"] * (len(kinds) // 2), kinds
+    last = [r for r in records if r["type"] == "event"][-1]
+    assert last["frame_index"] == 399 and records[-1]["type"] == "summary"  # the end, then the summary

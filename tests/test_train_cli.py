@@ -561,7 +561,8 @@ def test_a_resume_state_is_named_as_one_where_a_model_is_expected(trained_run, g
     state = trained_run.with_name("m1.resume.pt")
     for argv, what in ((["eval", str(state), str(gestures)], "eval:"),
                        (["train", str(gestures), "--init", str(state), "--out", str(tmp_path / "x"), "--epochs", "1"],
-                        "--init")):
+                        "--init"),
+                       (["info", str(state)], "info:")):
         assert main(argv) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"{what} {state} is the resume state of a training run" in err

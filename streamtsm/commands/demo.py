@@ -360,6 +360,9 @@ def run(args: argparse.Namespace) -> int:
                     ended = recognizer.reset()
                     tile.last_event_text = "reset" + (f" (end {ended[-1].label})" if ended else "")
                     logger.info("reset by the user (r)%s", f": {ended[-1].label} ended" if ended else "")
+            for event in recognizer.reset():  # the end of an action still active when the stream stopped
+                if args.headless:
+                    emit({"type": "event", **event_to_dict(event)})
     except BaseException:
         screen.close(commit=False)  # a crash keeps the previous --output file
         raise

@@ -60,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
         raise RuntimeError(f"describing the checkpoint {path or 'of the default model'} needs torch: install "
                            "streamtsm[torch], or run `streamtsm info` on its .onnx export (no torch needed)") from None
 
+    from ..train.outputs import is_resume_state, resume_state_message
+
+    if path is not None and is_resume_state(path):  # eval and train --init say the same
+        raise ValueError(resume_state_message(path, "info:"))
     checkpoint = inspect_checkpoint(path)
     if args.json:
         print(card_json(checkpoint))

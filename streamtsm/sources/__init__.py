@@ -25,6 +25,7 @@ from .stream import STREAM_SCHEMES, Backoff, StreamSource, redact_url
 from .synthetic import SyntheticSource
 
 __all__ = [
+    "check_loop_option_names",
     "MAX_CAMERA_INDEX",
     "PerformerSource",
     "STREAM_SCHEMES",
@@ -112,6 +113,19 @@ def source_options(source_class: type) -> tuple[str, ...]:
     parameters = inspect.signature(source_class.__init__).parameters.values()
     return tuple(p.name for p in parameters if p.name != "self" and p.name not in from_spec
                  and p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD))
+
+
+def check_loop_option_names(options: dict[str, Any], loop_keywords: tuple[str, ...], error: type[Exception]) -> None:
+    """A ``run()`` keyword misspelled (``max_frame=3``) is no source's option either: name the keyword
+    it is close to, before any source opens (else the source says only what *it* takes)."""
+    every = {name for cls in _SOURCE_WORDS for name in source_options(cls)}
+    for name in options:
+        if name in every:
+            continue
+        close = difflib.get_close_matches(str(name), loop_keywords, n=1, cutoff=0.7)
+        if close:
+            raise error(f"unknown option {name!r} (did you mean {close[0]!r}?): the loop takes "
+                        f"{', '.join(loop_keywords)}; other keywords go to the source")
 
 
 def _check_options(source_class: type, options: dict[str, Any]) -> None:
