@@ -259,13 +259,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--script-seconds", type=float, default=60.0, help="length of each scripted stream")
     parser.add_argument("--cpu", type=int, default=0, help="CPU the commands are pinned to (-1: not pinned)")
     parser.add_argument("--keep", action="store_true", help="keep the recordings and models in <out>/work")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2 gestures, 3 takes, 0.2-min budget, 1 epoch")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2 gestures, 2 takes, 0.1-min budget, 1 epoch, one 10 s scripted stream")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: runs/bench/finetune-<time>)")
     args = parser.parse_args(argv)
     gestures = NEW_GESTURES
     if args.quick:
-        args.takes, args.test_takes, args.budget_min, args.epochs = 3, 2, 0.2, 1
-        args.script_seeds, args.script_seconds, gestures = [41], 20.0, NEW_GESTURES[:2]
+        args.takes, args.test_takes, args.budget_min, args.epochs = 2, 1, 0.1, 1
+        args.script_seeds, args.script_seconds, gestures = [41], 10.0, NEW_GESTURES[:2]
     if not (1 <= args.takes <= 1000 and 1 <= args.test_takes <= 1000 and 0 < args.budget_min <= 600
             and 1 <= args.epochs <= 1000 and 5 <= args.script_seconds <= 3600):
         parser.error("takes and test-takes must be 1..1000, budget-min 0..600, epochs 1..1000, script-seconds 5..3600")

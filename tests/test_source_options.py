@@ -42,9 +42,9 @@ CASES = [
     ("synthetic", {"seed": 3}, "source option 'seed' does not apply to the synthetic source (the seed is part of the spec, "
      "as in 'synthetic:3'): the synthetic source takes duration_s, fps, size, realtime, split, labels"),
     ("synthetic:performer", {"realtme": False}, "unknown source option 'realtme' for the synthetic performer (did you mean "
-     "'realtime'?): the synthetic performer takes fps, size, realtime"),
+     "'realtime'?): the synthetic performer takes fps, size, realtime, first_take"),
     ("synthetic:performer:test", {"split": "train"}, "source option 'split' does not apply to the synthetic performer (the "
-     "split is part of the spec, as in 'synthetic:performer:test'): the synthetic performer takes fps, size, realtime"),
+     "split is part of the spec, as in 'synthetic:performer:test'): the synthetic performer takes fps, size, realtime, first_take"),
     ("0", {"widht": 640}, "unknown source option 'widht' for a camera (did you mean 'width'?): a camera takes width, height, "
      "fps, max_failed_reads"),
     (3, {"max_failed_read": 2}, "unknown source option 'max_failed_read' for a camera (did you mean 'max_failed_reads'?): a "
@@ -67,7 +67,7 @@ def test_a_misspelled_source_option_names_the_closest_and_all_it_takes(video, sp
 @pytest.mark.parametrize("cls, names", [
     (VideoFileSource, ("realtime", "loop")),
     (SyntheticSource, ("duration_s", "fps", "size", "realtime", "split", "labels")),
-    (PerformerSource, ("fps", "size", "realtime")),
+    (PerformerSource, ("fps", "size", "realtime", "first_take")),
     (CameraSource, ("width", "height", "fps", "max_failed_reads")),
     (StreamSource, ("backoff", "open_timeout_s", "read_timeout_s")),
 ])
