@@ -157,9 +157,16 @@ def live(model: Path, seeds: list[int], seconds: float, env: dict[str, str],
     """
     from streamtsm.bench.scripted import score_scripts
 
+    before = os.environ.get("STREAMTSM_HOME")
     os.environ["STREAMTSM_HOME"] = env["STREAMTSM_HOME"]  # the export cache of this run, not the user's
-    return score_scripts(str(model), seeds=seeds, seconds=seconds, labels=NEW_GESTURES,
-                         options={"threads": 1, **(rule or {})})
+    try:
+        return score_scripts(str(model), seeds=seeds, seconds=seconds, labels=NEW_GESTURES,
+                             options={"threads": 1, **(rule or {})})
+    finally:  # main() also runs in-process (the smoke test): leave the caller's environment as it was
+        if before is None:
+            os.environ.pop("STREAMTSM_HOME", None)
+        else:
+            os.environ["STREAMTSM_HOME"] = before
 
 
 def rule_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:

@@ -256,7 +256,9 @@ def test_finetune_quick_records_trains_and_scores_every_event_rule(tmp_path):
     """benchmarks/finetune.py --quick end to end, with the event-rule table the README's figures come from."""
     module = _script("finetune")
     out = tmp_path / "finetune"
+    home_before = os.environ.get("STREAMTSM_HOME")
     assert module.main(["--quick", "--out", str(out)]) == 0
+    assert os.environ.get("STREAMTSM_HOME") == home_before  # it set it for its run and left it so: a later test's cache
     assert {p.name for p in out.iterdir()} == {"finetune.json", "finetune.md", "finetune.png"}  # work/ removed
     payload = json.loads((out / "finetune.json").read_text())
     assert [v["name"] for v in payload["variants"]] == ["fine-tune", "classifier only", "random init"]
