@@ -372,11 +372,6 @@ def run(args: argparse.Namespace) -> int:
     frozen = freeze_stages(model, args.freeze_stages)
     model.train()
     split = f", validating on {len(val_set)}" if val_set is not None else ""
-    print(f"training {model.card.arch} on {len(train_set)} clips, {len(names)} classes at {fps:g} fps, {frames} frames "
-          f"({mode}){split}" + (f" ({len(bad)} bad entries skipped)" if bad else "")
-          + (f"; {init.source}, {head} classifier" if init is not None else "")
-          + (f"; resuming the run in {resume_path_for(out).name}" if resumed else "")
-          + (f"; {frozen} parameters frozen" if frozen else ""), flush=True)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                          grad_clip=args.grad_clip, lr_steps=tuple(args.lr_steps), seed=args.seed, num_workers=args.workers,
                          optimizer=args.optimizer, patience=args.patience,
@@ -390,7 +385,12 @@ def run(args: argparse.Namespace) -> int:
         val = f" val top-1 {e.val['top1']:.3f} loss {e.val['loss']:.4f}" + (" (best)" if e.best else "") if e.val else ""
         print(f"epoch {e.epoch + 1}: loss {e.train_loss:.4f} lr {e.lr:.3g} ({e.clips_per_second:.1f} clips/s){val}", flush=True)
 
-    try:
+    try:  # from the line a user (or a test) reacts to on: a Ctrl-C after it is always explained
+        print(f"training {model.card.arch} on {len(train_set)} clips, {len(names)} classes at {fps:g} fps, {frames} frames "
+              f"({mode}){split}" + (f" ({len(bad)} bad entries skipped)" if bad else "")
+              + (f"; {init.source}, {head} classifier" if init is not None else "")
+              + (f"; resuming the run in {resume_path_for(out).name}" if resumed else "")
+              + (f"; {frozen} parameters frozen" if frozen else ""), flush=True)
         history = train_model(model, train_set, config=config, out=out, augment=augment, val_clips=val_set,
                               resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress, on_epoch=report)
     except KeyboardInterrupt:
