@@ -9,6 +9,8 @@ Every wait has a deadline; the server is stopped in a finally (the fixture's con
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import os
 import signal
@@ -315,6 +317,20 @@ def start_client(url: str, *extra: str) -> subprocess.Popen:
     )
 
 
+@contextlib.contextmanager
+def running_client(url: str, *extra: str):
+    """A started client and line readers of its stdout and stderr; killed at the end if still running."""
+    from procs import LineReader
+
+    proc = start_client(url, *extra)
+    try:
+        yield proc, LineReader(proc.stdout), LineReader(proc.stderr)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 def read_predictions(out, count: int, timeout: float = 60.0) -> list[dict]:
     lines = []
     while len(lines) < count:
@@ -331,11 +347,9 @@ def test_client_waits_for_a_killed_server_and_starts_a_new_sequence(own_server):
     ... Connection refused", no summary). Now it waits: the server is SIGKILLed while the client
     streams, stays down for a while (frames keep coming and are dropped), comes back on the same
     ports, and the client goes on with a new sequence whose first Prediction says why."""
-    from procs import LineReader, finish
+    from procs import finish
 
-    proc = start_client(own_server.grpc_url, "--reconnect-s", "90")
-    out, err = LineReader(proc.stdout), LineReader(proc.stderr)
-    try:
+    with running_client(own_server.grpc_url, "--reconnect-s", "90") as (proc, out, err):
         before = read_predictions(out, 5)
         own_server.kill()
         time.sleep(1.5)  # ~45 camera frames arrive while no server answers
@@ -347,10 +361,6 @@ def test_client_waits_for_a_killed_server_and_starts_a_new_sequence(own_server):
         proc.send_signal(signal.SIGINT)
         rest = [json.loads(line) for line in out.rest(30).splitlines()]
         finish(proc, 30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
     errors = err.rest(10)
     summary = rest[-1]
     assert proc.returncode == 128 + signal.SIGINT and summary["type"] == "summary", (proc.returncode, rest[-1:], errors)
@@ -368,19 +378,13 @@ def test_client_waits_for_a_killed_server_and_starts_a_new_sequence(own_server):
 
 
 def test_client_gives_up_after_reconnect_s_with_one_line_and_the_summary(own_server):
-    from procs import LineReader, finish
+    from procs import finish
 
-    proc = start_client(own_server.grpc_url, "--reconnect-s", "1.5")
-    out, err = LineReader(proc.stdout), LineReader(proc.stderr)
-    try:
+    with running_client(own_server.grpc_url, "--reconnect-s", "1.5") as (proc, out, err):
         read_predictions(out, 3)
         own_server.kill()
         rest = [json.loads(line) for line in out.rest(60).splitlines()]
         finish(proc, 30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
     errors = [line for line in err.rest(10).splitlines() if line.startswith("error:")]
     assert proc.returncode == 1
     assert len(errors) == 1 and errors[0].startswith(
