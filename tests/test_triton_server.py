@@ -10,7 +10,6 @@ Every wait has a deadline; the server is stopped in a finally (the fixture's con
 from __future__ import annotations
 
 import contextlib
-
 import json
 import os
 import signal
