@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import collections
 import logging
-import math
-import numbers
 import time
 from dataclasses import dataclass, replace
 from typing import Any, Hashable, Sequence
 
 import numpy as np
 
+from .arguments import check_real, check_whole
 from .card import ModelCard
 from .postprocess import ActionEvent, PostprocessConfig, PostProcessor
 from .sampling import Reset, ResetReason
@@ -91,20 +90,6 @@ def event_to_dict(event: ActionEvent) -> dict[str, Any]:
 MAX_SMOOTHING_STEPS = 1000
 
 
-def _whole(name: str, value: object, low: int, high: int, *, none_ok: bool = False) -> None:
-    if value is None and none_ok:
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
-        default = " (or None for the default)" if none_ok else ""
-        raise ValueError(f"{name} must be a whole number from {low} to {high}{default}, got {value!r}")
-
-
-def _real(name: str, value: object, low: float, high: float) -> None:
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
-            or not low <= value <= high):
-        raise ValueError(f"{name} must be a number from {low:g} to {high:g}, got {value!r}")
-
-
 @dataclass(frozen=True)
 class PostprocessOptions:
     """The postprocessing keywords of the Recognizer (see its docstring for their meaning)."""
@@ -121,12 +106,12 @@ class PostprocessOptions:
     def __post_init__(self) -> None:
         # checked here, when the Recognizer is built: top_k=2.5 failed at every push, smoothing=10**9
         # asked for 67 GiB at the first one, background="no_motion" was read as 9 one-letter classes
-        _whole("smoothing", self.smoothing, 1, MAX_SMOOTHING_STEPS, none_ok=True)
-        _whole("start_steps", self.start_steps, 1, MAX_SMOOTHING_STEPS)
-        _whole("top_k", self.top_k, 1, 1000)
+        check_whole("smoothing", self.smoothing, 1, MAX_SMOOTHING_STEPS, ValueError, none="the default")
+        check_whole("start_steps", self.start_steps, 1, MAX_SMOOTHING_STEPS, ValueError)
+        check_whole("top_k", self.top_k, 1, 1000, ValueError)
         for name in ("start_threshold", "end_threshold"):
-            _real(name, getattr(self, name), 0.0, 1.0)
-        _real("min_duration_s", self.min_duration_s, 0.0, 3600.0)
+            check_real(name, getattr(self, name), 0.0, 1.0, ValueError)
+        check_real("min_duration_s", self.min_duration_s, 0.0, 3600.0, ValueError)
         if isinstance(self.background, str):
             object.__setattr__(self, "background", (self.background,))  # one class name
         elif self.background is not None and (not isinstance(self.background, Sequence)

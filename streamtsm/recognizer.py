@@ -28,13 +28,13 @@ stream. Only one ``run()``/``iter_frames()`` may be active at a time (a second r
 from __future__ import annotations
 
 import logging
-import numbers
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from .arguments import is_whole_number
 from .backends.base import Engine
 from .sources import CaptureStats, CaptureThread, Frame, Source, check_loop_option_names, open_source
 from .card import ModelCard
@@ -263,8 +263,7 @@ class Recognizer:
         otherwise the next run's first Prediction carries it (each event is in exactly one
         Prediction or ``reset()`` result).
         """
-        if max_frames is not None and (isinstance(max_frames, bool) or not isinstance(max_frames, numbers.Integral)
-                                       or max_frames < 0):
+        if max_frames is not None and (not is_whole_number(max_frames) or max_frames < 0):
             raise RecognizerError(f"max_frames must be a whole number >= 0 or None, got {max_frames!r}")
         check_stop_event(stop_event, RecognizerError)
         check_loop_option_names(source_options, _LOOP_OPTIONS, RecognizerError)

@@ -16,9 +16,10 @@ from __future__ import annotations
 import collections
 import enum
 import math
-import numbers
 import statistics
 from dataclasses import dataclass
+
+from .arguments import is_real_number
 
 
 class SamplingError(ValueError):
@@ -107,10 +108,6 @@ class SampleDecision:
 JITTER_S = 0.005
 
 
-def _is_real(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _duration(seconds: float) -> str:
     """``0.0001`` -> '0.1 ms', ``2.5`` -> '2.500 s', ``1e300`` -> '1e+300 s' (never 300 digits)."""
     if seconds < 1.0:
@@ -137,9 +134,9 @@ class FrameSampler:
     """
 
     def __init__(self, fps: float | None, max_gap_s: float) -> None:
-        if fps is not None and not (_is_real(fps) and math.isfinite(fps) and fps > 0):
+        if fps is not None and not (is_real_number(fps) and fps > 0):
             raise SamplingError(f"sampling fps must be a positive number (or None to keep every frame), got {fps!r}")
-        if not (_is_real(max_gap_s) and math.isfinite(max_gap_s) and max_gap_s > 0):
+        if not (is_real_number(max_gap_s) and max_gap_s > 0):
             raise SamplingError(f"max_gap_s must be a positive number of seconds, got {max_gap_s!r}")
         self.fps = fps
         self.max_gap_s = float(max_gap_s)

@@ -16,7 +16,6 @@ state was reset since the previous output, the :class:`~streamtsm.sampling.Reset
 
 from __future__ import annotations
 
-import math
 import numbers
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .arguments import check_whole, is_real_number, is_whole_number
 from .backends.base import ClipEngine, Engine, OnlineEngine
 from .card import ModelCard
 from .preprocess import FramePreprocessor, as_bgr_uint8
@@ -91,27 +91,18 @@ def check_seconds(name: str, value: object) -> float | None:
     before the frame touches the model, with the argument's name."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise SessionError(f"{name} must be a finite number of seconds or None, got {value!r} ({type(value).__name__})")
-    seconds = float(value)
-    if not math.isfinite(seconds):
+    if is_real_number(value):
+        return float(value)  # type: ignore[arg-type]
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):  # NaN or an infinity
         raise SessionError(f"{name} must be a finite number of seconds, got {value!r}")
-    return seconds
+    raise SessionError(f"{name} must be a finite number of seconds or None, got {value!r} ({type(value).__name__})")
 
 
 def check_frame_index(value: object) -> int:
     """A frame index must be a whole number (2.7 used to become 2, "x" a bare ValueError)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if not is_whole_number(value):
         raise SessionError(f"frame_index must be a whole number, got {value!r} ({type(value).__name__})")
-    return int(value)
-
-
-def _whole_frames(name: str, value: object, default: int) -> int:
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 1 <= value <= MAX_WINDOW:
-        raise SessionError(f"{name} must be a whole number of frames from 1 to {MAX_WINDOW}, got {value!r}")
-    return int(value)
+    return int(value)  # type: ignore[call-overload]
 
 
 class _SessionBase:
@@ -163,8 +154,7 @@ class _SessionBase:
         stamped = check_seconds("timestamp", timestamp)
         ts = t_start if stamped is None else stamped
         check_seconds("captured_at", captured_at)
-        if (isinstance(capture_wait_ms, bool) or not isinstance(capture_wait_ms, numbers.Real)
-                or not (math.isfinite(capture_wait_ms) and capture_wait_ms >= 0)):
+        if not is_real_number(capture_wait_ms) or capture_wait_ms < 0:  # type: ignore[operator]
             raise SessionError(f"capture_wait_ms must be a number of milliseconds >= 0, got {capture_wait_ms!r}")
         check_frame_index(frame_index)
         decision = self.sampler.decide(ts, source)
@@ -266,7 +256,8 @@ class WindowSession(_SessionBase):
             raise SessionError(f"{engine.card.arch} is an online model: use StreamingSession")
         super().__init__(engine, fps=fps, max_gap_s=max_gap_s, sample=sample)
         temporal = self.card.temporal
-        self.window = _whole_frames("window", window, temporal.clip_len)
+        self.window = temporal.clip_len if window is None else check_whole("window", window, 1, MAX_WINDOW, SessionError,
+                                                                           unit="of frames")
         fixed = engine.fixed_clip_len
         if fixed is not None and self.window != fixed:
             raise SessionError(
@@ -274,7 +265,8 @@ class WindowSession(_SessionBase):
                 f"card's clip_len). Leave window out (or give {fixed}), or run the checkpoint on torch "
                 "(backend='torch') for another window"
             )
-        self.stride = _whole_frames("stride", stride, max(1, self.window // 4))
+        self.stride = max(1, self.window // 4) if stride is None else check_whole("stride", stride, 1, MAX_WINDOW,
+                                                                                  SessionError, unit="of frames")
         crop = self.card.preprocessing.crop_size
         self.layout = temporal.clip_layout
         self._ring = np.zeros((self.window, 3, crop, crop), dtype=np.float32)

@@ -17,12 +17,12 @@ Tensors cross the interface as numpy float32 arrays named as in the exported gra
 
 from __future__ import annotations
 
-import numbers
 from abc import ABC, abstractmethod
 from typing import Any, Sequence
 
 import numpy as np
 
+from ..arguments import check_whole
 from ..card import ModelCard
 
 State = Any  # engine-specific; only the engine that made it may read it
@@ -124,12 +124,7 @@ MAX_THREADS = 256
 def check_threads(threads: object) -> int | None:
     """An engine's thread count: None (the engine's default) or a whole number from 1 to ``MAX_THREADS``
     (``"two"`` was a bare ValueError; 0 and -1 quietly meant the default)."""
-    if threads is None:
-        return None
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or not 1 <= threads <= MAX_THREADS:
-        raise BackendError(f"threads must be a whole number from 1 to {MAX_THREADS} (or None for the engine's "
-                           f"default), got {threads!r}")
-    return int(threads)
+    return check_whole("threads", threads, 1, MAX_THREADS, BackendError, none="the engine's default")
 
 
 def check_input(name: str, array: np.ndarray, expected: tuple[int, ...]) -> np.ndarray:

@@ -63,6 +63,8 @@ def run_many(args: argparse.Namespace, specs: list[tuple[Any, str]], show_window
     def emit_removed_ends() -> None:
         """The end of an action whose stream was removed (its source ended, or --max-frames): no
         Prediction carries it, so without this an action active at the end never ended."""
+        if not ended:  # most frames: no event at all (no lock, no list of the streams)
+            return
         live = set(multi.stream_ids)
         for sid, event in ended:
             if sid not in live:

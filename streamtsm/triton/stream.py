@@ -22,11 +22,11 @@ engine brings ``tritonclient``.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..arguments import is_real_number
 from ..backends.base import BackendError
 from ..backends.triton_client import SequenceLost, ServerUnavailable, TritonSequenceEngine
 from ..sampling import Reset, ResetReason
@@ -57,7 +57,7 @@ class TritonStream:
 
     def __init__(self, recognizer: Any, engine: TritonSequenceEngine, *, reconnect_s: float = DEFAULT_RECONNECT_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        if not (isinstance(reconnect_s, (int, float)) and math.isfinite(reconnect_s) and reconnect_s >= 0):
+        if not (is_real_number(reconnect_s) and reconnect_s >= 0):
             raise ValueError(f"reconnect_s must be a number of seconds >= 0, got {reconnect_s!r}")
         self.recognizer, self.engine = recognizer, engine
         self.reconnect_s = float(reconnect_s)
