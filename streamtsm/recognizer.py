@@ -222,6 +222,14 @@ class Recognizer:
         self._dispatch(events)
         return events
 
+    def restart(self, cause: Reset) -> None:
+        """Start the stream's state again from the next frame, as after a camera reconnect: the next
+        Prediction carries ``cause`` as its ``reset`` and ends an active action there (unlike
+        :meth:`reset`, which ends it now and returns the event)."""
+        with self._lock:
+            self._check_open()
+            self.session.reset(cause)
+
     def _dispatch(self, events: Sequence[ActionEvent]) -> None:
         if self.on_event is None:
             return
@@ -287,8 +295,7 @@ class Recognizer:
                 capture = CaptureThread(src, prepare=prefetcher, skip_unprepared=model_frames_only)
             capture.start()
             self._capture = capture
-            with self._lock:
-                self.session.reset(STREAM_START)  # the next output carries it; an active action ends there
+            self.restart(STREAM_START)
             segment = None
             count = 0
             while max_frames is None or count < max_frames:
@@ -303,8 +310,7 @@ class Recognizer:
                     break
                 waited_ms = (time.monotonic() - t_wait) * 1000.0
                 if segment is not None and frame.segment != segment:
-                    with self._lock:
-                        self.session.reset(Reset(ResetReason.RECONNECT, f"{capture.source.name} reconnected"))
+                    self.restart(Reset(ResetReason.RECONNECT, f"{capture.source.name} reconnected"))
                 segment = frame.segment
                 count += 1
                 prediction = self.push(

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                 if frame is None:
                     break
                 if segment is not None and frame.segment != segment:
-                    recognizer.session.reset(Reset(ResetReason.RECONNECT, f"{source.name} reconnected"))
+                    recognizer.restart(Reset(ResetReason.RECONNECT, f"{source.name} reconnected"))
                 segment = frame.segment
                 frames += 1
                 prediction = stream.push(frame.image, frame.media_time_s, frame_index=frame.index, source=frame.source,

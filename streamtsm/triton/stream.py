@@ -142,5 +142,5 @@ class TritonStream:
         )
 
     def _reset(self, message: str) -> None:
-        # the session: the next output carries it, and the Recognizer resets smoothing and events there
-        self.recognizer.session.reset(Reset(ResetReason.RECONNECT, message))
+        # the next Prediction carries it; smoothing and events start again there
+        self.recognizer.restart(Reset(ResetReason.RECONNECT, message))
