@@ -242,12 +242,16 @@ def test_run_stops_with_a_clear_frame_error_and_releases_the_source() -> None:
 # -- thread safety, as documented in streamtsm.recognizer ---------------------------------------
 
 
+SAMPLE_EVERY_PUSH = 1_000_000.0
+
+
 def test_concurrent_push_from_two_threads_is_serialised() -> None:
     """The docs promise push is serialised by one lock. Two threads push at full speed with
     timestamp=None (the Recognizer takes "now" under its lock) and a sampling rate high enough to
-    keep every frame; replaying the frames serially in the order the Recognizer numbered them
-    must reproduce every prediction exactly. A race on the state would break the chain."""
-    rec = recognizer(fps=10_000.0)
+    keep every frame (1 MHz: a push of these small frames took 80 us on a fast CPU, so 10 kHz was
+    not); replaying the frames serially in the order the Recognizer numbered them must reproduce
+    every prediction exactly. A race on the state would break the chain."""
+    rec = recognizer(fps=SAMPLE_EVERY_PUSH)
     results: dict[int, tuple[int, object]] = {}
     errors: list[BaseException] = []
     barrier = threading.Barrier(2)
@@ -269,7 +273,7 @@ def test_concurrent_push_from_two_threads_is_serialised() -> None:
         th.join(60)
     assert not errors, errors
     assert sorted(results) == list(range(36)), "frame numbers lost or duplicated"
-    replay = recognizer(fps=10_000.0)
+    replay = recognizer(fps=SAMPLE_EVERY_PUSH)
     for i in range(36):
         image_id, p = results[i]
         q = replay.push(GOOD[image_id], p.timestamp)
