@@ -465,3 +465,12 @@ def test_a_client_without_a_model_name_takes_the_only_ready_one(models, answer):
             only_ready_model(index, "127.0.0.1:8001")
     else:
         assert only_ready_model(index, "127.0.0.1:8001") == answer
+
+
+def test_the_servers_ports_are_three_different_ones():
+    """Picked one at a time, the kernel handed out one port twice and tritonserver refused to start."""
+    from streamtsm.triton.server import free_ports
+
+    for _ in range(50):
+        ports = free_ports(3)
+        assert len(set(ports)) == 3, ports

@@ -87,9 +87,23 @@ class ServerInstall:
 
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now (the server binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on 127.0.0.1 right now.
+
+    All sockets stay bound until every port is picked: one at a time, the kernel may hand the same
+    port out twice, and tritonserver refuses gRPC and metrics on one port.
+    """
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 class LocalServer:
@@ -128,7 +142,7 @@ class LocalServer:
 
     def start(self) -> "LocalServer":
         for attempt in range(3):  # a port picked as free can be taken before the server binds it
-            self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
+            self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
             if self._start_once():
                 return self
             if "already in use" not in self.log_tail(40) or attempt == 2:
