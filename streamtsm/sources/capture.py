@@ -197,6 +197,12 @@ class CaptureThread:
             self._cond.notify_all()
 
     # -- consumer side ---------------------------------------------------------------------
+    @property
+    def queued(self) -> int:
+        """Frames read and not yet taken (at most 1 for a live source)."""
+        with self._cond:
+            return len(self._buffer)
+
     def get(self, timeout: float | None = None) -> Frame | None:
         """Next frame; None at end of stream or after stop(). Raises TimeoutError after ``timeout`` s."""
         if self._thread is None:
