@@ -43,7 +43,7 @@ from .recognizer import check_callback, check_stop_event
 from .resolve import check_option_names, keyword_only, open_engine
 from .sampling import FrameSampler, Reset, ResetReason
 from .session import FramePrefetcher, PendingFrame, SessionError, StreamSlot
-from .sources import CaptureStats, CaptureThread, Source, SourceError, check_loop_option_names, open_source
+from .sources import CaptureStats, CaptureThread, OpenStopped, Source, SourceError, check_loop_option_names, open_source
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +209,7 @@ class MultiRecognizer:
         self._ended_captures: dict[Hashable, CaptureStats] = {}  # the last counters of captures that ended
         self._source_options: dict[str, Any] = {}
         self._model_frames_only = False  # of the running iter_frames()
+        self._run_stop: threading.Event | None = None  # its stop_event: cuts short a network source still opening
         self._arrived = threading.Condition()
         self._arrived_count = 0
         self._fps = fps
@@ -265,7 +266,7 @@ class MultiRecognizer:
         src = source if isinstance(source, Source) else open_source(source, **self._source_options)
         prefetcher = FramePrefetcher(self.card, self._fps)
         capture = CaptureThread(src, prepare=prefetcher, on_frame=self._on_frame, skip_unprepared=self._model_frames_only)
-        capture.start()
+        capture.start(cancel=self._run_stop)
         with self._lock:
             stream = self._streams.get(stream_id)
             if self._captures is None or stream is None:  # the run ended, or the stream was removed, meanwhile
@@ -526,6 +527,7 @@ class MultiRecognizer:
                 )
             self._captures, self._source_options = {}, source_options
             self._model_frames_only = model_frames_only
+            self._run_stop = stop_event
         try:
             try:  # a stream that exists (pushed to, or left by an earlier run) goes on with the new source
                 for stream_id, source in sources.items():
@@ -535,10 +537,12 @@ class MultiRecognizer:
                         else:  # its state and sampling start again, as after a reconnect; smoothing goes on
                             self._streams[stream_id].front.reset(Reset(ResetReason.SOURCE_CHANGE, "a new source from run()"))
                     self._attach(stream_id, source)
-            except BaseException:
+            except BaseException as exc:
                 for stream_id in added:  # a run that could not start leaves no stream of its own behind
                     if stream_id in self._streams:
                         self.remove_stream(stream_id)
+                if isinstance(exc, OpenStopped) and stop_event is not None and stop_event.is_set():
+                    return  # stopped while a network source was still opening
                 raise
             while self._captures and not (stop_event is not None and stop_event.is_set()):
                 if not self._wait_for_frames(poll_s, gather_s):
@@ -560,6 +564,7 @@ class MultiRecognizer:
         finally:
             with self._lock:
                 captures, self._captures = self._captures or {}, None
+                self._run_stop = None
             for stream_id, capture in captures.items():
                 capture.stop()
                 self._keep_stats(stream_id, capture)

@@ -36,7 +36,7 @@ from typing import Any
 
 from .arguments import is_whole_number
 from .backends.base import Engine
-from .sources import CaptureStats, CaptureThread, Frame, Source, check_loop_option_names, open_source
+from .sources import CaptureStats, CaptureThread, Frame, OpenStopped, Source, check_loop_option_names, open_source
 from .card import ModelCard
 from .postprocess import ActionEvent
 from .predictions import Prediction, PostprocessOptions, StreamOutputs, event_to_dict
@@ -293,7 +293,12 @@ class Recognizer:
                 src = source if isinstance(source, Source) else open_source(source, **source_options)
                 prefetcher = FramePrefetcher(self.card, self.session.target_fps)
                 capture = CaptureThread(src, prepare=prefetcher, skip_unprepared=model_frames_only)
-            capture.start()
+            try:
+                capture.start(cancel=stop_event)
+            except OpenStopped:
+                if stop_event is not None and stop_event.is_set():
+                    return  # stopped while a network source was still opening: nothing was read
+                raise
             self._capture = capture
             self.restart(STREAM_START)
             segment = None

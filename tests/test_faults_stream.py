@@ -20,8 +20,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mjpeg_server import HEIGHT, WIDTH, MjpegServer, decode_index, encode_index  # noqa: E402
+from zoo_server import SilentServer  # noqa: E402
 
-from streamtsm.sources import Backoff, CaptureThread, SourceError, StreamSource, VideoFileSource, open_source  # noqa: E402
+from streamtsm.sources import (Backoff, CaptureThread, OpenStopped, SourceError, StreamSource, VideoFileSource,  # noqa: E402
+                               open_source)
 from streamtsm.sampling import ResetReason  # noqa: E402
 from fakes import FakeOnlineEngine, fake_card  # noqa: E402
 
@@ -143,6 +145,55 @@ def test_stop_during_reconnect_backoff_is_prompt() -> None:
         assert capture.stop(timeout=10.0)
         assert time.monotonic() - t0 < 4.0  # interrupted: it did not wait out the 5 s backoff
         assert not source.is_open  # released
+
+
+# -- a host that accepts and never answers: FFmpeg's open blocks in C for open_timeout_s -------
+
+NEVER_S = 20.0  # an open timeout no test waits out: stopping must end the wait long before it
+
+
+def set_later(event, delay_s: float = 0.3) -> threading.Timer:
+    timer = threading.Timer(delay_s, event.set)
+    timer.start()
+    return timer
+
+
+def test_interrupt_cuts_short_an_open_that_gets_no_answer() -> None:
+    with SilentServer() as silent:
+        source = StreamSource(silent.url, open_timeout_s=NEVER_S)
+        threading.Timer(0.3, source.interrupt).start()
+        t0 = time.monotonic()
+        with pytest.raises(OpenStopped, match="opening stream http://127.0.0.1:[0-9]+ was stopped"):
+            source.open()
+        assert time.monotonic() - t0 < NEVER_S / 2 and not source.is_open
+
+
+def test_a_runs_stop_event_ends_it_while_a_stream_is_still_opening() -> None:
+    """Before, run() sat in cv2.VideoCapture for the whole open timeout whatever its stop_event said
+    (and a Ctrl-C waited for it too: Python runs signal handlers between bytecodes, not inside C)."""
+    from streamtsm import MultiRecognizer
+    from streamtsm.recognizer import Recognizer
+
+    with SilentServer() as silent:
+        for name, loop in [
+            ("Recognizer", lambda stop: list(Recognizer(small_online_model()).iter_frames(
+                StreamSource(silent.url, open_timeout_s=NEVER_S), stop_event=stop))),
+            ("MultiRecognizer", lambda stop: list(MultiRecognizer(small_online_model(), max_streams=2).iter_frames(
+                {"cam": StreamSource(silent.url, open_timeout_s=NEVER_S)}, stop_event=stop))),
+        ]:
+            stop = threading.Event()
+            set_later(stop)
+            t0 = time.monotonic()
+            assert loop(stop) == [], name  # ends quietly: nothing failed, the caller stopped
+            assert time.monotonic() - t0 < NEVER_S / 2, name
+
+
+def test_a_host_that_never_answers_is_named_as_such() -> None:
+    with SilentServer() as silent:
+        t0 = time.monotonic()
+        with pytest.raises(SourceError, match=r"did not answer within 1 s \(open_timeout_s\)"):
+            StreamSource(silent.url, open_timeout_s=1.0).open()
+        assert time.monotonic() - t0 >= 0.9  # it did wait for an answer
 
 
 # -- the Recognizer over a stream that restarts ------------------------------------------------

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from ..recognizer import Recognizer, event_to_dict
     from ..sampling import Reset, ResetReason
     from ..session import FramePrefetcher
-    from ..sources import CaptureThread
+    from ..sources import CaptureThread, OpenStopped
     from ..triton.stream import ServerGone, TritonStream
 
     if args.max_frames is not None:
@@ -90,9 +90,15 @@ def run(args: argparse.Namespace) -> int:
     capture = CaptureThread(source, prepare=FramePrefetcher(engine.card, recognizer.session.target_fps))
     try:
         with stop_on_signals(stop) as received:
-            capture.start()
+            started = False
+            try:
+                capture.start(cancel=stop)
+                started = True
+            except OpenStopped:  # a signal while a network source was still opening: the summary says so
+                if not stop.is_set():
+                    raise
             segment = None
-            while args.max_frames is None or frames < args.max_frames:
+            while started and (args.max_frames is None or frames < args.max_frames):
                 if stop.is_set():
                     break
                 t_wait = time.monotonic()

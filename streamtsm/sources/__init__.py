@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from .base import Frame, Source, SourceError
+from .base import Frame, OpenStopped, Source, SourceError
 from .camera import MAX_CAMERA_INDEX, CameraSource, check_camera_index
 from .capture import CaptureStats, CaptureThread
 from .file import VideoFileSource
@@ -34,6 +34,7 @@ __all__ = [
     "CaptureStats",
     "CaptureThread",
     "Frame",
+    "OpenStopped",
     "ReplaySource",
     "Source",
     "SourceError",

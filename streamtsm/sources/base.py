@@ -21,6 +21,10 @@ class SourceError(RuntimeError):
     """A frame source cannot be opened or has failed; the message says what to try."""
 
 
+class OpenStopped(SourceError):
+    """``open()`` was cut short by ``interrupt()`` or its ``cancel`` event: nothing failed, the caller stopped."""
+
+
 @dataclass(frozen=True, eq=False)  # eq on pixel arrays would be ambiguous; frames compare by identity
 class Frame:
     """One captured image.
@@ -60,6 +64,7 @@ class Source:
         self.reconnects = 0
         self.last_error: str | None = None
         self._interrupted = threading.Event()
+        self._cancel: threading.Event | None = None
         self._is_open = False
         self._next_index = 0
         self._clock_origin: float | None = None
@@ -69,11 +74,19 @@ class Source:
     def is_open(self) -> bool:
         return self._is_open
 
-    def open(self) -> "Source":
-        """Open the device/file/stream; raises :class:`SourceError` with what to try. Idempotent."""
+    def open(self, cancel: threading.Event | None = None) -> "Source":
+        """Open the device/file/stream; raises :class:`SourceError` with what to try. Idempotent.
+
+        ``cancel``: an event (a run's ``stop_event``) that, set meanwhile, makes an open that waits
+        on the network return at once with :class:`OpenStopped`, as ``interrupt()`` does.
+        """
         if not self._is_open:
             self._interrupted.clear()
-            self._open()
+            self._cancel = cancel
+            try:
+                self._open()
+            finally:
+                self._cancel = None
             self._is_open = True
         return self
 
@@ -89,8 +102,12 @@ class Source:
             self._close()
 
     def interrupt(self) -> None:
-        """Make pacing and reconnect waits return now (called from another thread by stop())."""
+        """Make pacing, reconnect waits and a network open return now (called from another thread by stop())."""
         self._interrupted.set()
+
+    def _stopping(self) -> bool:
+        """``interrupt()`` was called, or the ``cancel`` event of the open under way is set."""
+        return self._interrupted.is_set() or (self._cancel is not None and self._cancel.is_set())
 
     def __enter__(self) -> "Source":
         return self.open()

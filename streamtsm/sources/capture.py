@@ -99,11 +99,13 @@ class CaptureThread:
         self._skipped = 0
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> "CaptureThread":
-        """Open the source (errors raise here, in the caller's thread) and start reading."""
+    def start(self, cancel: threading.Event | None = None) -> "CaptureThread":
+        """Open the source (errors raise here, in the caller's thread) and start reading.
+
+        ``cancel``: set meanwhile (a run's stop event), it cuts a network open short (``OpenStopped``)."""
         if self._thread is not None:
             return self
-        self.source.open()
+        self.source.open(cancel)
         self._thread = threading.Thread(target=self._run, name=f"capture[{self.source.name}]", daemon=True)
         self._thread.start()
         return self

@@ -2,19 +2,23 @@
 
 A camera on the network drops out (Wi-Fi, a rebooting NVR); an unattended recognizer must
 survive that. Opening fails fast, so a wrong URL does not look like an outage; once running, a
-failed read reconnects with an exponential, interruptible backoff. Credentials in URLs are
-redacted before they reach a name or a log line.
+failed read reconnects with an exponential, interruptible backoff. FFmpeg's open blocks inside C
+for up to ``open_timeout_s`` (a host that accepts and never answers), so it runs on a helper
+thread: ``interrupt()``, a run's stop event and Ctrl-C end the wait at once. Credentials in URLs
+are redacted before they reach a name or a log line.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from dataclasses import dataclass
 
 import cv2
 
-from .base import Frame, Source, SourceError
+from .base import Frame, OpenStopped, Source, SourceError
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +74,7 @@ class StreamSource(Source):
         self.outages = 0
         self._cap: cv2.VideoCapture | None = None
 
-    def _try_open(self) -> cv2.VideoCapture | None:
+    def _open_capture(self) -> cv2.VideoCapture | None:
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),
             cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.read_timeout_s * 1000),
@@ -81,13 +85,45 @@ class StreamSource(Source):
         cap.release()
         return None
 
+    def _try_open(self) -> cv2.VideoCapture | None:
+        """The open capture, or None when it failed. Raises :class:`OpenStopped` when stopped meanwhile
+        (the helper thread then releases whatever it opens)."""
+        opened: list[cv2.VideoCapture | None] = []
+        lock, done = threading.Lock(), threading.Event()
+        abandoned = False
+
+        def work() -> None:
+            try:
+                cap = self._open_capture()
+            except Exception as exc:  # noqa: BLE001 - OpenCV's own error: report it as a failed open
+                logger.debug("stream %s: opening raised %r", self.name, exc)
+                cap = None
+            with lock:
+                if abandoned and cap is not None:
+                    cap.release()
+                else:
+                    opened.append(cap)
+            done.set()
+
+        threading.Thread(target=work, name=f"open[{self.name}]", daemon=True).start()
+        while not done.wait(0.05):
+            if self._stopping():
+                with lock:
+                    if not opened:
+                        abandoned = True
+                        raise OpenStopped(f"opening stream {self.name} was stopped")
+        return opened[0]
+
     def _open(self) -> None:
+        t0 = time.monotonic()
         cap = self._try_open()
         if cap is None:
+            waited = time.monotonic() - t0
+            what = (f"it did not answer within {self.open_timeout_s:g} s (open_timeout_s)" if waited >= 0.9 * self.open_timeout_s
+                    else "host unreachable, wrong path or credentials, or not a video stream")
             raise SourceError(
-                f"could not open stream {self.name}: host unreachable, wrong path or credentials, or not a video "
-                "stream. Check the URL with ffplay or VLC; for RTSP behind NAT/firewalls try TCP transport "
-                "(environment OPENCV_FFMPEG_CAPTURE_OPTIONS='rtsp_transport;tcp')"
+                f"could not open stream {self.name}: {what}. Check the URL with ffplay or VLC; for RTSP behind "
+                "NAT/firewalls try TCP transport (environment OPENCV_FFMPEG_CAPTURE_OPTIONS='rtsp_transport;tcp')"
             )
         self._cap = cap
 
@@ -113,7 +149,10 @@ class StreamSource(Source):
             logger.info("stream %s: reconnect attempt %d in %.2f s", self.name, attempt, delay)
             if self._interrupted.wait(delay):
                 return None  # stop() was called
-            self._cap = self._try_open()
+            try:
+                self._cap = self._try_open()
+            except OpenStopped:
+                return None  # stop() was called while reopening
             if self._cap is None:
                 self.last_error = f"reconnect attempt {attempt} could not open the stream"
                 logger.warning("stream %s: %s", self.name, self.last_error)
