@@ -16,6 +16,7 @@ state was reset since the previous output, the :class:`~streamtsm.sampling.Reset
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .arguments import check_whole, is_real_number, is_whole_number
-from .backends.base import ClipEngine, Engine, OnlineEngine
+from .backends.base import ClipEngine, Engine, OnlineEngine, StateLost
 from .card import ModelCard
 from .preprocess import FramePreprocessor, as_bgr_uint8
 from .sampling import FrameSampler, Reset, ResetReason, SampleDecision
@@ -226,7 +227,15 @@ class StreamingSession(_SessionBase):
         state = self.engine.init_state(1) if decision.reset is not None else self._state
         self._preprocess(frame, prepared, self._input[0])  # no per-frame allocation
         t_pre = time.monotonic()
-        logits, new_state = self.engine.step(self._input, state)
+        try:
+            logits, new_state = self.engine.step(self._input, state)
+        except StateLost as exc:
+            if decision.reset is not None:
+                raise  # refused with a fresh state as well: nothing to start again from
+            # the engine lost the stream (a Triton server restarted): start it again from this frame
+            decision = dataclasses.replace(decision, slot=0, reset=Reset(
+                ResetReason.RECONNECT, f"{exc}; the stream starts again from this frame"))
+            logits, new_state = self.engine.step(self._input, self.engine.init_state(1))
         t_inf = time.monotonic()
         self._state = new_state
         self._commit(decision, ts, source)

@@ -249,3 +249,64 @@ def test_a_failing_clip_leaves_the_window_and_its_stride_untouched():
         if got is not None:
             assert got.frame_range == expected.frame_range
             np.testing.assert_array_equal(got.logits, expected.logits)
+
+
+class _ForgetfulEngine(FakeOnlineEngine):
+    """Loses the stream's state at the given steps, as a restarted Triton server does: a step with a
+    carried state raises StateLost; a fresh state (init_state) is always taken."""
+
+    def __init__(self, lose_at: set[int], **kw):
+        super().__init__(**kw)
+        self.lose_at, self.seen = set(lose_at), 0
+
+    def init_state(self, batch_size: int = 1):
+        return ("fresh", super().init_state(batch_size))
+
+    def step(self, frame, state):
+        from streamtsm.backends.base import StateLost
+
+        kind, inner = state
+        self.seen += 1
+        if kind == "carried" and self.seen in self.lose_at:
+            raise StateLost(f"server lost sequence 7 at call {self.seen}")
+        logits, new = super().step(frame, inner)
+        return logits, ("carried", new)
+
+
+def test_a_lost_state_starts_the_stream_again_from_that_frame():
+    """The engine lost the state (a Triton server restarted): the session resends the frame with a
+    fresh state and reports RECONNECT, so a plain Recognizer over it survives; every output equals
+    a session reset by hand at the same frame."""
+    from streamtsm import Recognizer
+    from streamtsm.sampling import Reset
+
+    card = fake_card(fps=15.0)
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(12)]
+    remote = Recognizer(_ForgetfulEngine({6}, card=card), smoothing=3)
+    local = Recognizer(FakeOnlineEngine(card), smoothing=3)
+    for k, frame in enumerate(frames):
+        if k == 5:  # the 6th step meets the lost state
+            local.restart(Reset(ResetReason.RECONNECT, "by hand"))
+        got, want = remote.push(frame, k / 15), local.push(frame, k / 15)
+        assert (got.reset is None) == (want.reset is None) and got.frame_index == want.frame_index == k
+        np.testing.assert_allclose(got.probabilities, want.probabilities, rtol=1e-6, atol=1e-7)
+    assert remote.reset_counts[ResetReason.RECONNECT] == 1
+    assert remote.postprocessor.smoother.steps_seen == local.postprocessor.smoother.steps_seen == 7
+
+
+def test_a_state_lost_again_with_a_fresh_state_is_an_error_that_changes_nothing():
+    from streamtsm.backends.base import StateLost
+
+    class Refusing(_ForgetfulEngine):
+        def step(self, frame, state):
+            if self.seen >= 2:
+                raise StateLost("the server refuses every sequence")
+            return super().step(frame, state)
+
+    session = StreamingSession(Refusing(set()), fps=None)
+    frame = np.zeros((48, 64, 3), np.uint8)
+    assert session.push(frame, 0.0) is not None and session.push(frame, 0.1) is not None
+    with pytest.raises(StateLost, match="refuses every sequence"):
+        session.push(frame, 0.2)
+    assert session.frames_kept == 2

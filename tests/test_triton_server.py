@@ -204,7 +204,8 @@ def test_a_lost_sequence_resets_the_recognizer_too(server, client, onnx_path):
     """The README said a lost sequence is "a new sequence" for the recognizer, but only the
     server's shift state started again: smoothing went on and no Prediction said so. Now the
     frame after the loss is the first of a new stream (reset RECONNECT), and every prediction
-    equals a local Recognizer reset at the same frame."""
+    equals a local Recognizer reset at the same frame. A plain Recognizer does it (the session
+    restarts the stream on StateLost); TritonStream counts it."""
     from streamtsm import Recognizer
     from streamtsm.backends.triton_client import TritonSequenceEngine
     from streamtsm.sampling import Reset, ResetReason
@@ -223,9 +224,9 @@ def test_a_lost_sequence_resets_the_recognizer_too(server, client, onnx_path):
             if k == 12:  # the sequence goes idle on the server and is evicted; the stream's clock goes on
                 _evict(server, client, "gest_idle", 24)
                 local.session.reset(Reset(ResetReason.RECONNECT, "as the remote side"))
-            got.append(stream.push(frame.image, frame.media_time_s, frame_index=frame.index))
+            got.append(remote.push(frame.image, frame.media_time_s, frame_index=frame.index))
             want.append(local.push(frame.image, frame.media_time_s, frame_index=frame.index))
-        assert stream.restarts == 1 and stream.dropped == 0
+        assert engine.sequences_lost == stream.restarts == 1 and stream.dropped == 0
         assert [g is None for g in got] == [w is None for w in want]
         pairs = [(g, w) for g, w in zip(got, want) if g is not None]
         assert len(pairs) == 10

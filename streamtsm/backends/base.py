@@ -32,6 +32,12 @@ class BackendError(RuntimeError):
     """An engine is unavailable, closed, or a model does not fit the engine or the call."""
 
 
+class StateLost(BackendError):
+    """The engine no longer holds the stream's state (a Triton server restarted, or let the sequence
+    expire): the frame did not go through. An online session starts the stream again from that frame
+    (its output carries a ``RECONNECT`` reset), so a plain ``Recognizer.run`` survives it."""
+
+
 class Engine(ABC):
     """What every engine has: a name, the model card, and a lifecycle."""
 

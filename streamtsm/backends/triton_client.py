@@ -9,12 +9,13 @@ written by ``streamtsm triton``), so a client needs no model file.
 
 A server that lost the sequence (restarted, or the camera was idle past the batcher's idle
 time, or a load balancer moved it) rejects a frame without START: ``step`` raises
-:class:`SequenceLost`. A server that cannot be reached (down, restarting, or silent past
-``timeout_s``) makes ``step`` raise :class:`ServerUnavailable`. Either way the frame did not
-go through and the caller's state is untouched; the caller resets its stream (so smoothing
-starts again too, not only the shift state) and the next frame starts a new sequence.
-:class:`streamtsm.triton.stream.TritonStream` (what ``streamtsm triton-client`` runs) does
-that, and waits for an unreachable server with :meth:`TritonSequenceEngine.reconnect`. This is
+:class:`SequenceLost`, a :class:`~streamtsm.backends.base.StateLost`, and the session starts
+the stream again from that frame (the frame goes out again with START; its output carries a
+``RECONNECT`` reset, so smoothing starts again too). A server that cannot be reached (down,
+restarting, or silent past ``timeout_s``) makes ``step`` raise :class:`ServerUnavailable`: the
+frame did not go through and the caller's state is untouched.
+:class:`streamtsm.triton.stream.TritonStream` (what ``streamtsm triton-client`` runs) drops
+frames meanwhile and waits for the server with :meth:`TritonSequenceEngine.reconnect`. This is
 what scale-out means for state: a lost server resets its cameras.
 
 torch-free: numpy and (imported by the engine) ``tritonclient[grpc]``; stdlib ``urllib`` for the
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..contract import CARD_METADATA_KEY, ContractError, read_card_from_onnx_metadata
-from .base import BackendError, OnlineEngine, State, check_input
+from .base import BackendError, OnlineEngine, State, StateLost, check_input
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,11 @@ UNREACHABLE = ("StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED")
 _HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})")
 
 
-class SequenceLost(BackendError):
-    """The server no longer has this sequence (restarted, idle timeout, another server): start it again."""
+class SequenceLost(StateLost):
+    """The server no longer has this sequence (restarted, idle timeout, another server): start it again.
+
+    A :class:`~streamtsm.backends.base.StateLost`: the session does that itself, resending the frame
+    with START (``engine.sequences_lost`` counts them)."""
 
 
 class ServerUnavailable(BackendError):
@@ -152,6 +156,7 @@ class TritonSequenceEngine(OnlineEngine):
         self.sequence_id = sequence_id if sequence_id is not None else secrets.randbits(63) | 1
         self._last_frame: np.ndarray | None = None
         self._open = False
+        self.sequences_lost = 0  #: times the server refused a started sequence (SequenceLost)
         try:
             self._client = grpcclient.InferenceServerClient(url)
             ready = self._client.is_server_ready(client_timeout=self.timeout_s)
@@ -217,6 +222,7 @@ class TritonSequenceEngine(OnlineEngine):
                 raise ServerUnavailable(f"{where}: {_first_line(exc)}") from None
             if state.started and "START" in str(exc):
                 self._open = False
+                self.sequences_lost += 1
                 raise SequenceLost(f"{where} lost sequence {self.sequence_id}: {_first_line(exc)}") from None
             raise BackendError(f"{where}: {_first_line(exc)}") from None
         self._last_frame, self._open = frame, True

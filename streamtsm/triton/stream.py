@@ -2,13 +2,13 @@
 
 :class:`TritonStream` wraps a :class:`~streamtsm.Recognizer` whose engine is a
 :class:`~streamtsm.backends.triton_client.TritonSequenceEngine` (what ``streamtsm
-triton-client`` runs). Its ``push`` is the Recognizer's, plus:
+triton-client`` runs). Its ``push`` is the Recognizer's, which already survives a server that
+**lost the sequence** (it restarted between two frames, the camera was idle past the batcher's
+idle time, a load balancer moved it): the session starts the stream again from that frame, sent
+as the START of a new sequence, and its Prediction carries a
+:attr:`~streamtsm.sampling.ResetReason.RECONNECT` reset (smoothing starts again with the shift
+state; an action that was active ends there). What this class adds:
 
-* the server **lost the sequence** (it restarted between two frames, the camera was idle
-  past the batcher's idle time, a load balancer moved it): the stream is reset with
-  :attr:`~streamtsm.sampling.ResetReason.RECONNECT` and the same frame goes out again as the
-  START of a new sequence. Its Prediction carries that ``reset``: smoothing starts again with
-  the shift state, and an action that was active ends there.
 * the server **does not answer** (down, restarting): the frame is dropped, and so is every
   frame pushed until the server answers again (a live camera must not queue), counted in
   ``dropped``. The server is asked again after 0.25, 0.5 and 1 s, then every 2 s
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..arguments import is_real_number
 from ..backends.base import BackendError
-from ..backends.triton_client import SequenceLost, ServerUnavailable, TritonSequenceEngine
+from ..backends.triton_client import ServerUnavailable, TritonSequenceEngine
 from ..sampling import Reset, ResetReason
 
 if TYPE_CHECKING:  # the command's --help imports this module: no OpenCV for it
@@ -62,13 +62,18 @@ class TritonStream:
         self.recognizer, self.engine = recognizer, engine
         self.reconnect_s = float(reconnect_s)
         self._clock = clock
-        self.restarts = 0  #: new sequences started because the server lost one or went away
+        self._returns = 0  # the server answered again after it went away
         self.dropped = 0  #: frames dropped while the server did not answer
         self.down_s = 0.0  #: seconds without a server, over the stream
         self._down_since: float | None = None
         self._attempts = 0
         self._next_attempt = 0.0
         self._last_error = ""
+
+    @property
+    def restarts(self) -> int:
+        """New sequences started because the server lost one (the session did it) or went away."""
+        return self._returns + self.engine.sequences_lost
 
     @property
     def server_down(self) -> bool:
@@ -84,13 +89,7 @@ class TritonStream:
             self.dropped += 1
             return None
         try:
-            try:
-                return self.recognizer.push(image, timestamp, **frame_info)
-            except SequenceLost as exc:
-                self.restarts += 1
-                log.warning("%s; a new sequence starts with this frame", exc)
-                self._reset(f"{exc}; a new sequence started")
-                return self.recognizer.push(image, timestamp, **frame_info)  # with START: a refusal now is an error
+            return self.recognizer.push(image, timestamp, **frame_info)  # a lost sequence starts again in there
         except ServerUnavailable as exc:
             self.dropped += 1
             self._went_down(str(exc))
@@ -117,7 +116,7 @@ class TritonStream:
         away = now - self._down_since
         self.down_s += away
         self._down_since = None
-        self.restarts += 1
+        self._returns += 1
         log.warning("the Triton server at %s answers again after %.1f s (%d frames dropped meanwhile); a new sequence starts",
                     self.engine.url, away, self.dropped)
         self._reset(f"the Triton server at {self.engine.url} answers again after {away:.1f} s without it; a new sequence started")
