@@ -159,7 +159,7 @@ def run_latency(a: argparse.Namespace) -> int:
         tsm, bb = ratios[f"{key} TSM"]["median"], ratios[f"{key} backbone"]["median"]
         ratios[key] = {"tsm_over_backbone_ratio": tsm / bb, "within_10_percent": tsm >= 0.9 * bb,
                        **({"resnet50_at_least_2x": tsm >= 2.0} if key == "resnet50" else {})}
-    env = environment(threads=1, load_avg_1min_before=load_before, load_avg_1min_after=load_after, cpu_flags=_cpu_flags())
+    env = environment(threads=1, load_avg_1min_before=load_before, load_avg_1min_after=load_after)
     payload = {"command": _command(a.argv), "rounds": a.rounds, "timings": timings,
                "ratios": ratios, "int8_checks": checks, "environment": env}
     md = latency_markdown(payload, rows, keys)
@@ -168,16 +168,6 @@ def run_latency(a: argparse.Namespace) -> int:
     print(md)
     print(f"\nwrote {js}, {mdp} and {out / 'int8_latency.png'}")
     return 0
-
-
-def _cpu_flags() -> str:
-    """The CPU's int8-relevant instruction sets (VNNI decides how fast and how safe U8S8 is)."""
-    try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return "unknown"
-    wanted = [f for f in flags if f in ("avx2", "avx512f", "avx512_vnni", "avx512vnni", "avx_vnni", "amx_int8")]
-    return " ".join(wanted) or "none of avx2/avx512/vnni"
 
 
 def latency_markdown(payload: dict[str, Any], rows: list[dict[str, Any]], keys: Sequence[str]) -> str:
@@ -305,7 +295,7 @@ def run_accuracy(a: argparse.Namespace) -> int:
         "held_out": held_out,
         "script_check": {k: {kk: vv for kk, vv in v.items() if kk != "events"} for k, v in scripts.items()},
         "long_stream": drift,
-        "environment": environment(threads=1, cpu_flags=_cpu_flags()),
+        "environment": environment(threads=1),
     }
     md = accuracy_markdown(payload, recipe, CLASSES, a)
     js, mdp = write_results("int8", payload, md, out)

@@ -78,6 +78,7 @@ def environment(**extra: object) -> dict[str, object]:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "processor": cpu_name(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "load_average_1min": load_average(),
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -109,6 +110,19 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def cpu_flags(cpuinfo: str | None = None) -> str:
+    """The CPU's vector extensions that change our figures (VNNI decides how fast int8 is): the VMs
+    a benchmark lands on differ in them under the same model name ("AMD EPYC"). ``cpuinfo``: the
+    text of /proc/cpuinfo (default: read it)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
+        flags = next(line for line in text.splitlines() if line.startswith("flags")).split(":", 1)[1].split()
+    except (OSError, StopIteration, IndexError):
+        return "unknown"
+    wanted = [f for f in flags if f in ("avx2", "avx512f", "avx512_vnni", "avx512vnni", "avx_vnni", "amx_int8")]
+    return " ".join(wanted) or "none of avx2/avx512/vnni"
 
 
 def _status_kb(field: str) -> int | None:

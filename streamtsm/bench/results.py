@@ -78,7 +78,7 @@ def report_header(title: str, payload: Mapping[str, Any], details: str, *, quick
         f"# {title}" + (" (QUICK MODE: a smoke test, numbers meaningless)" if quick else ""),
         "",
         f"Command: `{payload['command']}`  ",
-        f"{env['processor']}, {env['cpu_count']} cores, load average {load(env.get('load_average_1min'))} at start / "
+        f"{env['processor']}" + (f" ({env['cpu_flags']})" if env.get("cpu_flags") else "") + f", {env['cpu_count']} cores, load average {load(env.get('load_average_1min'))} at start / "
         f"{load(payload.get('load_average_end'))} at end; {torch}, onnxruntime {env.get('onnxruntime', '—')}, "
         f"numpy {env.get('numpy')}; {details}; {env['date_utc']}.",
         "",
