@@ -484,7 +484,9 @@ class MultiRecognizer:
         ``sources``: ``{stream_id: spec or Source}`` (specs as for ``open_source``). Each round
         takes the oldest waiting frame of every stream that has one; after the first frame of a
         round arrives it waits at most ``gather_s`` for the others (a late stream never holds
-        the rest back longer), then steps the round's kept frames as one batch.
+        the rest back longer), then steps the round's kept frames as one batch. A queued (file)
+        stream whose frame sampling skips hands over its next frames up to a kept one, within
+        another ``gather_s`` at most, so files out of phase still share batches.
         An id that names a stream already (pushed to, or left by a run its ``stop_event``
         ended) goes on with the new source (state and sampling reset with reason
         ``SOURCE_CHANGE``, smoothing kept, as after a reconnect); the sources must fit in
