@@ -660,9 +660,7 @@ class MultiRecognizer:
     def _would_keep(self, stream_id: Hashable, frame: Any) -> bool:
         """Whether the stream's sampler keeps ``frame`` now (it decides without changing anything)."""
         stream = self._streams.get(stream_id)
-        if stream is None or frame.media_time_s is None:
-            return True
-        return stream.front.sampler.decide(frame.media_time_s, frame.source).keep
+        return stream is None or stream.front.sampler.decide(frame.media_time_s, frame.source).keep
 
     def _source_ended(self, stream_id: Hashable, error: Exception | None) -> None:
         if error is None:

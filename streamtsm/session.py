@@ -16,10 +16,9 @@ state was reset since the previous output, the :class:`~streamtsm.sampling.Reset
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -233,7 +232,7 @@ class StreamingSession(_SessionBase):
             if decision.reset is not None:
                 raise  # refused with a fresh state as well: nothing to start again from
             # the engine lost the stream (a Triton server restarted): start it again from this frame
-            decision = dataclasses.replace(decision, slot=0, reset=Reset(
+            decision = replace(decision, slot=0, reset=Reset(
                 ResetReason.RECONNECT, f"{exc}; the stream starts again from this frame"))
             logits, new_state = self.engine.step(self._input, self.engine.init_state(1))
         t_inf = time.monotonic()

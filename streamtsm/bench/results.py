@@ -74,11 +74,12 @@ def report_header(title: str, payload: Mapping[str, Any], details: str, *, quick
         return f"{value:.2f}" if isinstance(value, (int, float)) else "—"
 
     torch = f"torch {env['torch']} ({env.get('torch_threads')} threads)" if env.get("torch") else "no torch"
+    cpu = env["processor"] + (f" ({env['cpu_flags']})" if env.get("cpu_flags") else "")
     return [
         f"# {title}" + (" (QUICK MODE: a smoke test, numbers meaningless)" if quick else ""),
         "",
         f"Command: `{payload['command']}`  ",
-        f"{env['processor']}" + (f" ({env['cpu_flags']})" if env.get("cpu_flags") else "") + f", {env['cpu_count']} cores, load average {load(env.get('load_average_1min'))} at start / "
+        f"{cpu}, {env['cpu_count']} cores, load average {load(env.get('load_average_1min'))} at start / "
         f"{load(payload.get('load_average_end'))} at end; {torch}, onnxruntime {env.get('onnxruntime', '—')}, "
         f"numpy {env.get('numpy')}; {details}; {env['date_utc']}.",
         "",

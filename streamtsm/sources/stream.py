@@ -88,8 +88,8 @@ class StreamSource(Source):
     def _try_open(self) -> cv2.VideoCapture | None:
         """The open capture, or None when it failed. Raises :class:`OpenStopped` when stopped meanwhile
         (the helper thread then releases whatever it opens)."""
-        opened: list[cv2.VideoCapture | None] = []
-        lock, done = threading.Lock(), threading.Event()
+        opened: list[cv2.VideoCapture | None] = []  # the helper's result, once it has one
+        lock = threading.Lock()
         abandoned = False
 
         def work() -> None:
@@ -101,17 +101,16 @@ class StreamSource(Source):
             with lock:
                 if abandoned and cap is not None:
                     cap.release()
-                else:
-                    opened.append(cap)
-            done.set()
+                opened.append(cap)
 
-        threading.Thread(target=work, name=f"open[{self.name}]", daemon=True).start()
-        while not done.wait(0.05):
-            if self._stopping():
-                with lock:
-                    if not opened:
-                        abandoned = True
-                        raise OpenStopped(f"opening stream {self.name} was stopped")
+        helper = threading.Thread(target=work, name=f"open[{self.name}]", daemon=True)
+        helper.start()
+        while helper.is_alive():
+            helper.join(0.05)
+            with lock:
+                if not opened and self._stopping():
+                    abandoned = True
+                    raise OpenStopped(f"opening stream {self.name} was stopped")
         return opened[0]
 
     def _open(self) -> None:
