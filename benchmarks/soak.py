@@ -89,7 +89,7 @@ class SoakConfig:
     engine: str = "auto"  # auto | onnxruntime | torch
     threads: int = 1  # intra-op threads: 1 keeps the run steady on a shared 2-core box (no oversubscription)
     max_rss_growth_mb: float = 20.0
-    max_p99_ratio: float = 1.2
+    max_p99_ratio: float | None = 1.2  # None: the drift is reported, not judged (the test suite's short soak)
     seed: int = 0
 
 
@@ -260,16 +260,24 @@ def summarise(config, engine, seconds, proc_ms, wall_ms, samples, predictions, r
         samples={k: [round(float(v), 3) for v in vals] for k, vals in samples.items()},
         latency_ms=[round(float(v), 3) for v in proc_ms],
     )
-    result.verdicts = {
+    result.verdicts = judge(result, n)
+    return result
+
+
+def judge(result: SoakResult, frames: int) -> dict[str, bool]:
+    """The soak's checks by name. Drift is judged only when the config sets a p99 limit."""
+    config = result.config
+    verdicts = {
         f"rss growth < {config.max_rss_growth_mb:g} MB": result.rss_growth_mb < config.max_rss_growth_mb,
         "no thread growth during the run": result.threads_max <= result.threads_after_warmup,
         "no fd growth during the run": result.fds_max <= result.fds_after_warmup,
         "no thread left after the run": result.threads_after_run <= result.threads_before_run,
         "no fd left after the run": result.fds_after_run <= result.fds_before_run,
-        f"p99 last/first <= {config.max_p99_ratio:g}": result.p99_ratio <= config.max_p99_ratio,
-        "every frame predicted": result.predictions == n,
+        "every frame predicted": result.predictions == frames,
     }
-    return result
+    if config.max_p99_ratio is not None:
+        verdicts[f"p99 last/first <= {config.max_p99_ratio:g}"] = result.p99_ratio <= config.max_p99_ratio
+    return verdicts
 
 
 def to_markdown(r: SoakResult) -> str:
@@ -291,7 +299,7 @@ def to_markdown(r: SoakResult) -> str:
         f"after run {r.fds_after_run} | no growth | {_ok(r, 'fd')} |",
         f"| processing latency p50 (ms) | {r.p50_first_ms:.2f} | {r.p50_last_ms:.2f} | | |",
         f"| processing latency p99 (ms) | {r.p99_first_ms:.2f} | {r.p99_last_ms:.2f} (ratio {r.p99_ratio:.2f}) | "
-        f"ratio <= {c.max_p99_ratio:g} | {_ok(r, 'p99')} |",
+        f"{_p99_limit(c)} | {_ok(r, 'p99') if c.max_p99_ratio is not None else ''} |",
         f"| loop wall time p99 (ms) | {r.wall_p99_first_ms:.2f} | {r.wall_p99_last_ms:.2f} | | |",
         f"| predictions | | {r.predictions:,} of {r.frames:,} frames; {r.session_resets} session reset(s) | all | "
         f"{_ok(r, 'predicted')} |",
@@ -303,6 +311,10 @@ def to_markdown(r: SoakResult) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _p99_limit(c: SoakConfig) -> str:
+    return "reported, not judged" if c.max_p99_ratio is None else f"ratio <= {c.max_p99_ratio:g}"
 
 
 def _ok(r: SoakResult, key: str) -> str:
