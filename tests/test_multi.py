@@ -345,6 +345,52 @@ def test_queued_streams_out_of_phase_still_step_their_kept_frames_together():
     assert multi.batches <= 14, multi.batches
 
 
+class _PacedCamera(Source):
+    """A live source: ``frames`` frames at ``fps`` in real time, its first one ``delay_s`` after the read starts."""
+
+    is_live = True
+
+    def __init__(self, name: str, frames: int, fps: float = 10.0, delay_s: float = 0.0):
+        super().__init__(name)
+        self.frames, self.fps, self.delay_s = frames, fps, delay_s
+
+    def _open(self):
+        pass
+
+    def _read(self):
+        if self._next_index == 0 and self.delay_s:
+            self._interrupted.wait(self.delay_s)
+        if self._next_index >= self.frames or self._interrupted.is_set():
+            return None
+        self._pace(self._next_index / self.fps)
+        return self._make_frame(_img(self._next_index), media_time_s=self._next_index / self.fps)
+
+    def _close(self):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("delay_s", "rounds", "most_timeouts"),
+    [
+        # half a period (125 ms) apart, more than gather_s: a round waits for the other stream only while
+        # its interval is unknown (3 rounds); waiting for every stream timed out in all 16 rounds
+        (0.125, (16, 16), 3),
+        # in phase, 3 ms apart: one round per period; the 60 ms deadline allows for a loaded machine
+        (0.003, (8, 11), 1),
+    ],
+)
+def test_a_round_waits_only_for_the_streams_due_within_gather_s(delay_s, rounds, most_timeouts):
+    """A stream is due when its next frame should be captured before the round's deadline: its last
+    capture time plus the interval before it (unknown at first: then it is due)."""
+    engine = FakeOnlineEngine(fake_card(fps=4.0))
+    multi = MultiRecognizer(engine, max_streams=2)
+    sources = {"a": _PacedCamera("a", 8, fps=4.0), "b": _PacedCamera("b", 8, fps=4.0, delay_s=delay_s)}
+    got = [sid for sid, _ in multi.run(sources, gather_s=0.06)]
+    assert sorted(got) == ["a"] * 8 + ["b"] * 8
+    assert rounds[0] <= multi.batches <= rounds[1], multi.batches
+    assert multi.gather_timeouts <= most_timeouts, multi.gather_timeouts
+
+
 def test_a_failing_source_is_reported_and_removed_while_the_others_go_on(tmp_path):
     engine = FakeOnlineEngine(fake_card(fps=15.0))
     ended = []

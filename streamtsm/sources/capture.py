@@ -205,6 +205,12 @@ class CaptureThread:
         with self._cond:
             return len(self._buffer)
 
+    @property
+    def ready(self) -> bool:
+        """Whether :meth:`get` would return at once: a frame is waiting, or the source ended or failed."""
+        with self._cond:
+            return bool(self._buffer) or self._finished or self._error is not None or self._stop_event.is_set()
+
     def get(self, timeout: float | None = None) -> Frame | None:
         """Next frame; None at end of stream or after stop(). Raises TimeoutError after ``timeout`` s."""
         if self._thread is None:
