@@ -300,6 +300,18 @@ class FramePreprocessor:
         """
         return self.normalise(self.geometry(frame), out)
 
+    def load(self, prepared: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Write a frame prepared ahead of time into ``out``: a model input from :meth:`__call__`
+        (``float32 (3, crop, crop)``, copied) or a patch from :meth:`geometry` (normalised here)."""
+        crop = self.preprocessing.crop_size
+        if prepared.dtype == np.float32 and prepared.shape == (3, crop, crop):
+            np.copyto(out, prepared)
+            return out
+        if prepared.dtype != np.uint8:
+            raise FrameError(f"a prepared frame must be float32 3x{crop}x{crop} (FramePreprocessor) or uint8 "
+                             f"{crop}x{crop}x3 (FramePreprocessor.geometry), got {prepared.dtype} {prepared.shape}")
+        return self.normalise(prepared, out)
+
     def normalise(self, patch: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """A ``uint8 (crop, crop, 3)`` BGR patch from :meth:`geometry` -> ``float32 (3, crop, crop)``."""
         crop = self.preprocessing.crop_size

@@ -310,3 +310,24 @@ def test_property_valid_inputs_are_accepted(arr: np.ndarray) -> None:
     assert out.shape == (arr.shape[0], arr.shape[1], 3) and out.dtype == np.uint8
     if arr.shape[2] == 3 and arr.dtype.kind == "f" and arr.max() > 1:
         np.testing.assert_array_equal(out, np.rint(arr))
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda pre, f: pre(f), None),  # a finished model input: copied
+        (lambda pre, f: pre.geometry(f), None),  # a geometry patch: normalised here
+        (lambda pre, f: pre(f).astype(np.float64), r"float32 3x32x32 \(FramePreprocessor\) or uint8 32x32x3"),
+        (lambda pre, f: pre(f)[:, :16], r"float32 3x32x32 .* got float32 \(3, 16, 32\)"),
+        (lambda pre, f: pre.geometry(f)[:16], r"a prepared patch must be 32x32x3"),
+    ],
+)
+def test_load_takes_either_prepared_form_and_names_both_when_neither(make, message: str | None) -> None:
+    pre = FramePreprocessor(Preprocessing(crop_size=32, resize_short=36))
+    frame = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    out = np.full((3, 32, 32), np.nan, dtype=np.float32)
+    if message is None:
+        np.testing.assert_array_equal(pre.load(make(pre, frame), out), pre(frame))
+    else:
+        with pytest.raises(FrameError, match=message):
+            pre.load(make(pre, frame), out)

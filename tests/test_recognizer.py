@@ -270,7 +270,7 @@ def test_run_prepares_kept_frames_on_the_capture_thread_with_the_same_result(mod
     pairs = list(Recognizer(model).iter_frames(SyntheticSource(seed=4, duration_s=2.0, realtime=False), max_frames=45))
     prepared = [f.prepared is not None for f, _ in pairs]
     kept = [p is not None for _, p in pairs]
-    assert prepared == kept and sum(kept) == 15  # exactly the frames the model took were resized ahead
+    assert prepared == kept and sum(kept) == 15  # exactly the frames the model took were preprocessed ahead
     replay = Recognizer(model)
     for frame, pred in pairs:
         again = replay.push(frame.image, frame.media_time_s, frame_index=frame.index)  # prepared here instead

@@ -39,8 +39,8 @@ class Frame:
     ``segment``: how many times the source had reconnected when this frame was read. Frames of
     different segments are not continuous in time, so consumers reset per-stream state when it
     changes (tied to the frame itself: polling a counter races with the capture thread).
-    ``prepared``: the model's resized and cropped patch of ``image``, made on the capture thread
-    when its consumer asked for it (``CaptureThread(prepare=...)``), else None.
+    ``prepared``: what the capture thread made of ``image`` for its consumer
+    (``CaptureThread(prepare=...)``; the Recognizer's prefetcher: the model's input), else None.
     """
 
     image: np.ndarray
