@@ -151,13 +151,14 @@ def _machine_share(since: MachineCpu | None) -> dict[str, float] | None:
 
 
 def run_batched(engine: Any, frames: list[list[np.ndarray]], seconds: float, rate: float, model: str,
-                mode: str = "batched", lanes: int = 1) -> Row:
+                mode: str = "batched", lanes: int = 1, gather_s: float | None = None) -> Row:
     multi = MultiRecognizer(engine, max_streams=len(frames), fps=rate, lanes=lanes)
     sources = _sources(frames, seconds)
     preds: dict[str, list[float]] = {sid: [] for sid in sources}
     warm_until = time.monotonic() + WARMUP_S
     t0 = cpu0 = machine0 = None
-    for sid, p in multi.run(sources):  # what a server runs: skipped frames stay on the capture threads
+    gather = {} if gather_s is None else {"gather_s": gather_s}
+    for sid, p in multi.run(sources, **gather):  # what a server runs: skipped frames stay on the capture threads
         if time.monotonic() < warm_until:
             continue
         if t0 is None:
@@ -207,7 +208,7 @@ def markdown(rows: list[Row], payload: dict[str, Any], quick: bool) -> str:
         "Many streams: batched MultiRecognizer vs separate Recognizers", payload,
         "each stream a live 30 fps replay of pre-rendered 480x640 synthetic frames, sampled to 10 fps; ONNX Runtime, "
         "one engine shared by all streams (1 intra-op thread, or as many as the mode says: batched-2t = 2; "
-        "batched-2l = 1 thread, lanes=2); 1 s warm-up, then the stated seconds; each row the median of its repeats "
+        "batched-2l = 1 thread, lanes=2; batched-g20ms = 1 thread, gather_s 20 ms); 1 s warm-up, then the stated seconds; each row the median of its repeats "
         "(run interleaved: batched, batched-2t, batched-2l, separate, batched, ...), CPU range over them in brackets; "
         "machine idle / steal: per cent of all CPUs' time while measured left idle / taken by the hypervisor for other "
         "guests (Linux /proc/stat)",
@@ -282,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="ONNX Runtime threads of the batched engine, one set of rows each (separate Recognizers: 1)")
     parser.add_argument("--batched-lanes", default="2",
                         help="lanes of the 1-thread batched engine, one set of rows each (1 or empty: none)")
+    parser.add_argument("--batched-gather-ms", default="",
+                        help="gather windows (ms) of extra 1-thread batched modes, batched-g<ms> (empty: none; the "
+                             "other modes use MultiRecognizer.run's default)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs of every configuration, interleaved across modes; rows report their medians")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 and 2 streams, 2 s, the default model")
@@ -294,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         batched_threads = [int(x) for x in args.batched_threads.split(",")]
         batched_lanes = [int(x) for x in args.batched_lanes.split(",") if x.strip() and int(x) > 1]
         h, w = (int(x) for x in args.size.lower().split("x"))
+        gathers = [float(x) for x in args.batched_gather_ms.split(",") if x.strip()]
     except ValueError:
         parser.error(f"--streams and --batched-threads/--batched-lanes take integers like 1,2,4 and --size HxW like "
                      f"480x640 (got {args.streams!r}, {args.batched_threads!r}, {args.batched_lanes!r}, {args.size!r})")
@@ -301,9 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in models if m not in MODELS]
     if (unknown or any(not 1 <= n <= 256 for n in counts) or not 0.5 <= args.seconds <= 600
             or any(not 1 <= t <= 64 for t in batched_threads) or any(k > 16 for k in batched_lanes)
-            or not 1 <= args.repeat <= 20):
+            or not 1 <= args.repeat <= 20 or any(not 0 <= g <= 1000 for g in gathers)):
         parser.error(f"models must be among {sorted(MODELS)}, streams 1..256, seconds 0.5..600, batched threads 1..64, "
-                     "batched lanes 1..16, repeat 1..20")
+                     "batched lanes 1..16, repeat 1..20, gather 0..1000 ms")
     out = output_dir(args.out, quick=args.quick)
     payload: dict[str, Any] = {"command": " ".join(["python", "benchmarks/multistream.py", *(argv or sys.argv[1:])]),
                                "environment": environment()}
@@ -319,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         for n in counts:
             runs = [(partial(run_batched, mode="batched" if t == 1 else f"batched-{t}t"), engines[t]) for t in batched_threads]
             runs += [(partial(run_batched, mode=f"batched-{k}l", lanes=k), engines[1]) for k in batched_lanes]
+            runs += [(partial(run_batched, mode=f"batched-g{g:g}ms", gather_s=g / 1000), engines[1]) for g in gathers]
             modes = [*runs, (run_separate, engines[1])]
             repeats: list[list[Row]] = [[] for _ in modes]
             every_run.append(repeats)
