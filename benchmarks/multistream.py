@@ -208,7 +208,7 @@ def markdown(rows: list[Row], payload: dict[str, Any], quick: bool) -> str:
         "Many streams: batched MultiRecognizer vs separate Recognizers", payload,
         "each stream a live 30 fps replay of pre-rendered 480x640 synthetic frames, sampled to 10 fps; ONNX Runtime, "
         "one engine shared by all streams (1 intra-op thread, or as many as the mode says: batched-2t = 2; "
-        "batched-2l = 1 thread, lanes=2; batched-g20ms = 1 thread, gather_s 20 ms); 1 s warm-up, then the stated seconds; each row the median of its repeats "
+        "batched-2l = 1 thread, lanes=2; batched-g<N>ms, where run: 1 thread, gather_s N ms); 1 s warm-up, then the stated seconds; each row the median of its repeats "
         "(run interleaved: batched, batched-2t, batched-2l, separate, batched, ...), CPU range over them in brackets; "
         "machine idle / steal: per cent of all CPUs' time while measured left idle / taken by the hypervisor for other "
         "guests (Linux /proc/stat)",

@@ -494,9 +494,10 @@ class MultiRecognizer:
         takes the oldest waiting frame of every stream that has one; after the first frame of a
         round arrives it waits at most ``gather_s`` for the streams whose next frame is due by
         then (from each stream's last capture time and interval; a stream out of phase holds
-        nothing, a late one never longer), then steps the round's kept frames as one batch. A queued (file)
-        stream whose frame sampling skips hands over its next frames up to a kept one, within
-        another ``gather_s`` at most, so files out of phase still share batches.
+        nothing, a late one never longer), then steps the round's kept frames as one batch
+        (``gather_timeouts`` counts the rounds that waited in vain). A queued (file) stream
+        whose frame sampling skips hands over its next frames up to a kept one, within another
+        ``gather_s`` at most, so files out of phase still share batches.
         An id that names a stream already (pushed to, or left by a run its ``stop_event``
         ended) goes on with the new source (state and sampling reset with reason
         ``SOURCE_CHANGE``, smoothing kept, as after a reconnect); the sources must fit in

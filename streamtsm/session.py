@@ -216,8 +216,9 @@ class StreamingSession(_SessionBase):
         where end-to-end latency is measured from; None means the moment of this call.
         ``prepared``: the frame already preprocessed by a ``FramePreprocessor`` of this card
         (the capture thread does that ahead of the model; a ``geometry`` patch is normalised
-        here), so only a copy into the model's input runs here. Returns None when the frame was skipped by sampling. Raises
-        FrameError for an unusable frame, leaving the state and sampler untouched.
+        here), so only a copy into the model's input runs here. Returns None when the frame
+        was skipped by sampling. Raises FrameError for an unusable frame, leaving the state
+        and sampler untouched.
         """
         frame, ts, decision, t_start = self._admit(image, timestamp, source, frame_index=frame_index,
                                                    captured_at=captured_at, capture_wait_ms=capture_wait_ms)
