@@ -124,10 +124,28 @@ def frames_for(n_streams: int, size: tuple[int, int], per_stream: int = 30) -> l
 WARMUP_S = 1.0  # not measured: engine warm-up and the capture threads' start
 
 
-def _sources(frames: list[list[np.ndarray]], seconds: float) -> dict[str, ReplaySource]:
-    """One replaying camera per stream, running through the warm-up and then ``seconds`` measured."""
-    return {f"s{i}": ReplaySource(f, fps=30.0, duration_s=WARMUP_S + seconds, name=f"s{i}")
-            for i, f in enumerate(frames)}
+class _LateReplay(ReplaySource):
+    """A replay whose first frame comes ``delay_s`` after its capture thread starts: a camera out of phase."""
+
+    def __init__(self, *args: Any, delay_s: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.delay_s, self._waited = delay_s, False
+
+    def _read(self):
+        if not self._waited:
+            self._waited = True
+            self._interrupted.wait(self.delay_s)
+        return super()._read()
+
+
+def _sources(frames: list[list[np.ndarray]], seconds: float, spread_s: float = 0.0) -> dict[str, ReplaySource]:
+    """One replaying camera per stream, running through the warm-up and then ``seconds`` measured.
+
+    ``spread_s``: each camera's first frame comes a seeded uniform [0, spread_s) later (the same
+    offsets for every mode); 0: the cameras start together, 0.55 ms apart as their threads start."""
+    delays = np.random.default_rng(0).uniform(0.0, spread_s, len(frames)) if spread_s else np.zeros(len(frames))
+    return {f"s{i}": _LateReplay(f, fps=30.0, duration_s=WARMUP_S + seconds, name=f"s{i}", delay_s=float(d))
+            for i, (f, d) in enumerate(zip(frames, delays))}
 
 
 def _summarise(model: str, mode: str, n: int, seconds: float, preds: dict[str, list[float]], dropped: int,
@@ -151,9 +169,9 @@ def _machine_share(since: MachineCpu | None) -> dict[str, float] | None:
 
 
 def run_batched(engine: Any, frames: list[list[np.ndarray]], seconds: float, rate: float, model: str,
-                mode: str = "batched", lanes: int = 1, gather_s: float | None = None) -> Row:
+                mode: str = "batched", lanes: int = 1, gather_s: float | None = None, spread_s: float = 0.0) -> Row:
     multi = MultiRecognizer(engine, max_streams=len(frames), fps=rate, lanes=lanes)
-    sources = _sources(frames, seconds)
+    sources = _sources(frames, seconds, spread_s)
     preds: dict[str, list[float]] = {sid: [] for sid in sources}
     warm_until = time.monotonic() + WARMUP_S
     t0 = cpu0 = machine0 = None
@@ -173,8 +191,9 @@ def run_batched(engine: Any, frames: list[list[np.ndarray]], seconds: float, rat
                       multi.lane_batches if lanes > 1 else None)
 
 
-def run_separate(engine: Any, frames: list[list[np.ndarray]], seconds: float, rate: float, model: str) -> Row:
-    sources = _sources(frames, seconds)
+def run_separate(engine: Any, frames: list[list[np.ndarray]], seconds: float, rate: float, model: str,
+                 spread_s: float = 0.0) -> Row:
+    sources = _sources(frames, seconds, spread_s)
     preds: dict[str, list[float]] = {sid: [] for sid in sources}
     dropped: dict[str, int] = {}
     start = threading.Barrier(len(sources) + 1)
@@ -286,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batched-gather-ms", default="",
                         help="gather windows (ms) of extra 1-thread batched modes, batched-g<ms> (empty: none; the "
                              "other modes use MultiRecognizer.run's default)")
+    parser.add_argument("--phase-spread-ms", type=float, default=0.0,
+                        help="cameras out of phase: each one's first frame a seeded uniform 0..this many ms later "
+                             "(0: they start together)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs of every configuration, interleaved across modes; rows report their medians")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 and 2 streams, 2 s, the default model")
@@ -306,9 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in models if m not in MODELS]
     if (unknown or any(not 1 <= n <= 256 for n in counts) or not 0.5 <= args.seconds <= 600
             or any(not 1 <= t <= 64 for t in batched_threads) or any(k > 16 for k in batched_lanes)
-            or not 1 <= args.repeat <= 20 or any(not 0 <= g <= 1000 for g in gathers)):
+            or not 1 <= args.repeat <= 20 or any(not 0 <= g <= 1000 for g in gathers)
+            or not 0 <= args.phase_spread_ms <= 1000):
         parser.error(f"models must be among {sorted(MODELS)}, streams 1..256, seconds 0.5..600, batched threads 1..64, "
-                     "batched lanes 1..16, repeat 1..20, gather 0..1000 ms")
+                     "batched lanes 1..16, repeat 1..20, gather and phase spread 0..1000 ms")
     out = output_dir(args.out, quick=args.quick)
     payload: dict[str, Any] = {"command": " ".join(["python", "benchmarks/multistream.py", *(argv or sys.argv[1:])]),
                                "environment": environment()}
@@ -326,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
             runs += [(partial(run_batched, mode=f"batched-{k}l", lanes=k), engines[1]) for k in batched_lanes]
             runs += [(partial(run_batched, mode=f"batched-g{g:g}ms", gather_s=g / 1000), engines[1]) for g in gathers]
             modes = [*runs, (run_separate, engines[1])]
+            spread = args.phase_spread_ms / 1000
+            modes = [(partial(runner, spread_s=spread), engine) for runner, engine in modes]
             repeats: list[list[Row]] = [[] for _ in modes]
             every_run.append(repeats)
             for _ in range(args.repeat):

@@ -443,3 +443,18 @@ def test_every_benchmark_shows_each_default_once_and_never_as_none(script, monke
     with pytest.raises(_Parsed) as parsed:
         module.main([])
     assert unsaid_defaults(parsed.value.args[0]) == []
+
+
+def test_multistream_cameras_out_of_phase_start_late_by_the_same_seeded_offsets():
+    bench = _script("multistream")
+    frames = [[bench.np.zeros((8, 8, 3), bench.np.uint8)]] * 4
+    late, again = bench._sources(frames, 1.0, spread_s=0.1), bench._sources(frames, 1.0, spread_s=0.1)
+    delays = [s.delay_s for s in late.values()]
+    assert delays == [s.delay_s for s in again.values()] and all(0 <= d < 0.1 for d in delays)
+    assert len(set(delays)) == 4  # not in phase
+    assert [s.delay_s for s in bench._sources(frames, 1.0).values()] == [0.0] * 4
+    source = late["s0"]
+    with source:  # the delay comes before the first frame only; the media clock is unchanged
+        first, second = source.read(), source.read()
+    assert (first.media_time_s, second.media_time_s) == (0.0, 1 / 30)
+    assert second.timestamp - first.timestamp > 0.5 / 30
