@@ -110,12 +110,16 @@ class _PerStreamState:
 class _Stream:
     """One stream: its slot (state row), its sampler front and its postprocessing."""
 
-    __slots__ = ("stream_id", "slot", "front", "outputs", "frames_pushed", "segment", "skipping_prefetcher")
+    __slots__ = ("stream_id", "slot", "front", "outputs", "frames_pushed", "segment", "skipping_prefetcher",
+                 "last_capture", "capture_interval")
 
     def __init__(self, stream_id: Hashable, slot: int, front: StreamSlot, outputs: StreamOutputs) -> None:
         self.stream_id, self.slot, self.front, self.outputs = stream_id, slot, front, outputs
         self.frames_pushed = 0
         self.segment: int | None = None  # the source's reconnect count at the last frame (run() only)
+        # run(): capture time of the last frame taken and the interval before it (when the next is due)
+        self.last_capture: float | None = None
+        self.capture_interval: float | None = None
         # run(): the capture thread's prefetcher when it drops skipped frames; it alone saw every captured
         # frame, so it knows the capture rate, also after the run ended
         self.skipping_prefetcher: FramePrefetcher | None = None
@@ -214,7 +218,6 @@ class MultiRecognizer:
         self._arrived = threading.Condition()
         self._arrived_ids: set[Hashable] = set()  # streams with news (a frame, or their end) since the last round
         self._awaiting: frozenset[Hashable] = frozenset()  # the streams a gathering round waits for
-        self._last_frame: dict[Hashable, tuple[float, float | None]] = {}  # capture time, interval before it
         self._fps = fps
         FrameSampler(self.card.temporal.fps if fps is None else fps, self.card.temporal.max_gap_s)  # a bad fps: now
         self._options = PostprocessOptions(**post)
@@ -280,8 +283,8 @@ class MultiRecognizer:
                 capture.stop()
                 return
             self._captures[stream_id] = capture
-            self._last_frame.pop(stream_id, None)  # its frames' rhythm is the new source's
-            stream.segment = None  # a new source: its segments count from its own start
+            stream.segment = None  # a new source: its segments count, and its frames' rhythm, from its own start
+            stream.last_capture = stream.capture_interval = None
             stream.skipping_prefetcher = prefetcher if self._model_frames_only else None
 
     def _add(self, stream_id: Hashable) -> _Stream:
@@ -310,7 +313,6 @@ class MultiRecognizer:
             self._free.append(stream.slot)
             events = stream.outputs.postprocessor.reset()
             capture = self._captures.pop(stream_id, None) if self._captures is not None else None
-            self._last_frame.pop(stream_id, None)
         if capture is not None:
             capture.stop()
             self._keep_stats(stream_id, capture)
@@ -539,7 +541,6 @@ class MultiRecognizer:
                     "MultiRecognizer with a larger max_streams"
                 )
             self._captures, self._source_options = {}, source_options
-            self._last_frame.clear()
             self._model_frames_only = model_frames_only
             self._run_stop = stop_event
         try:
@@ -614,8 +615,10 @@ class MultiRecognizer:
             self._arrived_ids.clear()
 
     def _due_by(self, stream_id: Hashable, deadline: float) -> bool:
-        last = self._last_frame.get(stream_id)
-        return last is None or last[1] is None or last[0] + last[1] <= deadline
+        stream = self._streams.get(stream_id)
+        if stream is None or stream.last_capture is None or stream.capture_interval is None:
+            return stream is not None
+        return stream.last_capture + stream.capture_interval <= deadline
 
     def _on_frame(self, stream_id: Hashable) -> None:
         # wake the consumer only when it has something to act on: the first news of a round (it
@@ -680,9 +683,9 @@ class MultiRecognizer:
         stream = self._streams.get(stream_id)
         if stream is None:
             return None
-        last = self._last_frame.get(stream_id)
-        interval = frame.timestamp - last[0] if last is not None and frame.timestamp > last[0] else None
-        self._last_frame[stream_id] = (frame.timestamp, interval)
+        last = stream.last_capture
+        stream.capture_interval = frame.timestamp - last if last is not None and frame.timestamp > last else None
+        stream.last_capture = frame.timestamp
         if stream.segment is not None and frame.segment != stream.segment:
             stream.front.reset(Reset(ResetReason.RECONNECT, f"{capture.source.name} reconnected"))
         stream.segment = frame.segment
