@@ -322,8 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         h, w = (int(x) for x in args.size.lower().split("x"))
         gathers = [float(x) for x in args.batched_gather_ms.split(",") if x.strip()]
     except ValueError:
-        parser.error(f"--streams and --batched-threads/--batched-lanes take integers like 1,2,4 and --size HxW like "
-                     f"480x640 (got {args.streams!r}, {args.batched_threads!r}, {args.batched_lanes!r}, {args.size!r})")
+        parser.error(f"--streams and --batched-threads/--batched-lanes take integers like 1,2,4, --batched-gather-ms "
+                     f"numbers like 20,40 and --size HxW like 480x640 (got {args.streams!r}, {args.batched_threads!r}, "
+                     f"{args.batched_lanes!r}, {args.batched_gather_ms!r}, {args.size!r})")
     models = args.models.split(",")
     unknown = [m for m in models if m not in MODELS]
     if (unknown or any(not 1 <= n <= 256 for n in counts) or not 0.5 <= args.seconds <= 600

@@ -304,6 +304,10 @@ class FramePreprocessor:
         """Write a frame prepared ahead of time into ``out``: a model input from :meth:`__call__`
         (``float32 (3, crop, crop)``, copied) or a patch from :meth:`geometry` (normalised here)."""
         crop = self.preprocessing.crop_size
+        if not isinstance(prepared, np.ndarray):
+            raise FrameError(f"a prepared frame must be a numpy array (float32 3x{crop}x{crop} from FramePreprocessor, "
+                             f"or uint8 {crop}x{crop}x3 from its geometry), got a {type(prepared).__name__}; "
+                             "or leave prepared=None")
         if prepared.dtype == np.float32 and prepared.shape == (3, crop, crop):
             np.copyto(out, prepared)
             return out

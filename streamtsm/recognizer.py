@@ -197,8 +197,9 @@ class Recognizer:
         ``source``: a stream name; a change resets the state. ``captured_at``:
         ``time.monotonic()`` at capture, for end-to-end latency (default: now).
         ``prepared``: the frame already preprocessed (``FramePreprocessor(card.preprocessing)(frame)``,
-        or only resized and cropped by its ``geometry``; ``run()`` has its capture thread do it). None is returned when sampling skipped the
-        frame, or (window models) when no clip was run at this frame.
+        or only resized and cropped by its ``geometry``; ``run()`` has its capture thread do it).
+        None is returned when sampling skipped the frame, or (window models) when no clip was run
+        at this frame.
         """
         with self._lock:
             self._check_open()

@@ -320,6 +320,7 @@ def test_property_valid_inputs_are_accepted(arr: np.ndarray) -> None:
         (lambda pre, f: pre(f).astype(np.float64), r"float32 3x32x32 \(FramePreprocessor\) or uint8 32x32x3"),
         (lambda pre, f: pre(f)[:, :16], r"float32 3x32x32 .* got float32 \(3, 16, 32\)"),
         (lambda pre, f: pre.geometry(f)[:16], r"a prepared patch must be 32x32x3"),
+        (lambda pre, f: pre(f).tolist(), r"must be a numpy array .* got a list; or leave prepared=None"),
     ],
 )
 def test_load_takes_either_prepared_form_and_names_both_when_neither(make, message: str | None) -> None:
